@@ -1,0 +1,282 @@
+import type {
+  Command,
+  CommonTableExpression,
+  IsolationLevel,
+  Kysely,
+  KyselyPlugin,
+  MergeQueryBuilder,
+  MergeResult,
+  QueryCreator,
+  QueryCreatorWithCommonTableExpression,
+  RecursiveCommonTableExpression,
+  SimpleTableReference,
+} from 'kysely'
+import type {
+  ReadonlyCommonTableExpression,
+  ReadonlyQueryCreator,
+  ReadonlyQueryCreatorWithCommonTableExpression,
+  ReadonlyRecursiveCommonTableExpression,
+} from 'kysely/readonly'
+
+/**
+ * The brand that tells a replica handle from a primary handle. It exists only in the type system:
+ * a property whose type differs (`'read'` vs `'write'`) is what keeps the two apart structurally.
+ */
+declare const capability: unique symbol
+
+/**
+ * A type-only carrier of the schema. A mapped type, on purpose: TypeScript then treats its measured
+ * variance in DB as unreliable and compares two backends member by member, which is what lets a
+ * backend of a larger schema pass where a smaller one is asked for. Kysely's own builders (`fn`,
+ * MERGE, read-only CTEs) measure as invariant in DB though they are used covariantly here.
+ */
+declare const schema: unique symbol
+
+/**
+ * What a read backend's callbacks and options may abort with, mirrored from Kysely's
+ * `ConnectionBuilder.execute` so that passing `{ signal }` keeps working.
+ */
+type ConnectionOptions = Parameters<ReturnType<Kysely<any>['connection']>['execute']>[1]
+
+// Kysely does not export its CTE builder type; this is the `cte('name').materialized()` callback.
+type CTEBuilderCallback<N extends string> = Extract<
+  Parameters<QueryCreator<any>['with']>[0],
+  (...args: any[]) => any
+> & { readonly __cteName?: N }
+
+/**
+ * The read-only query surface: Kysely 0.29's own read-only types for the query starters
+ * (`with` and `withRecursive` only accept SELECT bodies), plus the expression helpers.
+ */
+interface ReadQueries<DB>
+  extends Pick<ReadonlyQueryCreator<DB>, 'selectFrom' | 'selectNoFrom'>,
+    Pick<Kysely<DB>, 'fn' | 'dynamic' | 'case' | 'isTransaction'> {
+  // `this`-typed so that the schema is read off the receiver: Kysely's read-only CTE types are
+  // invariant in DB, which would stop a backend of a larger schema from passing as a smaller one.
+  with<B extends CanRead<any>, N extends string, E extends ReadonlyCommonTableExpression<SchemaOf<B>, N>>(
+    this: B,
+    nameOrBuilder: N | CTEBuilderCallback<N>,
+    expression: E,
+  ): ReadonlyQueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  withRecursive<
+    B extends CanRead<any>,
+    N extends string,
+    E extends ReadonlyRecursiveCommonTableExpression<SchemaOf<B>, N>,
+  >(
+    this: B,
+    nameOrBuilder: N | CTEBuilderCallback<N>,
+    expression: E,
+  ): ReadonlyQueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+}
+
+/** The database schema a backend was created for. */
+// Read off a method's return type, which names the interface: inferring from the interface itself
+// would match it member by member and yield unions of partial schemas.
+export type SchemaOf<B> = B extends { withoutPlugins(): WriteBackend<infer DB> }
+  ? DB
+  : B extends { withoutPlugins(): ReadBackend<infer DB> }
+    ? DB
+    : B extends { withoutPlugins(): CanRead<infer DB> }
+      ? DB
+      : never
+
+/**
+ * What both backends satisfy: everything that only reads.
+ *
+ * Write data-access functions that only read against `CanRead<DB>` so that callers can run them on a
+ * replica or, inside a write transaction, on the primary:
+ *
+ * ```ts
+ * async function findUser(db: CanRead<DB>, id: number) {
+ *   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+ * }
+ * await findUser(backends.read, 1)
+ * await backends.write.transaction().execute((tx) => findUser(tx, 1))
+ * ```
+ */
+export interface CanRead<DB> extends ReadQueries<DB> {
+  readonly [capability]: 'read' | 'write'
+  readonly [schema]: { readonly [T in keyof DB]: DB[T] }
+  withPlugin(plugin: KyselyPlugin): CanRead<DB>
+  withoutPlugins(): CanRead<DB>
+  withSchema(schema: string): CanRead<DB>
+  /** A transaction on whichever backend this is; the callback gets the same capability. */
+  transaction(): BackendTransactionBuilder<CanRead<DB>>
+  /** Pins one connection of this backend for the callback. */
+  connection(): BackendConnectionBuilder<CanRead<DB>>
+}
+
+/**
+ * A replica: reads only. A function that demands `ReadBackend<DB>` is replica-only, which keeps heavy
+ * reports off the primary; a {@link WriteBackend} is not accepted there.
+ */
+export interface ReadBackend<DB> extends CanRead<DB> {
+  readonly [capability]: 'read'
+  withPlugin(plugin: KyselyPlugin): ReadBackend<DB>
+  withoutPlugins(): ReadBackend<DB>
+  withSchema(schema: string): ReadBackend<DB>
+  /**
+   * A read-only, repeatable-read snapshot on one replica: every query in the callback sees the
+   * same data.
+   */
+  transaction(): BackendTransactionBuilder<ReadBackend<DB>>
+  connection(): BackendConnectionBuilder<ReadBackend<DB>>
+  /** A read-only controlled transaction (commit, rollback and savepoints by hand). */
+  startTransaction<B extends ReadBackend<any>>(
+    this: B,
+  ): ControlledTransactionStarter<ReadControlledTransaction<SchemaOf<B>>>
+}
+
+/**
+ * The primary: reads and writes. Only this backend offers `insertInto`, `updateTable`, `deleteFrom`,
+ * `mergeInto`, `replaceInto`, `schema`, data-modifying CTEs and what Kysely's `sql` template needs to
+ * execute.
+ *
+ * `write.transaction().execute(async (tx) => …)` hands `tx: WriteBackend<DB>`: one connection to the
+ * primary, so a read after a write in the callback sees that write.
+ */
+export interface WriteBackend<DB>
+  extends CanRead<DB>,
+    Pick<QueryCreator<DB>, 'insertInto' | 'replaceInto' | 'updateTable' | 'deleteFrom'>,
+    Pick<Kysely<DB>, 'schema' | 'getExecutor' | 'executeQuery'> {
+  readonly [capability]: 'write'
+  // The first overload admits data-modifying CTE bodies; the second is the read-only one inherited
+  // from CanRead, kept so that a WriteBackend still is a CanRead.
+  with<B extends WriteBackend<any>, N extends string, E extends CommonTableExpression<SchemaOf<B>, N>>(
+    this: B,
+    nameOrBuilder: N | CTEBuilderCallback<N>,
+    expression: E,
+  ): QueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  with<B extends CanRead<any>, N extends string, E extends ReadonlyCommonTableExpression<SchemaOf<B>, N>>(
+    this: B,
+    nameOrBuilder: N | CTEBuilderCallback<N>,
+    expression: E,
+  ): ReadonlyQueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  withRecursive<
+    B extends WriteBackend<any>,
+    N extends string,
+    E extends RecursiveCommonTableExpression<SchemaOf<B>, N>,
+  >(
+    this: B,
+    nameOrBuilder: N | CTEBuilderCallback<N>,
+    expression: E,
+  ): QueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  withRecursive<
+    B extends CanRead<any>,
+    N extends string,
+    E extends ReadonlyRecursiveCommonTableExpression<SchemaOf<B>, N>,
+  >(
+    this: B,
+    nameOrBuilder: N | CTEBuilderCallback<N>,
+    expression: E,
+  ): ReadonlyQueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  // `this`-typed for the same reason as `with`: Kysely 0.29's MergeQueryBuilder is invariant in DB.
+  mergeInto<B extends WriteBackend<any>, TR extends SimpleTableReference<SchemaOf<B>>>(
+    this: B,
+    targetTable: TR,
+  ): MergeInto<SchemaOf<B>, TR>
+  withPlugin(plugin: KyselyPlugin): WriteBackend<DB>
+  withoutPlugins(): WriteBackend<DB>
+  withSchema(schema: string): WriteBackend<DB>
+  transaction(): BackendTransactionBuilder<WriteBackend<DB>>
+  connection(): BackendConnectionBuilder<WriteBackend<DB>>
+  /** A controlled transaction on the primary (commit, rollback and savepoints by hand). */
+  startTransaction<B extends WriteBackend<any>>(
+    this: B,
+  ): ControlledTransactionStarter<WriteControlledTransaction<SchemaOf<B>>>
+}
+
+// Kysely's own MergeInto, which it does not export.
+type MergeInto<DB, TR extends SimpleTableReference<DB>> = [TR] extends [keyof DB]
+  ? MergeQueryBuilder<DB, TR & keyof DB, MergeResult>
+  : [TR] extends [`${infer T} as ${infer A}`]
+    ? T extends keyof DB
+      ? MergeQueryBuilder<DB & { [K in A]: DB[T] }, A, MergeResult>
+      : never
+    : never
+
+/** Starts a transaction whose callback receives a backend of capability `B`. */
+export interface BackendTransactionBuilder<B> {
+  setIsolationLevel(isolationLevel: IsolationLevel): BackendTransactionBuilder<B>
+  execute<T>(callback: (tx: B) => Promise<T>): Promise<T>
+}
+
+/** Pins one connection; the callback receives a backend of capability `B`. */
+export interface BackendConnectionBuilder<B> {
+  execute<T>(callback: (db: B) => Promise<T>, options?: ConnectionOptions): Promise<T>
+}
+
+/** Starts a controlled transaction `T`. */
+export interface ControlledTransactionStarter<T> {
+  setIsolationLevel(isolationLevel: IsolationLevel): ControlledTransactionStarter<T>
+  execute(): Promise<T>
+}
+
+// Kysely keeps these two in a module it does not export; they track which savepoints exist.
+type RollbackToSavepoint<S extends string[], SN extends S[number]> = S extends [...infer L, infer R]
+  ? R extends SN
+    ? S
+    : RollbackToSavepoint<L extends string[] ? L : never, SN>
+  : never
+type ReleaseSavepoint<S extends string[], SN extends S[number]> = S extends [...infer L, infer R]
+  ? R extends SN
+    ? L
+    : ReleaseSavepoint<L extends string[] ? L : never, SN>
+  : never
+
+// Declared here rather than picked from Kysely's ControlledTransaction class, whose type is
+// invariant in DB and would stop a backend of a larger schema from passing as a smaller one.
+interface TransactionControl {
+  readonly isCommitted: boolean
+  readonly isRolledBack: boolean
+  commit(): Command<void>
+  rollback(): Command<void>
+}
+
+/** A controlled transaction on the primary: a {@link WriteBackend} you commit or roll back yourself. */
+export interface WriteControlledTransaction<DB, S extends string[] = []>
+  extends WriteBackend<DB>,
+    TransactionControl {
+  // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
+  // refuse a backend of a larger schema where a smaller one is asked for.
+  savepoint<T extends WriteBackend<any>, SN extends string>(
+    this: T,
+    savepointName: SN extends S ? never : SN,
+  ): Command<WriteControlledTransaction<SchemaOf<T>, [...S, SN]>>
+  rollbackToSavepoint<T extends WriteBackend<any>, SN extends S[number]>(
+    this: T,
+    savepointName: SN,
+  ): RollbackToSavepoint<S, SN> extends string[]
+    ? Command<WriteControlledTransaction<SchemaOf<T>, RollbackToSavepoint<S, SN>>>
+    : never
+  releaseSavepoint<T extends WriteBackend<any>, SN extends S[number]>(
+    this: T,
+    savepointName: SN,
+  ): ReleaseSavepoint<S, SN> extends string[]
+    ? Command<WriteControlledTransaction<SchemaOf<T>, ReleaseSavepoint<S, SN>>>
+    : never
+}
+
+/** A read-only controlled transaction on a replica: a {@link ReadBackend} you end yourself. */
+export interface ReadControlledTransaction<DB, S extends string[] = []>
+  extends ReadBackend<DB>,
+    TransactionControl {
+  // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
+  // refuse a backend of a larger schema where a smaller one is asked for.
+  savepoint<T extends ReadBackend<any>, SN extends string>(
+    this: T,
+    savepointName: SN extends S ? never : SN,
+  ): Command<ReadControlledTransaction<SchemaOf<T>, [...S, SN]>>
+  rollbackToSavepoint<T extends ReadBackend<any>, SN extends S[number]>(
+    this: T,
+    savepointName: SN,
+  ): RollbackToSavepoint<S, SN> extends string[]
+    ? Command<ReadControlledTransaction<SchemaOf<T>, RollbackToSavepoint<S, SN>>>
+    : never
+  releaseSavepoint<T extends ReadBackend<any>, SN extends S[number]>(
+    this: T,
+    savepointName: SN,
+  ): ReleaseSavepoint<S, SN> extends string[]
+    ? Command<ReadControlledTransaction<SchemaOf<T>, ReleaseSavepoint<S, SN>>>
+    : never
+}
