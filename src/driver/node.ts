@@ -1,0 +1,62 @@
+import type { DatabaseConnection, Dialect, Driver } from 'kysely'
+
+/**
+ * How a read node's sessions are made read-only in the database:
+ * - `'connection'`: once per connection (a startup parameter, or a statement when the connection is
+ *   first seen); no cost per query.
+ * - `'transaction'`: every read outside a transaction runs in its own read-only transaction; for
+ *   poolers in transaction mode (PgBouncer) and for a driver shared with the write backend.
+ */
+export type ReadOnlyEnforcement = 'connection' | 'transaction'
+
+/** How a node makes its sessions read-only; absent on the write node. */
+export interface ReadOnlySession {
+  readonly enforcement: ReadOnlyEnforcement
+  /** Run once on each connection first seen, where the connection did not start read-only. */
+  readonly sessionSql?: string
+  /** Run after BEGIN on drivers that ignore Kysely's access mode setting (PGlite). */
+  readonly transactionSql?: string
+}
+
+/** One database server as seen by one backend: its driver, started on first use, ended once. */
+export class Node {
+  readonly #driver: Driver
+  readonly #owner: Node | undefined
+  #init: Promise<void> | undefined
+  #destroyed: Promise<void> | undefined
+
+  constructor(
+    /** Host, port and database, or a role name; never credentials. */
+    readonly name: string,
+    readonly dialect: Dialect,
+    readonly readOnly: ReadOnlySession | undefined,
+    /** A node whose driver this one borrows (a read view of the primary on a shared driver). */
+    owner?: Node,
+  ) {
+    this.#owner = owner
+    this.#driver = owner ? owner.driver : dialect.createDriver()
+  }
+
+  get driver(): Driver {
+    return this.#driver
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    if (this.#owner) return this.#owner.acquireConnection()
+    if (this.#destroyed) throw new Error(`The backends were destroyed; ${this.name} is closed.`)
+    this.#init ??= this.#driver.init()
+    await this.#init
+    return this.#driver.acquireConnection()
+  }
+
+  destroy(): Promise<void> {
+    if (this.#owner) return this.#owner.destroy()
+    this.#destroyed ??= this.#init
+      ? this.#init.then(
+          () => this.#driver.destroy(),
+          () => {},
+        )
+      : Promise.resolve()
+    return this.#destroyed
+  }
+}

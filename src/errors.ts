@@ -1,0 +1,75 @@
+/** What a guarded statement was classified as. */
+export type StatementKind =
+  | 'insert'
+  | 'update'
+  | 'delete'
+  | 'merge'
+  | 'replace'
+  | 'ddl'
+  | 'locking read'
+  | 'raw sql'
+  | 'data-modifying cte'
+  | 'database refusal'
+
+/**
+ * A write (or a lock, or DDL, or raw SQL not declared a read) reached a read backend. Nothing was sent
+ * to the database when `kind` is anything but `'database refusal'`; in that case the database itself
+ * refused the statement in its read-only session, and `cause` keeps its error.
+ */
+export class WriteOnReadBackendError extends Error {
+  override readonly name: string = 'WriteOnReadBackendError'
+  constructor(
+    readonly kind: StatementKind,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${detail} on a read backend. Run it on the write backend (db.write, or the tx of ` +
+        'db.write.transaction()); a read backend only runs reads.',
+      options,
+    )
+  }
+}
+
+/**
+ * A query inside `write.transaction().execute(cb)` ran on `db.read` or `db.write` instead of the
+ * transaction's `tx`: it would run on another connection and not see the transaction's writes.
+ */
+export class TransactionEscapeError extends Error {
+  override readonly name = 'TransactionEscapeError'
+  constructor() {
+    super(
+      'A query inside a write transaction was issued on the outer db.read or db.write backend. It would ' +
+        'run on another connection and miss the transaction\'s own writes. Use the `tx` handed to the ' +
+        'transaction callback instead.',
+    )
+  }
+}
+
+/** A `readSql` string that is not a single read statement. */
+export class NotAReadStatementError extends WriteOnReadBackendError {
+  override readonly name = 'NotAReadStatementError'
+}
+
+/** The configuration handed to `createBackends` is unusable. */
+export class ConfigurationError extends Error {
+  override readonly name = 'ConfigurationError'
+}
+
+/**
+ * Renders a connection string with user, password and query string removed, for errors and events:
+ * `postgres://app:secret@db1:5432/app?sslmode=require` becomes `postgres://db1:5432/app`.
+ */
+export function redactConnectionString(connectionString: string): string {
+  try {
+    const url = new URL(connectionString)
+    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`
+  } catch {
+    return '(unparsable connection string)'
+  }
+}
+
+/** Removes anything that looks like a connection string's credentials from a message. */
+export function redactSecrets(message: string): string {
+  return message.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1').replace(/password=\S+/gi, 'password=***')
+}

@@ -1,0 +1,118 @@
+import type { OperationNode, RootOperationNode } from 'kysely'
+import type { StatementKind } from '../errors.js'
+
+/** What a query would do to the database, as far as its operation tree tells. */
+export type Classification =
+  | { readonly write: false }
+  | { readonly write: true; readonly kind: StatementKind; readonly detail: string }
+
+const READ: Classification = Object.freeze({ write: false })
+
+type RootKind = RootOperationNode['kind']
+
+// A Record over every root kind: a kind added by a new Kysely version breaks the build here instead of
+// being routed silently.
+const ROOT: Record<RootKind, StatementKind | 'select'> = {
+  SelectQueryNode: 'select',
+  InsertQueryNode: 'insert',
+  UpdateQueryNode: 'update',
+  DeleteQueryNode: 'delete',
+  MergeQueryNode: 'merge',
+  RawNode: 'raw sql',
+  CreateTableNode: 'ddl',
+  CreateIndexNode: 'ddl',
+  CreateSchemaNode: 'ddl',
+  CreateViewNode: 'ddl',
+  CreateTypeNode: 'ddl',
+  RefreshMaterializedViewNode: 'ddl',
+  DropTableNode: 'ddl',
+  DropIndexNode: 'ddl',
+  DropSchemaNode: 'ddl',
+  DropViewNode: 'ddl',
+  DropTypeNode: 'ddl',
+  AlterTableNode: 'ddl',
+  AlterTypeNode: 'ddl',
+}
+
+const NESTED_WRITES: Partial<Record<OperationNode['kind'], StatementKind>> = {
+  InsertQueryNode: 'insert',
+  UpdateQueryNode: 'update',
+  DeleteQueryNode: 'delete',
+  MergeQueryNode: 'merge',
+}
+
+const LOCKS = new Set(['ForUpdate', 'ForNoKeyUpdate', 'ForShare', 'ForKeyShare'])
+const RAW_LOCK = /\bfor\s+(?:update|no\s+key\s+update|share|key\s+share)\b|\block\s+in\s+share\s+mode\b/i
+
+/**
+ * Classifies a query by its Kysely operation tree, before it is sent. A SELECT is a read unless it
+ * carries a data-modifying statement at any depth (a CTE body, a subquery) or a locking clause.
+ * Raw SQL as a whole query is not a read: only `readSql` declares one (and checks its text).
+ */
+export function classify(node: RootOperationNode): Classification {
+  const kind = ROOT[node.kind]
+  if (kind === 'select') {
+    return findNestedWrite(node) ?? READ
+  }
+  if (kind === 'insert' && (node as { replace?: boolean }).replace) {
+    return denied('replace', 'REPLACE')
+  }
+  return denied(kind, describe(node.kind, kind))
+}
+
+function denied(kind: StatementKind, detail: string): Classification {
+  return { write: true, kind, detail }
+}
+
+const LABEL: Partial<Record<StatementKind, string>> = {
+  insert: 'An INSERT',
+  update: 'An UPDATE',
+  delete: 'A DELETE',
+  merge: 'A MERGE',
+  'raw sql': 'A raw sql query (declare reads with readSql)',
+}
+
+function describe(nodeKind: RootKind, kind: StatementKind): string {
+  return LABEL[kind] ?? `A DDL statement (${nodeKind.replace(/Node$/, '')})`
+}
+
+// Walks every property rather than a fixed list of child slots, so that a child slot added by a new
+// Kysely version is still searched.
+function findNestedWrite(root: OperationNode): Classification | undefined {
+  const stack: unknown[] = [root]
+  while (stack.length > 0) {
+    const value = stack.pop()
+    if (typeof value !== 'object' || value === null) continue
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push(item)
+      continue
+    }
+    const node = value as OperationNode & Record<string, unknown>
+    if (typeof node.kind === 'string') {
+      const write = NESTED_WRITES[node.kind]
+      if (write) {
+        return denied('data-modifying cte', `A SELECT carrying a nested ${write.toUpperCase()}`)
+      }
+      if (node.kind === 'SelectModifierNode') {
+        const lock = lockIn(node)
+        if (lock) return denied('locking read', `A locking read (${lock})`)
+      }
+    }
+    for (const key in node) {
+      const child = node[key]
+      if (typeof child === 'object' && child !== null) stack.push(child)
+    }
+  }
+  return undefined
+}
+
+function lockIn(node: OperationNode & Record<string, unknown>): string | undefined {
+  const modifier = node.modifier
+  if (typeof modifier === 'string' && LOCKS.has(modifier)) {
+    return modifier.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase()
+  }
+  const raw = node.rawModifier as { kind?: string; sqlFragments?: readonly string[] } | undefined
+  const text = raw?.sqlFragments?.join(' ')
+  const match = text ? RAW_LOCK.exec(text) : null
+  return match ? match[0].toUpperCase() : undefined
+}
