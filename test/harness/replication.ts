@@ -1,0 +1,552 @@
+// Real primary + replica pairs of PostgreSQL and MariaDB for integration tests, on free ports in
+// temp dirs. Everything a worker process needs to control a replica lives in a JSON-safe env
+// object, so global-setup.ts can start the servers and test files can still pause or kill them.
+import { execFile, spawn } from 'node:child_process'
+import { constants } from 'node:fs'
+import { access, appendFile, chown, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import mysql from 'mysql2/promise'
+import pg from 'pg'
+
+export interface ReplicaControl {
+  pauseReplay(): Promise<void>
+  resumeReplay(): Promise<void>
+  killReplica(): Promise<void>
+  startReplica(): Promise<void>
+  waitForReplicaCatchUp(timeoutMs?: number): Promise<void>
+}
+
+interface PairUrls {
+  primaryUrl: string
+  replicaUrl: string
+  adminPrimaryUrl: string
+  adminReplicaUrl: string
+}
+
+export interface PostgresEnv extends PairUrls {
+  /** Temp dir holding both data dirs, logs and unix sockets. */
+  dir: string
+  /** PostgreSQL's bin dir (pg_ctl, initdb, pg_basebackup). */
+  binDir: string
+  /** OS user the binaries run as (postgres refuses root); null when we are not root. */
+  runAs: string | null
+  replicaDataDir: string
+  replicaLogFile: string
+}
+
+export interface MariaDbEnv extends PairUrls {
+  /** Temp dir holding both data dirs, pid files, logs and sockets. */
+  dir: string
+  /** Full argv of the replica's mariadbd; startReplica runs it again. */
+  replicaCommand: string[]
+  replicaPidFile: string
+  replicaLogFile: string
+}
+
+export interface ReplicationEnv {
+  postgres: PostgresEnv
+  mariadb: MariaDbEnv
+}
+
+export interface PostgresPair extends PostgresEnv, ReplicaControl {
+  stop(): Promise<void>
+}
+
+export interface MariaDbPair extends MariaDbEnv, ReplicaControl {
+  stop(): Promise<void>
+}
+
+const START_TIMEOUT_MS = 30_000
+const CATCH_UP_TIMEOUT_MS = 10_000
+const APP_PASSWORD = 'apppw'
+
+const execFileAsync = promisify(execFile)
+const isRoot = process.getuid?.() === 0
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+export async function startPostgresPair(): Promise<PostgresPair> {
+  const binDir = await findPostgresBinDir()
+  const runAs = isRoot ? await requireOsUser('postgres') : null
+  const [primaryPort, replicaPort] = await freePorts(2)
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kysely-rw-pg-'))
+  if (runAs) await chownToUser(dir, runAs)
+  const env: PostgresEnv = {
+    ...pairUrls('postgres', primaryPort, replicaPort, 'app', 'postgres'),
+    dir,
+    binDir,
+    runAs,
+    replicaDataDir: path.join(dir, 'replica'),
+    replicaLogFile: path.join(dir, 'replica.log'),
+  }
+  const primary = { dataDir: path.join(dir, 'primary'), logFile: path.join(dir, 'primary.log'), port: primaryPort }
+  const stop = once(() => stopPostgres(env, primary.dataDir))
+  await startOrCleanUp('PostgreSQL', stop, () => setUpPostgres(env, primary, replicaPort))
+  return { ...env, ...controlPostgres(env), stop }
+}
+
+export function controlPostgres(env: PostgresEnv): ReplicaControl {
+  return {
+    pauseReplay: () => pgExec(env.adminReplicaUrl, 'select pg_wal_replay_pause()'),
+    resumeReplay: () => pgExec(env.adminReplicaUrl, 'select pg_wal_replay_resume()'),
+    killReplica: () => pgStop(env, env.replicaDataDir),
+    startReplica: () => pgStart(env, env.replicaDataDir, env.replicaLogFile),
+    waitForReplicaCatchUp: (timeoutMs = CATCH_UP_TIMEOUT_MS) => waitForPgReplay(env, timeoutMs),
+  }
+}
+
+async function setUpPostgres(
+  env: PostgresEnv,
+  primary: { dataDir: string; logFile: string; port: number },
+  replicaPort: number,
+): Promise<void> {
+  // -A trust also trusts replication connections from 127.0.0.1: initdb's pg_hba template has them.
+  await pgTool(env, 'initdb', ['-D', primary.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync'])
+  await appendFile(path.join(primary.dataDir, 'postgresql.conf'), pgConfig(env.dir, primary.port))
+  await pgStart(env, primary.dataDir, primary.logFile)
+  // Before the base backup, so the replica starts out with role and database.
+  const adminPostgresDb = `postgres://postgres@127.0.0.1:${primary.port}/postgres`
+  await pgExec(adminPostgresDb, 'create role app login')
+  await pgExec(adminPostgresDb, 'create database app owner app')
+  // A replication slot keeps the primary's WAL while a test has killed the replica.
+  await pgTool(env, 'pg_basebackup', [
+    '-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', env.replicaDataDir,
+    '-R', '-X', 'stream', '-c', 'fast', '-C', '-S', 'replica',
+  ])
+  // The replica copied the primary's config; a later `port` line wins.
+  await appendFile(path.join(env.replicaDataDir, 'postgresql.conf'), `port = ${replicaPort}\n`)
+  await pgStart(env, env.replicaDataDir, env.replicaLogFile)
+}
+
+function pgConfig(socketDir: string, port: number): string {
+  return [
+    '',
+    `port = ${port}`,
+    `listen_addresses = '127.0.0.1'`,
+    `unix_socket_directories = '${socketDir}'`,
+    'wal_level = replica',
+    'max_wal_senders = 5',
+    'hot_standby = on',
+    'fsync = off',
+    'max_connections = 200',
+    '',
+  ].join('\n')
+}
+
+async function findPostgresBinDir(): Promise<string> {
+  const root = '/usr/lib/postgresql'
+  const versions = (await readdir(root).catch(() => []))
+    .filter((name) => /^\d+$/.test(name))
+    .sort((a, b) => Number(b) - Number(a))
+  for (const version of versions) {
+    const binDir = path.join(root, version, 'bin')
+    if (await allExecutable(binDir, ['initdb', 'pg_ctl', 'pg_basebackup', 'postgres'])) return binDir
+  }
+  throw new Error(
+    `PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, postgres) not found in ${root}/<version>/bin. ` +
+      'Install them with `apt-get install -y postgresql` (.ci/run does this).',
+  )
+}
+
+async function pgTool(env: PostgresEnv, tool: string, args: string[]): Promise<void> {
+  const binary = path.join(env.binDir, tool)
+  const [file, argv] = env.runAs ? ['runuser', ['-u', env.runAs, '--', binary, ...args]] : [binary, args]
+  // cwd: the postgres user may not be allowed into the caller's cwd.
+  await execFileAsync(file, argv, { cwd: env.dir })
+}
+
+async function pgStart(env: PostgresEnv, dataDir: string, logFile: string): Promise<void> {
+  const timeoutSeconds = String(START_TIMEOUT_MS / 1000)
+  try {
+    await pgTool(env, 'pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', timeoutSeconds, 'start'])
+  } catch (error) {
+    // pg_ctl leaves a server that is still starting after -t running. Best effort: the pair's
+    // stop() tries again, and the start failure is the error worth reporting.
+    await pgStop(env, dataDir).catch(() => {})
+    throw new Error(`PostgreSQL in ${dataDir} did not start: ${errorMessage(error)}\n${await logTail(logFile)}`)
+  }
+}
+
+async function pgStop(env: PostgresEnv, dataDir: string): Promise<void> {
+  if (!(await exists(path.join(dataDir, 'postmaster.pid')))) return
+  await pgTool(env, 'pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop'])
+}
+
+async function stopPostgres(env: PostgresEnv, primaryDataDir: string): Promise<void> {
+  await settleAll([pgStop(env, primaryDataDir), pgStop(env, env.replicaDataDir)], 'Stopping PostgreSQL failed')
+  await rm(env.dir, { recursive: true, force: true })
+}
+
+async function waitForPgReplay(env: PostgresEnv, timeoutMs: number): Promise<void> {
+  const [{ lsn }] = await pgQuery<{ lsn: string }>(env.adminPrimaryUrl, 'select pg_current_wal_lsn()::text as lsn')
+  await waitUntil(`PostgreSQL replica to replay up to ${lsn}`, timeoutMs, async () => {
+    const [{ replayed }] = await pgQuery<{ replayed: boolean | null }>(
+      env.adminReplicaUrl,
+      'select pg_last_wal_replay_lsn() >= $1::pg_lsn as replayed',
+      [lsn],
+    )
+    return replayed === true
+  })
+}
+
+async function pgQuery<Row>(url: string, sql: string, params: unknown[] = []): Promise<Row[]> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 })
+  await client.connect()
+  try {
+    return (await client.query(sql, params)).rows as Row[]
+  } finally {
+    await client.end()
+  }
+}
+
+async function pgExec(url: string, sql: string): Promise<void> {
+  await pgQuery(url, sql)
+}
+
+// ---------------------------------------------------------------------------------------------
+// MariaDB
+
+export async function startMariaDbPair(): Promise<MariaDbPair> {
+  const binaries = await findMariaDbBinaries()
+  const [primaryPort, replicaPort] = await freePorts(2)
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kysely-rw-mariadb-'))
+  const primary = mariadbServer(binaries.mariadbd, dir, 'primary', primaryPort, 1, [
+    '--log-bin=mysql-bin',
+    '--binlog-format=ROW',
+  ])
+  const replica = mariadbServer(binaries.mariadbd, dir, 'replica', replicaPort, 2, ['--read-only=1'])
+  const env: MariaDbEnv = {
+    ...pairUrls('mysql', primaryPort, replicaPort, `app:${APP_PASSWORD}`, 'root'),
+    dir,
+    replicaCommand: replica.command,
+    replicaPidFile: replica.pidFile,
+    replicaLogFile: replica.logFile,
+  }
+  const stop = once(() => stopMariaDb(dir, [primary.pidFile, replica.pidFile]))
+  await startOrCleanUp('MariaDB', stop, () => setUpMariaDb(binaries.installDb, primary, replica))
+  return { ...env, ...controlMariaDb(env), stop }
+}
+
+export function controlMariaDb(env: MariaDbEnv): ReplicaControl {
+  return {
+    pauseReplay: () => mysqlExec(env.adminReplicaUrl, 'STOP SLAVE SQL_THREAD'),
+    resumeReplay: () => mysqlExec(env.adminReplicaUrl, 'START SLAVE SQL_THREAD'),
+    killReplica: () => killMariaDb(env.replicaPidFile),
+    startReplica: () => startMariaDb(env.replicaCommand, env.replicaLogFile, env.adminReplicaUrl),
+    waitForReplicaCatchUp: (timeoutMs = CATCH_UP_TIMEOUT_MS) =>
+      waitForGtid(env.adminPrimaryUrl, env.adminReplicaUrl, timeoutMs),
+  }
+}
+
+async function setUpMariaDb(
+  installDb: string,
+  primary: MariaDbServer,
+  replica: MariaDbServer,
+): Promise<void> {
+  // allSettled semantics: cleaning up while the other server is still installing or starting would leak it.
+  await settleAll([primary, replica].map((server) => installMariaDb(installDb, server)), 'Installing MariaDB failed')
+  await settleAll(
+    [primary, replica].map((server) => startMariaDb(server.command, server.logFile, server.rootUrl)),
+    'Starting MariaDB failed',
+  )
+  // Created on the primary so that it replicates. Without SUPER or READ ONLY ADMIN, read_only
+  // applies to `app`, which is what makes the replica refuse its writes.
+  await mysqlExec(primary.rootUrl, 'CREATE DATABASE app')
+  await mysqlExec(primary.rootUrl, `CREATE USER app@'%' IDENTIFIED BY '${APP_PASSWORD}'`)
+  await mysqlExec(primary.rootUrl, `GRANT ALL ON app.* TO app@'%'`)
+  await mysqlExec(
+    replica.rootUrl,
+    `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primary.port}, MASTER_USER='root', MASTER_USE_GTID=slave_pos`,
+  )
+  await mysqlExec(replica.rootUrl, 'START SLAVE')
+  await waitForGtid(primary.rootUrl, replica.rootUrl, START_TIMEOUT_MS)
+}
+
+async function installMariaDb(installDb: string, server: MariaDbServer): Promise<void> {
+  await mkdir(server.tmpDir)
+  await execFileAsync(installDb, [
+    '--no-defaults',
+    ...server.storageArgs,
+    ...(isRoot ? ['--user=root'] : []),
+    '--auth-root-authentication-method=normal',
+    '--skip-test-db',
+    '--skip-name-resolve',
+  ])
+}
+
+interface MariaDbServer {
+  port: number
+  dataDir: string
+  /** Own tmpdir: mariadbd instances sharing one (e.g. /tmp) collide on temp table files and crash. */
+  tmpDir: string
+  /** Shared by mariadb-install-db and mariadbd, so the server need not resize the redo log on start. */
+  storageArgs: string[]
+  pidFile: string
+  logFile: string
+  command: string[]
+  /** root without a default database: `app` does not exist yet while setting up. */
+  rootUrl: string
+}
+
+function mariadbServer(
+  mariadbd: string,
+  dir: string,
+  name: string,
+  port: number,
+  serverId: number,
+  extraArgs: string[],
+): MariaDbServer {
+  const dataDir = path.join(dir, name)
+  const tmpDir = path.join(dir, `${name}-tmp`)
+  const pidFile = path.join(dir, `${name}.pid`)
+  const logFile = path.join(dir, `${name}.err`)
+  const storageArgs = [
+    `--datadir=${dataDir}`,
+    `--tmpdir=${tmpDir}`,
+    '--innodb-buffer-pool-size=64M',
+    '--innodb-log-file-size=16M',
+  ]
+  const command = [
+    mariadbd,
+    '--no-defaults',
+    ...storageArgs,
+    ...(isRoot ? ['--user=root'] : []),
+    `--port=${port}`,
+    '--bind-address=127.0.0.1',
+    `--socket=${path.join(dir, `${name}.sock`)}`,
+    `--pid-file=${pidFile}`,
+    `--log-error=${logFile}`,
+    `--server-id=${serverId}`,
+    '--skip-name-resolve',
+    '--max-connections=300',
+    ...extraArgs,
+  ]
+  return { port, dataDir, tmpDir, storageArgs, pidFile, logFile, command, rootUrl: `mysql://root@127.0.0.1:${port}/` }
+}
+
+async function findMariaDbBinaries(): Promise<{ mariadbd: string; installDb: string }> {
+  const mariadbd = await findExecutable('mariadbd', '/usr/sbin')
+  const installDb = await findExecutable('mariadb-install-db', '/usr/bin')
+  const missing = [mariadbd ? null : 'mariadbd', installDb ? null : 'mariadb-install-db'].filter(Boolean)
+  if (!mariadbd || !installDb) {
+    throw new Error(
+      `MariaDB binaries not found: ${missing.join(', ')} (looked on PATH, /usr/sbin and /usr/bin). ` +
+        'Install them with `apt-get install -y mariadb-server` (.ci/run does this).',
+    )
+  }
+  return { mariadbd, installDb }
+}
+
+/** Starts mariadbd detached (it outlives the process that starts it) and waits until it answers. */
+async function startMariaDb(command: string[], logFile: string, adminUrl: string): Promise<void> {
+  const [file, ...args] = command
+  const server = spawn(file, args, { detached: true, stdio: 'ignore' })
+  server.unref()
+  let exited: string | undefined
+  server.once('exit', (code, signal) => (exited = `exited with ${signal ?? `code ${code}`}`))
+  server.once('error', (error) => (exited = error.message))
+  try {
+    await waitUntil(`mariadbd (${logFile}) to accept connections`, START_TIMEOUT_MS, async () => {
+      if (exited) throw new Error(`mariadbd ${exited}`)
+      return canConnect(adminUrl)
+    })
+  } catch (error) {
+    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
+    throw new Error(`${errorMessage(error)}\n${await logTail(logFile)}`)
+  }
+}
+
+/** SIGKILL, then wait until the process is gone. A stale pid file (server already dead) is a no-op. */
+async function killMariaDb(pidFile: string): Promise<void> {
+  const pid = await ownMariaDbPid(pidFile)
+  if (pid === null) return
+  process.kill(pid, 'SIGKILL')
+  await waitUntil(`mariadbd ${pid} to exit`, START_TIMEOUT_MS, async () => !(await isRunning(pid)))
+}
+
+/** The pid in the pid file, but only while that process is still the mariadbd that wrote it. */
+async function ownMariaDbPid(pidFile: string): Promise<number | null> {
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim())
+  if (!Number.isInteger(pid) || pid <= 0) return null
+  // After a kill -9 the pid file stays; its pid may since belong to another process.
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+  return cmdline.includes(`--pid-file=${pidFile}`) && (await isRunning(pid)) ? pid : null
+}
+
+async function stopMariaDb(dir: string, pidFiles: string[]): Promise<void> {
+  await settleAll(pidFiles.map(killMariaDb), 'Stopping MariaDB failed')
+  await rm(dir, { recursive: true, force: true })
+}
+
+async function waitForGtid(primaryRootUrl: string, replicaRootUrl: string, timeoutMs: number): Promise<void> {
+  const [{ pos }] = await mysqlQuery<{ pos: string }>(primaryRootUrl, 'SELECT @@gtid_binlog_pos AS pos')
+  if (pos === '') return
+  const [{ result }] = await mysqlQuery<{ result: number }>(
+    replicaRootUrl,
+    'SELECT MASTER_GTID_WAIT(?, ?) AS result',
+    [pos, timeoutMs / 1000],
+  )
+  if (result !== 0) {
+    const [status] = await mysqlQuery<Record<string, unknown>>(replicaRootUrl, 'SHOW SLAVE STATUS')
+    throw new Error(
+      `MariaDB replica did not reach GTID ${pos} within ${timeoutMs} ms ` +
+        `(Gtid_IO_Pos=${status?.Gtid_IO_Pos}, SQL running=${status?.Slave_SQL_Running}, ` +
+        `IO error=${status?.Last_IO_Error}, SQL error=${status?.Last_SQL_Error})`,
+    )
+  }
+}
+
+async function mysqlQuery<Row>(url: string, sql: string, params: unknown[] = []): Promise<Row[]> {
+  const connection = await mysql.createConnection({ uri: url, connectTimeout: 5_000 })
+  try {
+    const [rows] = await connection.query(sql, params)
+    return rows as Row[]
+  } finally {
+    await connection.end()
+  }
+}
+
+async function mysqlExec(url: string, sql: string): Promise<void> {
+  await mysqlQuery(url, sql)
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  try {
+    await mysqlQuery(url, 'SELECT 1')
+    return true
+  } catch {
+    return false
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared
+
+function pairUrls(scheme: string, primaryPort: number, replicaPort: number, app: string, admin: string): PairUrls {
+  const url = (credentials: string, port: number) => `${scheme}://${credentials}@127.0.0.1:${port}/app`
+  return {
+    primaryUrl: url(app, primaryPort),
+    replicaUrl: url(app, replicaPort),
+    adminPrimaryUrl: url(admin, primaryPort),
+    adminReplicaUrl: url(admin, replicaPort),
+  }
+}
+
+/** Ports the OS just handed out; all held open together so they are distinct. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const server = createServer()
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(0, '127.0.0.1', resolve)
+      })
+      return server
+    }),
+  )
+  const ports = servers.map((server) => (server.address() as AddressInfo).port)
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+  return ports
+}
+
+async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/** Runs setUp; if it fails, stops what it started, so a failed start leaves no server behind. */
+async function startOrCleanUp(database: string, stop: () => Promise<void>, setUp: () => Promise<void>): Promise<void> {
+  try {
+    await setUp()
+  } catch (error) {
+    const failure = new Error(`Starting the ${database} primary/replica pair failed: ${errorMessage(error)}`, {
+      cause: error,
+    })
+    try {
+      await stop()
+    } catch (stopError) {
+      throw new AggregateError(
+        [failure, stopError],
+        `${failure.message}\n(and stopping it failed too: ${errorMessage(stopError)})`,
+      )
+    }
+    throw failure
+  }
+}
+
+/** Waits for every promise, then throws if any failed, so one failure does not skip the others. */
+async function settleAll(promises: Promise<unknown>[], message: string): Promise<void> {
+  const reasons = (await Promise.allSettled(promises)).flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))
+  if (reasons.length === 1) throw reasons[0]
+  if (reasons.length > 1) throw new AggregateError(reasons, `${message}: ${reasons.map(errorMessage).join('; ')}`)
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let result: Promise<void> | undefined
+  return () => (result ??= fn())
+}
+
+/** Whether any thread of the process is still alive, and so may still hold its sockets open. */
+async function isRunning(pid: number): Promise<boolean> {
+  const threads = await readdir(`/proc/${pid}/task`).catch(() => [])
+  if (threads.some((tid) => tid !== String(pid))) return true
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null)
+  // A dead process that its parent has not reaped yet is a zombie: gone for our purposes. After a
+  // SIGKILL the main thread turns zombie before the other threads have closed the listen socket.
+  return stat !== null && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
+}
+
+async function requireOsUser(name: string): Promise<string> {
+  try {
+    await execFileAsync('id', ['-u', name])
+    return name
+  } catch {
+    throw new Error(
+      `Running as root, but there is no OS user "${name}" to run PostgreSQL as. ` +
+        'Install the server with `apt-get install -y postgresql` (.ci/run does this), which creates it.',
+    )
+  }
+}
+
+async function chownToUser(target: string, user: string): Promise<void> {
+  const [uid, gid] = await Promise.all(
+    ['-u', '-g'].map(async (flag) => Number((await execFileAsync('id', [flag, user])).stdout.trim())),
+  )
+  await chown(target, uid, gid)
+}
+
+async function findExecutable(name: string, fallbackDir: string): Promise<string | null> {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), fallbackDir]
+  for (const dir of dirs) {
+    if (await allExecutable(dir, [name])) return path.join(dir, name)
+  }
+  return null
+}
+
+async function allExecutable(dir: string, names: string[]): Promise<boolean> {
+  const checks = await Promise.all(names.map((name) => exists(path.join(dir, name), constants.X_OK)))
+  return checks.every(Boolean)
+}
+
+async function exists(file: string, mode = constants.F_OK): Promise<boolean> {
+  return access(file, mode).then(
+    () => true,
+    () => false,
+  )
+}
+
+async function logTail(file: string, lines = 40): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '(no log written)')
+  return `--- last lines of ${file} ---\n${text.trimEnd().split('\n').slice(-lines).join('\n')}`
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,98 @@
+// What the integration tests need to know about each database family, so that one suite runs on both.
+import { type Dialect, type Generated, MysqlDialect, PostgresDialect, sql } from 'kysely'
+import mysql2 from 'mysql2'
+import pg from 'pg'
+import type { WriteBackend } from '../../src/index.js'
+import { controlMariaDb, controlPostgres, type ReplicaControl, replication } from '../harness/control.js'
+
+export interface Item {
+  id: Generated<number>
+  name: string
+  qty: number
+}
+
+export interface TestDB {
+  items: Item
+}
+
+export interface Family {
+  readonly dialect: 'postgres' | 'mysql'
+  readonly primaryUrl: string
+  readonly replicaUrl: string
+  readonly control: ReplicaControl
+  /** A `select` whose single row's `where` column says which server answered: 'primary' | 'replica'. */
+  readonly whereSql: string
+  /** A `select` whose single row's `ro` column is truthy when the session is read-only. */
+  readonly readOnlySql: string
+  /** A select expression that the database refuses in a read-only session. */
+  readonly writingSelect: string
+  /** A replica dialect whose driver records every SQL text it sends. */
+  recordingReplica(sent: string[]): Dialect
+  createItems(db: WriteBackend<TestDB>, table: string): Promise<void>
+}
+
+export function postgresFamily(): Family {
+  const env = replication().postgres
+  return {
+    dialect: 'postgres',
+    primaryUrl: env.primaryUrl,
+    replicaUrl: env.replicaUrl,
+    control: controlPostgres(env),
+    whereSql: `select case when pg_is_in_recovery() then 'replica' else 'primary' end as "where"`,
+    readOnlySql: `select current_setting('transaction_read_only') = 'on' as ro`,
+    writingSelect: `nextval('kysely_rw_test_seq')`,
+    recordingReplica(sent) {
+      const pool = new pg.Pool({ connectionString: env.replicaUrl })
+      pool.on('connect', (client) => {
+        const query = client.query.bind(client) as (...args: unknown[]) => unknown
+        ;(client as { query: unknown }).query = (...args: unknown[]) => {
+          const text = args[0]
+          sent.push(typeof text === 'string' ? text : String((text as { text?: unknown }).text))
+          return query(...args)
+        }
+      })
+      return new PostgresDialect({ pool })
+    },
+    async createItems(db, table) {
+      await sql`drop table if exists ${sql.table(table)}`.execute(db)
+      await sql`create table ${sql.table(table)} (id serial primary key, name text not null, qty int not null default 0)`.execute(db)
+      await sql`create sequence if not exists kysely_rw_test_seq`.execute(db)
+    },
+  }
+}
+
+export function mariadbFamily(): Family {
+  const env = replication().mariadb
+  return {
+    dialect: 'mysql',
+    primaryUrl: env.primaryUrl,
+    replicaUrl: env.replicaUrl,
+    control: controlMariaDb(env),
+    whereSql: `select case when @@server_id = 2 then 'replica' else 'primary' end as \`where\``,
+    // MariaDB names it tx_read_only; MySQL 8 transaction_read_only.
+    readOnlySql: 'select @@session.tx_read_only as ro',
+    writingSelect: 'nextval(kysely_rw_test_seq)',
+    recordingReplica(sent) {
+      const pool = mysql2.createPool({ uri: env.replicaUrl })
+      pool.on('connection', (connection) => {
+        const query = connection.query.bind(connection) as (...args: unknown[]) => unknown
+        ;(connection as { query: unknown }).query = (...args: unknown[]) => {
+          const text = args[0]
+          sent.push(typeof text === 'string' ? text : String((text as { sql?: unknown }).sql))
+          return query(...args)
+        }
+      })
+      return new MysqlDialect({ pool })
+    },
+    async createItems(db, table) {
+      await sql`drop table if exists ${sql.table(table)}`.execute(db)
+      await sql`create table ${sql.table(table)} (id int auto_increment primary key, name varchar(100) not null, qty int not null default 0)`.execute(db)
+      await sql`create sequence if not exists kysely_rw_test_seq`.execute(db)
+    },
+  }
+}
+
+export const families: ReadonlyArray<[string, () => Family]> = [
+  ['PostgreSQL', postgresFamily],
+  ['MariaDB', mariadbFamily],
+]
