@@ -31,6 +31,7 @@ declare const capability: unique symbol
  * MERGE, read-only CTEs) measure as invariant in DB though they are used covariantly here.
  */
 declare const schema: unique symbol
+declare const database: unique symbol
 
 /**
  * What a read backend's callbacks and options may abort with, mirrored from Kysely's
@@ -70,15 +71,8 @@ interface ReadQueries<DB>
 }
 
 /** The database schema a backend was created for. */
-// Read off a method's return type, which names the interface: inferring from the interface itself
-// would match it member by member and yield unions of partial schemas.
-export type SchemaOf<B> = B extends { withoutPlugins(): WriteBackend<infer DB> }
-  ? DB
-  : B extends { withoutPlugins(): ReadBackend<infer DB> }
-    ? DB
-    : B extends { withoutPlugins(): CanRead<infer DB> }
-      ? DB
-      : never
+/** The schema a backend was created for, read off its type-only carrier. */
+export type SchemaOf<B> = B extends { readonly [schema]: { readonly [database]: infer DB } } ? DB : never
 
 /**
  * What both backends satisfy: everything that only reads.
@@ -96,7 +90,7 @@ export type SchemaOf<B> = B extends { withoutPlugins(): WriteBackend<infer DB> }
  */
 export interface CanRead<DB> extends ReadQueries<DB> {
   readonly [capability]: 'read' | 'write'
-  readonly [schema]: { readonly [T in keyof DB]: DB[T] }
+  readonly [schema]: { readonly [T in keyof DB]: DB[T] } & { readonly [database]: DB }
   withPlugin(plugin: KyselyPlugin): CanRead<DB>
   withoutPlugins(): CanRead<DB>
   withSchema(schema: string): CanRead<DB>
