@@ -4,7 +4,7 @@
 import { execFile, spawn } from 'node:child_process'
 import { constants } from 'node:fs'
 import { access, appendFile, chown, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
+import { createServer, type AddressInfo, type Server } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -72,7 +72,7 @@ const isRoot = process.getuid?.() === 0
 export async function startPostgresPair(): Promise<PostgresPair> {
   const binDir = await findPostgresBinDir()
   const runAs = isRoot ? await requireOsUser('postgres') : null
-  const [primaryPort, replicaPort] = await freePorts(2)
+  const [primaryPort, replicaPort] = await freePortPair()
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kysely-rw-pg-'))
   if (runAs) await chownToUser(dir, runAs)
   const env: PostgresEnv = {
@@ -182,12 +182,18 @@ async function stopPostgres(env: PostgresEnv, primaryDataDir: string): Promise<v
 }
 
 async function waitForPgReplay(env: PostgresEnv, timeoutMs: number): Promise<void> {
-  const [{ lsn }] = await pgQuery<{ lsn: string }>(env.adminPrimaryUrl, 'select pg_current_wal_lsn()::text as lsn')
+  const { lsn } = firstRow(
+    'primary WAL position',
+    await pgQuery<{ lsn: string }>(env.adminPrimaryUrl, 'select pg_current_wal_lsn()::text as lsn'),
+  )
   await waitUntil(`PostgreSQL replica to replay up to ${lsn}`, timeoutMs, async () => {
-    const [{ replayed }] = await pgQuery<{ replayed: boolean | null }>(
-      env.adminReplicaUrl,
-      'select pg_last_wal_replay_lsn() >= $1::pg_lsn as replayed',
-      [lsn],
+    const { replayed } = firstRow(
+      'replica replay position',
+      await pgQuery<{ replayed: boolean | null }>(
+        env.adminReplicaUrl,
+        'select pg_last_wal_replay_lsn() >= $1::pg_lsn as replayed',
+        [lsn],
+      ),
     )
     return replayed === true
   })
@@ -212,7 +218,7 @@ async function pgExec(url: string, sql: string): Promise<void> {
 
 export async function startMariaDbPair(): Promise<MariaDbPair> {
   const binaries = await findMariaDbBinaries()
-  const [primaryPort, replicaPort] = await freePorts(2)
+  const [primaryPort, replicaPort] = await freePortPair()
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kysely-rw-mariadb-'))
   const primary = mariadbServer(binaries.mariadbd, dir, 'primary', primaryPort, 1, [
     '--log-bin=mysql-bin',
@@ -344,6 +350,7 @@ async function findMariaDbBinaries(): Promise<{ mariadbd: string; installDb: str
 /** Starts mariadbd detached (it outlives the process that starts it) and waits until it answers. */
 async function startMariaDb(command: string[], logFile: string, adminUrl: string): Promise<void> {
   const [file, ...args] = command
+  if (file === undefined) throw new Error(`Cannot start mariadbd: its command line is empty (log file ${logFile})`)
   const server = spawn(file, args, { detached: true, stdio: 'ignore' })
   server.unref()
   let exited: string | undefined
@@ -383,12 +390,17 @@ async function stopMariaDb(dir: string, pidFiles: string[]): Promise<void> {
 }
 
 async function waitForGtid(primaryRootUrl: string, replicaRootUrl: string, timeoutMs: number): Promise<void> {
-  const [{ pos }] = await mysqlQuery<{ pos: string }>(primaryRootUrl, 'SELECT @@gtid_binlog_pos AS pos')
+  const { pos } = firstRow(
+    'primary GTID position',
+    await mysqlQuery<{ pos: string }>(primaryRootUrl, 'SELECT @@gtid_binlog_pos AS pos'),
+  )
   if (pos === '') return
-  const [{ result }] = await mysqlQuery<{ result: number }>(
-    replicaRootUrl,
-    'SELECT MASTER_GTID_WAIT(?, ?) AS result',
-    [pos, timeoutMs / 1000],
+  const { result } = firstRow(
+    'replica MASTER_GTID_WAIT result',
+    await mysqlQuery<{ result: number }>(replicaRootUrl, 'SELECT MASTER_GTID_WAIT(?, ?) AS result', [
+      pos,
+      timeoutMs / 1000,
+    ]),
   )
   if (result !== 0) {
     const [status] = await mysqlQuery<Record<string, unknown>>(replicaRootUrl, 'SHOW SLAVE STATUS')
@@ -436,21 +448,28 @@ function pairUrls(scheme: string, primaryPort: number, replicaPort: number, app:
   }
 }
 
-/** Ports the OS just handed out; all held open together so they are distinct. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = createServer()
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(0, '127.0.0.1', resolve)
-      })
-      return server
-    }),
-  )
-  const ports = servers.map((server) => (server.address() as AddressInfo).port)
+/** Two ports the OS just handed out; both held open together so they are distinct. */
+async function freePortPair(): Promise<[number, number]> {
+  const listen = async () => {
+    const server = createServer()
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(0, '127.0.0.1', resolve)
+    })
+    return server
+  }
+  const servers = await Promise.all([listen(), listen()])
+  const port = (server: Server) => (server.address() as AddressInfo).port
+  const ports: [number, number] = [port(servers[0]), port(servers[1])]
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
   return ports
+}
+
+/** For queries that always yield one row; none means the server answered something unexpected. */
+function firstRow<Row>(what: string, rows: Row[]): Row {
+  const [row] = rows
+  if (row === undefined) throw new Error(`Query for the ${what} returned no rows`)
+  return row
 }
 
 async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
@@ -516,9 +535,8 @@ async function requireOsUser(name: string): Promise<string> {
 }
 
 async function chownToUser(target: string, user: string): Promise<void> {
-  const [uid, gid] = await Promise.all(
-    ['-u', '-g'].map(async (flag) => Number((await execFileAsync('id', [flag, user])).stdout.trim())),
-  )
+  const id = async (flag: string) => Number((await execFileAsync('id', [flag, user])).stdout.trim())
+  const [uid, gid] = await Promise.all([id('-u'), id('-g')])
   await chown(target, uid, gid)
 }
 
