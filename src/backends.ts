@@ -1,13 +1,21 @@
 import { DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
 import type { ReadBackend, WriteBackend } from './capability.js'
+import { laterOf, parsePosition } from './consistency/position.js'
+import { decodeToken, encodeToken } from './consistency/token.js'
 import { type DialectName, type DialectSupport, isDialect, type NodeConfig } from './dialects/dialect.js'
 import { mysql } from './dialects/mysql.js'
 import { postgres } from './dialects/postgres.js'
-import { BackendDriver } from './driver/backend-driver.js'
+import { BackendDriver, type BackendDriverOptions } from './driver/backend-driver.js'
 import { Node, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
-import { ConfigurationError } from './errors.js'
+import { fixedRouter } from './driver/router.js'
+import { ConfigurationError, InvalidSessionTokenError } from './errors.js'
+import { type BackendEvent, type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
 import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
+import { HealthChecker } from './routing/health.js'
+import { ReplicaPool } from './routing/replica-pool.js'
+import { type SessionState, sessionRouter } from './routing/session-router.js'
+import type { ReplicaSelection } from './routing/strategies.js'
 
 export interface BackendsConfig {
   /** `'postgres'` (pg, streaming replication) or `'mysql'` (mysql2; MySQL 8 and MariaDB). */
@@ -25,15 +33,46 @@ export interface BackendsConfig {
    * stick: every read then runs in its own `BEGIN READ ONLY … COMMIT`.
    */
   readonly readOnlySessions?: ReadOnlyEnforcement
+  /** How a read picks among eligible replicas. Default `'round-robin'`. */
+  readonly replicaSelection?: ReplicaSelection
+  /** A replica further behind than this is drained until it catches up. Default 5000. */
+  readonly maxReplicaLagMs?: number
+  /** How often replicas are measured. Default 1000. */
+  readonly healthCheckIntervalMs?: number
+  /** When no replica can serve a read: run it on the primary (default) or throw NoReplicaAvailableError. */
+  readonly whenNoReplica?: 'primary' | 'error'
+  /** Sessions: how long a read may wait for a replica to replay the session's writes. Default 1000. */
+  readonly readYourWrites?: { readonly maxWaitMs?: number }
+  /** Receives routing and health events. Never given secrets. */
+  readonly onEvent?: (event: BackendEvent) => void
+}
+
+/**
+ * A read-your-writes session: its reads never see data older than its own last write (or than the
+ * token it continued from), and never wait longer than `readYourWrites.maxWaitMs` for a replica.
+ */
+export interface Session<DB> {
+  /** The primary; records the position of each committed write. */
+  readonly write: WriteBackend<DB>
+  /** A replica that has replayed the session's writes, or the primary. */
+  readonly read: ReadBackend<DB>
+  /** The session's position as a string, to continue the session in a later request. */
+  token(): string
 }
 
 /** The two handles of one database: the primary and its replicas. */
 export interface Backends<DB> {
   /** The primary. */
   readonly write: WriteBackend<DB>
-  /** A replica per query (the primary in a read-only session when there is none). */
+  /** A replica per query (the primary in a read-only session when none is eligible). */
   readonly read: ReadBackend<DB>
-  /** Closes every pool of both backends. */
+  /** A read-your-writes session; pass a token from `session.token()` to continue one. */
+  session(token?: string): Session<DB>
+  /** Each replica's state, lag and last check. */
+  replicas(): ReplicaStatus[]
+  /** Reads per node, writes, fallbacks to the primary, waits and their total time. */
+  stats(): BackendStats
+  /** Stops the health checks and closes every pool. */
   destroy(): Promise<void>
 }
 
@@ -60,23 +99,85 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   }
   if (!config.primary) throw new ConfigurationError('createBackends needs a primary.')
   const enforcement = config.readOnlySessions ?? 'connection'
+  const maxReplicaLagMs = positive(config.maxReplicaLagMs, 5000, 'maxReplicaLagMs')
+  const intervalMs = positive(config.healthCheckIntervalMs, 1000, 'healthCheckIntervalMs')
+  const maxWaitMs = positive(config.readYourWrites?.maxWaitMs, 1000, 'readYourWrites.maxWaitMs')
+
   const primary = nodeFor(support, config.primary, 'primary', undefined)
   const replicas = (config.replicas ?? []).map((replica, i) =>
     nodeFor(support, replica, `replica ${i + 1}`, readOnlySession(support, replica, enforcement)),
   )
-  const readNodes = replicas.length > 0 ? replicas : [primaryForReads(support, config.primary, primary, enforcement)]
+  const primaryRead = primaryForReads(support, config.primary, primary, enforcement)
+  const telemetry = new Telemetry(config.onEvent)
+  const pool = new ReplicaPool(
+    replicas,
+    primaryRead,
+    { selection: config.replicaSelection ?? 'round-robin', maxReplicaLagMs, whenNoReplica: config.whenNoReplica ?? 'primary' },
+    telemetry,
+  )
+  const checker = new HealthChecker(support, primary, pool, intervalMs, Math.max(10 * maxReplicaLagMs, 60_000))
+  if (replicas.length > 0) checker.start()
 
   const group = {}
-  const writeDriver = new BackendDriver('write', [primary], undefined)
-  const readDriver = new BackendDriver('read', readNodes, new ReadGuard(support.isReadOnlyRefusal))
+  const guard = new ReadGuard(support.isReadOnlyRefusal)
+  const isConnectionError = support.isConnectionError
   const plugins = config.plugins ?? []
+  const backend = (options: Omit<BackendDriverOptions, 'isConnectionError' | 'telemetry'>) =>
+    kyselyOn(new BackendDriver({ ...options, isConnectionError, telemetry }), primary.dialect, plugins, group)
+  const readRouter = pool.router(isConnectionError)
+
   return {
-    write: kyselyOn(writeDriver, primary.dialect, plugins, group) as unknown as WriteBackend<DB>,
-    read: kyselyOn(readDriver, primary.dialect, plugins, group) as unknown as ReadBackend<DB>,
+    write: backend({ role: 'write', router: fixedRouter(primary) }) as unknown as WriteBackend<DB>,
+    read: backend({ role: 'read', router: readRouter, guard }) as unknown as ReadBackend<DB>,
+    session(token?: string): Session<DB> {
+      const state = sessionState(token, checker)
+      return {
+        write: backend({
+          role: 'write',
+          router: fixedRouter(primary),
+          recorder: {
+            sessionPositionSql: support.sessionPositionSql,
+            record(text) {
+              const position = parsePosition(text)
+              if (position) state.position = laterOf(state.position, position)
+            },
+          },
+        }) as unknown as WriteBackend<DB>,
+        read: backend({
+          role: 'read',
+          router: sessionRouter(state, pool, support, maxWaitMs, telemetry, readRouter),
+          guard,
+        }) as unknown as ReadBackend<DB>,
+        token: () => encodeToken({ cluster: checker.cluster ?? '', position: state.position }),
+      }
+    },
+    replicas: () => pool.status(),
+    stats: () => telemetry.snapshot(),
     async destroy() {
-      await Promise.all([writeDriver.destroy(), readDriver.destroy()])
+      await checker.stop()
+      await Promise.all([primary, primaryRead, ...replicas].map((node) => node.destroy()))
     },
   }
+}
+
+function sessionState(token: string | undefined, checker: HealthChecker): SessionState {
+  if (token === undefined) return { position: undefined, foreign: false }
+  if (typeof token !== 'string') throw new InvalidSessionTokenError(token)
+  const decoded = decodeToken(token)
+  if (!decoded) return { position: undefined, foreign: true }
+  if (!decoded.position) return { position: undefined, foreign: false }
+  // A position from another cluster or history can only be honoured on the primary; a cluster not
+  // known yet (before the first health check) is not guessed to be this one.
+  const foreign = decoded.cluster === '' || decoded.cluster !== checker.cluster
+  return { position: decoded.position, foreign }
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new ConfigurationError(`${name} must be a positive number of milliseconds, not ${String(value)}.`)
+  }
+  return value
 }
 
 function nodeFor(
@@ -86,8 +187,11 @@ function nodeFor(
   readOnly: ReadOnlySession | undefined,
 ): Node {
   if (isDialect(config)) return new Node(role, config, readOnly)
-  const startsReadOnly = readOnly?.enforcement === 'connection'
-  return new Node(`${role} ${support.describe(config)}`, support.createDialect(config, startsReadOnly), readOnly)
+  const dialect = support.createDialect(config, {
+    readOnly: readOnly?.enforcement === 'connection',
+    trackPositions: readOnly === undefined,
+  })
+  return new Node(`${role} ${support.describe(config)}`, dialect, readOnly)
 }
 
 function readOnlySession(

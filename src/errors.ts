@@ -73,3 +73,37 @@ export function redactConnectionString(connectionString: string): string {
 export function redactSecrets(message: string): string {
   return message.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1').replace(/password=\S+/gi, 'password=***')
 }
+
+/** `whenNoReplica: 'error'` and no replica is up and caught up enough to serve a read. */
+export class NoReplicaAvailableError extends Error {
+  override readonly name = 'NoReplicaAvailableError'
+  constructor(detail: string) {
+    super(
+      `No replica can serve this read (${detail}). Retry later, or set whenNoReplica: 'primary' to let reads ` +
+        'fall back to the primary.',
+    )
+  }
+}
+
+/** The primary could not be reached. Writes are never retried: whether one was applied is unknown. */
+export class PrimaryUnavailableError extends Error {
+  override readonly name = 'PrimaryUnavailableError'
+  constructor(node: string, options: { cause: unknown }) {
+    super(`The primary (${node}) is unreachable: ${redactSecrets(messageOf(options.cause))}. Writes are not retried.`, options)
+  }
+}
+
+/** `db.session(token)` was given something that is not a token string. */
+export class InvalidSessionTokenError extends TypeError {
+  override readonly name = 'InvalidSessionTokenError'
+  constructor(received: unknown) {
+    super(
+      `db.session(token) expects the string that session.token() returned, not ${typeof received}. ` +
+        'Pass nothing to start a new session.',
+    )
+  }
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,4 +1,4 @@
-export { type Backends, type BackendsConfig, createBackends } from './backends.js'
+export { type Backends, type BackendsConfig, createBackends, type Session } from './backends.js'
 export type {
   BackendConnectionBuilder,
   BackendTransactionBuilder,
@@ -12,8 +12,19 @@ export type {
 } from './capability.js'
 export type { DialectName, NodeConfig } from './dialects/dialect.js'
 export type { ReadOnlyEnforcement } from './driver/node.js'
+export type {
+  BackendEvent,
+  BackendStats,
+  FallbackReason,
+  ReplicaState,
+  ReplicaStatus,
+} from './events.js'
+export type { ReplicaCandidate, ReplicaSelection } from './routing/strategies.js'
 export {
   ConfigurationError,
+  InvalidSessionTokenError,
+  NoReplicaAvailableError,
+  PrimaryUnavailableError,
   NotAReadStatementError,
   type StatementKind,
   TransactionEscapeError,

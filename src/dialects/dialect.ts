@@ -1,4 +1,4 @@
-import type { Dialect } from 'kysely'
+import type { DatabaseConnection, Dialect } from 'kysely'
 
 /** Which database family the backends speak. `'mysql'` covers MySQL 8 and MariaDB (mysql2). */
 export type DialectName = 'postgres' | 'mysql'
@@ -9,13 +9,17 @@ export type DialectName = 'postgres' | 'mysql'
  */
 export type NodeConfig = string | Dialect | Record<string, unknown>
 
+export interface DialectOptions {
+  /** Every session read-only in the database itself, at connection start where the driver allows it. */
+  readonly readOnly: boolean
+  /** Report the position of each write and COMMIT to the capture sink, where the protocol allows it. */
+  readonly trackPositions: boolean
+}
+
 /** What kysely-rw must know about a database family; one implementation per family. */
 export interface DialectSupport {
-  /**
-   * A Kysely dialect for a connection string or pool configuration. `readOnly` makes every session
-   * read-only in the database itself, at connection start where the driver allows it.
-   */
-  createDialect(config: string | Record<string, unknown>, readOnly: boolean): Dialect
+  /** A Kysely dialect for a connection string or pool configuration. */
+  createDialect(config: string | Record<string, unknown>, options: DialectOptions): Dialect
   /** Makes an already open session read-only; for dialects handed in ready-made. */
   readonly readOnlySessionSql: string
   /**
@@ -23,8 +27,20 @@ export interface DialectSupport {
    * (PGlite); absent where the access mode must precede BEGIN (MySQL, whose driver applies it).
    */
   readonly readOnlyTransactionSql?: string
+  /** One row `{ id }` naming the cluster and its history (a failover changes it). Run on the primary. */
+  readonly clusterSql: string
+  /** One row `{ pos }`: the primary's position that replicas can reach now. */
+  readonly primaryPositionSql: string
+  /** One row `{ pos }`: how far a replica has replayed; null where the server does not say. */
+  readonly replicaPositionSql: string
+  /** One row `{ pos }`: the position of the session's own last commit, on that connection. */
+  readonly sessionPositionSql: string
+  /** Waits on a replica connection until it has replayed `position`; false when `timeoutMs` passed. */
+  waitForPosition(connection: DatabaseConnection, position: string, timeoutMs: number): Promise<boolean>
   /** True when the database refused a statement because the session or server is read-only. */
   isReadOnlyRefusal(error: unknown): boolean
+  /** True when the connection, not the statement, failed: the server is down or went away. */
+  isConnectionError(error: unknown): boolean
   /** A name for the node in errors and events: host, port and database, never credentials. */
   describe(config: string | Record<string, unknown>): string
 }
@@ -35,4 +51,14 @@ export function isDialect(config: NodeConfig): config is Dialect {
     typeof (config as Partial<Dialect>).createDriver === 'function' &&
     typeof (config as Partial<Dialect>).createQueryCompiler === 'function'
   )
+}
+
+const SOCKET_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'])
+
+/** Socket-level failures, common to both drivers. */
+export function isSocketError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code === 'string' && SOCKET_ERRORS.has(code)) return true
+  const errors = (error as { errors?: unknown } | null)?.errors
+  return Array.isArray(errors) && errors.some(isSocketError)
 }

@@ -1,12 +1,13 @@
 import { CompiledQuery, type DatabaseConnection, type IsolationLevel, type QueryResult } from 'kysely'
-import type { ReadGuard } from '../guard/read-guard.js'
+import type { BackendDriver } from './backend-driver.js'
 import type { Node } from './node.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
 /**
  * A connection of one node, as handed to Kysely. On a read backend every query passes the guard
- * before it is sent, and the database's read-only refusals come back as WriteOnReadBackendError.
+ * before it is sent, the database's read-only refusals come back as WriteOnReadBackendError, and a
+ * read that loses its connection is retried once on another node.
  */
 export class BackendConnection implements DatabaseConnection {
   /** Set by the backend driver between BEGIN and COMMIT/ROLLBACK. */
@@ -15,20 +16,30 @@ export class BackendConnection implements DatabaseConnection {
   constructor(
     readonly inner: DatabaseConnection,
     readonly node: Node,
-    private readonly guard: ReadGuard | undefined,
+    private readonly driver: BackendDriver,
   ) {}
 
   async executeQuery<R>(query: CompiledQuery, options?: ExecuteOptions): Promise<QueryResult<R>> {
-    if (!this.guard) return this.inner.executeQuery<R>(query, options)
-    this.guard.check(query)
+    const { guard } = this.driver
+    if (!guard) return this.driver.executeWrite<R>(this, query, options)
+    guard.check(query)
+    this.driver.telemetry?.read(this.node.name)
     try {
-      if (this.node.readOnly?.enforcement === 'transaction' && !this.inTransaction) {
-        return await this.inReadOnlyTransaction(() => this.inner.executeQuery<R>(query, options))
-      }
-      return await this.inner.executeQuery<R>(query, options)
+      return await this.executeRead<R>(query, options)
     } catch (error) {
-      throw this.guard.translate(error)
+      if (!this.inTransaction && this.driver.router.failed(this.node, error)) {
+        // The query may have run, but a read has no effect: run it once more elsewhere.
+        return this.driver.readElsewhere<R>(query, this.node, options)
+      }
+      throw guard.translate(error)
     }
+  }
+
+  async executeRead<R>(query: CompiledQuery, options?: ExecuteOptions): Promise<QueryResult<R>> {
+    if (this.node.readOnly?.enforcement === 'transaction' && !this.inTransaction) {
+      return this.inReadOnlyTransaction(() => this.inner.executeQuery<R>(query, options))
+    }
+    return this.inner.executeQuery<R>(query, options)
   }
 
   async *streamQuery<R>(
@@ -36,11 +47,12 @@ export class BackendConnection implements DatabaseConnection {
     chunkSize: number,
     options?: ExecuteOptions,
   ): AsyncIterableIterator<QueryResult<R>> {
-    this.guard?.check(query)
+    const { guard } = this.driver
+    guard?.check(query)
     try {
       yield* this.inner.streamQuery<R>(query, chunkSize, options)
     } catch (error) {
-      throw this.guard ? this.guard.translate(error) : error
+      throw guard ? guard.translate(error) : error
     }
   }
 

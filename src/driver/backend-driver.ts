@@ -3,47 +3,153 @@ import {
   type DatabaseConnection,
   type Driver,
   type QueryCompiler,
+  type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { capturePositions, type PositionSink } from '../consistency/capture.js'
+import { PrimaryUnavailableError } from '../errors.js'
+import type { Telemetry } from '../events.js'
+import { classify } from '../guard/classify.js'
 import type { ReadGuard } from '../guard/read-guard.js'
 import { markWriteTransaction } from '../guard/transaction-scope.js'
 import { BackendConnection } from './backend-connection.js'
 import type { Node } from './node.js'
+import type { Router } from './router.js'
+
+type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
+
+/** What a session's write backend needs to learn the position of each of its commits. */
+export interface PositionRecorder {
+  /** One row `{ pos }` on the committing connection, where the driver did not report it. */
+  readonly sessionPositionSql: string
+  record(position: string): void
+}
+
+export interface BackendDriverOptions {
+  readonly role: 'read' | 'write'
+  readonly router: Router
+  /** Present on read backends: refuses writes before they are sent. */
+  readonly guard?: ReadGuard
+  readonly telemetry?: Telemetry
+  /** Present on a session's write backend. */
+  readonly recorder?: PositionRecorder
+  /** Tells a lost connection from an SQL error, to report an unreachable primary as such. */
+  readonly isConnectionError: (error: unknown) => boolean
+}
 
 /**
- * The Kysely driver behind one backend. The write backend has the primary as its one node; the read
- * backend has the replicas (or a read-only view of the primary) and a guard.
+ * The Kysely driver behind one backend. The write backend routes to the primary; read backends route
+ * through the replica pool (or a session's rules) and guard every query.
  */
 export class BackendDriver implements Driver {
-  #next = 0
   // Connections whose session was made read-only by statement (drivers handed in ready-made).
-  readonly #readOnlySessions = new WeakSet<DatabaseConnection>()
+  static readonly #readOnlySessions = new WeakSet<DatabaseConnection>()
 
-  constructor(
-    readonly role: 'read' | 'write',
-    readonly nodes: readonly Node[],
-    private readonly guard: ReadGuard | undefined,
-  ) {}
+  readonly role: 'read' | 'write'
+  readonly router: Router
+  readonly guard: ReadGuard | undefined
+  readonly telemetry: Telemetry | undefined
+  readonly #recorder: PositionRecorder | undefined
+  readonly #isConnectionError: (error: unknown) => boolean
+
+  constructor(options: BackendDriverOptions) {
+    this.#isConnectionError = options.isConnectionError
+    this.role = options.role
+    this.router = options.router
+    this.guard = options.guard
+    this.telemetry = options.telemetry
+    this.#recorder = options.recorder
+  }
 
   async init(): Promise<void> {
     // Each node starts its own driver on first use, so that an unused replica costs nothing.
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    const node = this.pick()
-    const inner = await node.acquireConnection()
-    const sessionSql = node.readOnly?.enforcement === 'connection' ? node.readOnly.sessionSql : undefined
-    if (sessionSql && !this.#readOnlySessions.has(inner)) {
-      await inner.executeQuery(CompiledQuery.raw(sessionSql))
-      this.#readOnlySessions.add(inner)
+    return this.#acquire(new Set())
+  }
+
+  async #acquire(exclude: Set<Node>): Promise<BackendConnection> {
+    for (;;) {
+      const node = this.router.choose(exclude)
+      let inner: DatabaseConnection
+      try {
+        inner = await node.acquireConnection()
+        await this.#prepareSession(node, inner)
+      } catch (error) {
+        if (this.router.failed(node, error)) {
+          exclude.add(node)
+          continue
+        }
+        throw this.role === 'write' && this.#isConnectionError(error)
+          ? new PrimaryUnavailableError(node.name, { cause: error })
+          : error
+      }
+      if (this.router.admit && !(await this.#admitted(node, inner))) {
+        exclude.add(node)
+        continue
+      }
+      this.telemetry?.emit({ type: 'route', node: node.name, session: this.router.admit !== undefined })
+      return new BackendConnection(inner, node, this)
     }
-    return new BackendConnection(inner, node, this.guard)
+  }
+
+  async #admitted(node: Node, inner: DatabaseConnection): Promise<boolean> {
+    try {
+      if (await this.router.admit?.(node, inner)) return true
+    } catch (error) {
+      this.router.failed(node, error)
+    }
+    await node.driver.releaseConnection(inner)
+    return false
+  }
+
+  async #prepareSession(node: Node, inner: DatabaseConnection): Promise<void> {
+    const sessionSql = node.readOnly?.enforcement === 'connection' ? node.readOnly.sessionSql : undefined
+    if (sessionSql && !BackendDriver.#readOnlySessions.has(inner)) {
+      await inner.executeQuery(CompiledQuery.raw(sessionSql))
+      BackendDriver.#readOnlySessions.add(inner)
+    }
+  }
+
+  /** Runs a read once more on another node after its connection failed. */
+  async readElsewhere<R>(query: CompiledQuery, failed: Node, options: ExecuteOptions): Promise<QueryResult<R>> {
+    const connection = await this.#acquire(new Set([failed]))
+    try {
+      this.telemetry?.read(connection.node.name)
+      return await connection.executeRead<R>(query, options)
+    } catch (error) {
+      throw this.guard ? this.guard.translate(error) : error
+    } finally {
+      await this.releaseConnection(connection)
+    }
+  }
+
+  /** A query on the write backend; on a session's, an autocommit write also records its position. */
+  async executeWrite<R>(conn: BackendConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    this.telemetry?.write()
+    const recorder = this.#recorder
+    if (!recorder || conn.inTransaction || !classify(query.query).write) {
+      return conn.inner.executeQuery<R>(query, options)
+    }
+    const sink: PositionSink = { position: undefined }
+    const result = await capturePositions(sink, () => conn.inner.executeQuery<R>(query, options))
+    await this.#record(conn, sink, recorder)
+    return result
+  }
+
+  async #record(conn: BackendConnection, sink: PositionSink, recorder: PositionRecorder): Promise<void> {
+    if (sink.position === undefined) {
+      const { rows } = await conn.inner.executeQuery<{ pos: string | null }>(CompiledQuery.raw(recorder.sessionPositionSql))
+      sink.position = rows[0]?.pos ?? undefined
+    }
+    if (sink.position) recorder.record(sink.position)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const conn = connection as BackendConnection
     if (this.role === 'read') {
-      // A read transaction is a consistent snapshot: repeatable read unless asked for stronger.
+      // A read transaction is a consistent snapshot: repeatable read unless asked for another level.
       await conn.beginReadOnly(settings.isolationLevel ?? 'repeatable read')
     } else {
       await conn.node.driver.beginTransaction(conn.inner, settings)
@@ -55,9 +161,16 @@ export class BackendDriver implements Driver {
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const conn = connection as BackendConnection
     try {
-      await conn.node.driver.commitTransaction(conn.inner)
+      const recorder = this.#recorder
+      if (!recorder) {
+        await conn.node.driver.commitTransaction(conn.inner)
+        return
+      }
+      const sink: PositionSink = { position: undefined }
+      await capturePositions(sink, () => conn.node.driver.commitTransaction(conn.inner))
+      await this.#record(conn, sink, recorder)
     } finally {
-      this.ended(conn)
+      this.#ended(conn)
     }
   }
 
@@ -66,7 +179,7 @@ export class BackendDriver implements Driver {
     try {
       await conn.node.driver.rollbackTransaction(conn.inner)
     } finally {
-      this.ended(conn)
+      this.#ended(conn)
     }
   }
 
@@ -91,17 +204,11 @@ export class BackendDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
-    await Promise.all(this.nodes.map((node) => node.destroy()))
+    // Nodes belong to the backends group; `Backends.destroy()` ends them once.
   }
 
-  private ended(conn: BackendConnection): void {
+  #ended(conn: BackendConnection): void {
     conn.inTransaction = false
     if (this.role === 'write') markWriteTransaction(conn, false)
-  }
-
-  private pick(): Node {
-    const node = this.nodes[this.#next++ % this.nodes.length]
-    if (!node) throw new Error('A backend has no database node.')
-    return node
   }
 }

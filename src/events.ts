@@ -1,0 +1,88 @@
+/** How a replica stands after its last health check. */
+export type ReplicaState = 'up' | 'lagging' | 'down'
+
+/** One replica as `db.replicas()` reports it. */
+export interface ReplicaStatus {
+  /** Host, port and database (or `replica N` for a ready-made dialect); never credentials. */
+  readonly name: string
+  readonly state: ReplicaState
+  /** Replication lag as last measured; null when unknown (down, or the server does not report it). */
+  readonly lagMs: number | null
+  /** The replay position last seen (an LSN or a GTID position), when known. */
+  readonly position: string | null
+  readonly lastCheck: Date | null
+}
+
+/** Why a read ran on the primary instead of a replica. */
+export type FallbackReason = 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error'
+
+/** What `onEvent` receives. Names are node names; messages are redacted. */
+export type BackendEvent =
+  | { readonly type: 'route'; readonly node: string; readonly session: boolean }
+  | { readonly type: 'drain'; readonly replica: string; readonly lagMs: number | null }
+  | { readonly type: 'readmit'; readonly replica: string }
+  | { readonly type: 'down'; readonly replica: string; readonly error: string }
+  | { readonly type: 'fallback'; readonly reason: FallbackReason; readonly node: string }
+  | { readonly type: 'wait'; readonly replica: string; readonly ms: number; readonly reached: boolean }
+
+/** Counters since `createBackends`, as `db.stats()` returns them. */
+export interface BackendStats {
+  /** Queries run by read backends (plain and session), by node name. */
+  readonly readsByNode: Readonly<Record<string, number>>
+  /** Queries run by write backends. */
+  readonly writes: number
+  /** Reads that ran on the primary because no replica could serve them. */
+  readonly fallbacks: number
+  /** Session reads that waited for a replica to replay their position, and the total time waited. */
+  readonly waits: number
+  readonly waitMs: number
+}
+
+/** Collects counters and hands events to the user's listener, which must never break a query. */
+export class Telemetry {
+  readonly #readsByNode: Record<string, number> = {}
+  #writes = 0
+  #fallbacks = 0
+  #waits = 0
+  #waitMs = 0
+
+  constructor(private readonly listener: ((event: BackendEvent) => void) | undefined) {}
+
+  emit(event: BackendEvent): void {
+    if (!this.listener) return
+    try {
+      this.listener(event)
+    } catch {
+      // A failing listener is the listener's bug; the query it observed still succeeds.
+    }
+  }
+
+  read(node: string): void {
+    this.#readsByNode[node] = (this.#readsByNode[node] ?? 0) + 1
+  }
+
+  write(): void {
+    this.#writes++
+  }
+
+  fallback(reason: FallbackReason, node: string): void {
+    this.#fallbacks++
+    this.emit({ type: 'fallback', reason, node })
+  }
+
+  waited(replica: string, ms: number, reached: boolean): void {
+    this.#waits++
+    this.#waitMs += ms
+    this.emit({ type: 'wait', replica, ms, reached })
+  }
+
+  snapshot(): BackendStats {
+    return {
+      readsByNode: { ...this.#readsByNode },
+      writes: this.#writes,
+      fallbacks: this.#fallbacks,
+      waits: this.#waits,
+      waitMs: this.#waitMs,
+    }
+  }
+}

@@ -1,0 +1,114 @@
+import { CompiledQuery } from 'kysely'
+import { hasReached, type Position, parsePosition } from '../consistency/position.js'
+import type { DialectSupport } from '../dialects/dialect.js'
+import type { Node } from '../driver/node.js'
+import type { ReplicaPool } from './replica-pool.js'
+
+interface Sample {
+  readonly at: number
+  readonly position: Position
+}
+
+/**
+ * Measures the primary and each replica on an interval: reachable or not, replay position, and lag.
+ *
+ * Lag comes from positions, not from replication status commands (which need privileges an app user
+ * seldom has): the checker keeps the primary's recent positions with the time it saw them, and a
+ * replica's lag is how long ago the primary first had a position the replica has not replayed.
+ * Its precision is one interval. A replica that does not report its position counts as lagging.
+ */
+export class HealthChecker {
+  #samples: Sample[] = []
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<void> | undefined
+  #cluster: string | undefined
+
+  constructor(
+    private readonly support: DialectSupport,
+    private readonly primary: Node,
+    private readonly pool: ReplicaPool,
+    private readonly intervalMs: number,
+    private readonly historyMs: number,
+  ) {}
+
+  /** The primary's cluster identity (system id and timeline, or server and domain), once known. */
+  get cluster(): string | undefined {
+    return this.#cluster
+  }
+
+  start(): void {
+    void this.checkNow()
+    this.#timer = setInterval(() => void this.checkNow(), this.intervalMs)
+    // Health checks alone must never keep a process alive.
+    this.#timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    await this.#running
+  }
+
+  /** One round of checks; a round still running is joined rather than overlapped. */
+  checkNow(): Promise<void> {
+    this.#running ??= this.#round().finally(() => {
+      this.#running = undefined
+    })
+    return this.#running
+  }
+
+  async #round(): Promise<void> {
+    await this.#samplePrimary()
+    await Promise.all(this.pool.nodes.map((node) => this.#checkReplica(node)))
+  }
+
+  async #samplePrimary(): Promise<void> {
+    try {
+      if (this.#cluster === undefined) {
+        this.#cluster = String((await this.#query(this.primary, this.support.clusterSql)).id ?? '')
+      }
+      const position = parsePosition((await this.#query(this.primary, this.support.primaryPositionSql)).pos as string)
+      if (!position) return
+      const now = Date.now()
+      const last = this.#samples[this.#samples.length - 1]
+      if (!last || !hasReached(last.position, position)) this.#samples.push({ at: now, position })
+      // Keep enough history to measure lag past the budget, and always the latest sample.
+      while (this.#samples.length > 1 && (this.#samples[0] as Sample).at < now - this.historyMs) this.#samples.shift()
+    } catch {
+      // The primary being down is for writes to report; replicas are still measured against history.
+    }
+  }
+
+  async #checkReplica(node: Node): Promise<void> {
+    const now = new Date()
+    try {
+      const text = (await this.#query(node, this.support.replicaPositionSql)).pos
+      const positionText = typeof text === 'string' && text !== '' ? text : null
+      const position = parsePosition(positionText)
+      this.pool.update(node, { ok: true, position, positionText, lagMs: position ? this.#lagOf(position, now.getTime()) : null }, now)
+    } catch (error) {
+      if (this.support.isConnectionError(error)) {
+        this.pool.update(node, { ok: false, error }, now)
+      } else {
+        // Reachable but unable to say where it is: lag unknown, so it is drained.
+        this.pool.update(node, { ok: true, position: undefined, positionText: null, lagMs: null }, now)
+      }
+    }
+  }
+
+  #lagOf(position: Position, now: number): number | null {
+    if (this.#samples.length === 0) return null
+    const firstMissing = this.#samples.find((sample) => !hasReached(position, sample.position))
+    return firstMissing ? now - firstMissing.at : 0
+  }
+
+  async #query(node: Node, sql: string): Promise<Record<string, unknown>> {
+    const connection = await node.acquireConnection()
+    try {
+      const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(sql))
+      return rows[0] ?? {}
+    } finally {
+      await node.driver.releaseConnection(connection)
+    }
+  }
+}

@@ -1,0 +1,169 @@
+import { hasReached, type Position } from '../consistency/position.js'
+import type { Node } from '../driver/node.js'
+import type { Router } from '../driver/router.js'
+import { NoReplicaAvailableError, messageOf, redactSecrets } from '../errors.js'
+import type { ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
+import { type ReplicaSelection, selector } from './strategies.js'
+
+/** What the pool knows of one replica. */
+interface Replica {
+  readonly node: Node
+  readonly name: string
+  state: ReplicaState
+  lagMs: number | null
+  position: Position | undefined
+  positionText: string | null
+  lastCheck: Date | null
+}
+
+/** What a health check found on one replica. */
+export type CheckResult =
+  | { readonly ok: true; readonly position: Position | undefined; readonly positionText: string | null; readonly lagMs: number | null }
+  | { readonly ok: false; readonly error: unknown }
+
+export interface ReplicaPoolOptions {
+  readonly selection: ReplicaSelection
+  readonly maxReplicaLagMs: number
+  readonly whenNoReplica: 'primary' | 'error'
+}
+
+/**
+ * Which replica may serve a read now. Replicas that lag past the budget, whose lag is unknown, or that
+ * are down are drained: no read goes to them until a health check readmits them.
+ */
+export class ReplicaPool {
+  readonly #replicas: Replica[]
+  readonly #pick: (candidates: readonly Replica[]) => Replica
+
+  constructor(
+    replicas: readonly Node[],
+    /** The primary in read-only sessions: where reads go when no replica can take them. */
+    readonly primary: Node,
+    private readonly options: ReplicaPoolOptions,
+    private readonly telemetry: Telemetry,
+  ) {
+    this.#replicas = replicas.map((node) => ({
+      node,
+      name: node.name,
+      state: 'up',
+      lagMs: null,
+      position: undefined,
+      positionText: null,
+      lastCheck: null,
+    }))
+    this.#pick = selector<Replica>(options.selection)
+  }
+
+  get hasReplicas(): boolean {
+    return this.#replicas.length > 0
+  }
+
+  get nodes(): readonly Node[] {
+    return this.#replicas.map((replica) => replica.node)
+  }
+
+  /** Routing for plain (eventually consistent) reads; a replica whose connection fails is drained. */
+  router(isConnectionError: (error: unknown) => boolean): Router {
+    return {
+      choose: (exclude) => this.choose(exclude),
+      failed: (node, error) => {
+        if (node === this.primary || !isConnectionError(error)) return false
+        this.markDown(node, error)
+        return true
+      },
+    }
+  }
+
+  /** The node for a plain (eventually consistent) read. */
+  choose(exclude: ReadonlySet<Node>): Node {
+    const eligible = this.#eligible(exclude)
+    if (eligible.length > 0) return this.#pick(eligible).node
+    return this.fallback('no-replica', 'no replica is up and within the lag budget')
+  }
+
+  /** Up replicas known to have replayed `target`, for session reads that need no wait. */
+  caughtUp(target: Position, exclude: ReadonlySet<Node>): Node | undefined {
+    const ready = this.#eligible(exclude).filter((replica) => hasReached(replica.position, target))
+    return ready.length > 0 ? this.#pick(ready).node : undefined
+  }
+
+  /** The up replica closest to the primary: the one worth waiting on. */
+  closest(exclude: ReadonlySet<Node>): Node | undefined {
+    const eligible = this.#eligible(exclude)
+    return eligible.sort((a, b) => (a.lagMs ?? Number.POSITIVE_INFINITY) - (b.lagMs ?? Number.POSITIVE_INFINITY))[0]?.node
+  }
+
+  /** Where a read goes when no replica can serve it: the primary, or an error if so configured. */
+  fallback(reason: 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error', detail: string): Node {
+    if (this.#replicas.length === 0) return this.primary
+    if (this.options.whenNoReplica === 'error') throw new NoReplicaAvailableError(detail)
+    this.telemetry.fallback(reason, this.primary.name)
+    return this.primary
+  }
+
+  /** True when the replica's cached position covers `target`: a session read needs no wait. */
+  hasReplayed(node: Node, target: Position): boolean {
+    return hasReached(this.#find(node)?.position, target)
+  }
+
+  /** A replica that just proved it has replayed `position` (a session wait succeeded). */
+  reached(node: Node, position: Position): void {
+    const replica = this.#find(node)
+    if (replica && !hasReached(replica.position, position)) replica.position = position
+  }
+
+  /** A read failed on this replica's connection: drain it at once, the checker readmits it. */
+  markDown(node: Node, error: unknown): void {
+    const replica = this.#find(node)
+    if (replica) this.#transition(replica, 'down', error)
+  }
+
+  /** Applies a health check's findings. */
+  update(node: Node, result: CheckResult, now: Date): void {
+    const replica = this.#find(node)
+    if (!replica) return
+    replica.lastCheck = now
+    if (!result.ok) {
+      replica.lagMs = null
+      this.#transition(replica, 'down', result.error)
+      return
+    }
+    replica.position = result.position
+    replica.positionText = result.positionText
+    replica.lagMs = result.lagMs
+    const withinBudget = result.lagMs !== null && result.lagMs <= this.options.maxReplicaLagMs
+    this.#transition(replica, withinBudget ? 'up' : 'lagging', undefined)
+  }
+
+  status(): ReplicaStatus[] {
+    return this.#replicas.map((r) => ({
+      name: r.name,
+      state: r.state,
+      lagMs: r.lagMs,
+      position: r.positionText,
+      lastCheck: r.lastCheck,
+    }))
+  }
+
+  #eligible(exclude: ReadonlySet<Node>): Replica[] {
+    return this.#replicas.filter((replica) => replica.state === 'up' && !exclude.has(replica.node))
+  }
+
+  #find(node: Node): Replica | undefined {
+    return this.#replicas.find((replica) => replica.node === node)
+  }
+
+  #transition(replica: Replica, state: ReplicaState, error: unknown): void {
+    const before = replica.state
+    replica.state = state
+    if (before === state) return
+    if (state === 'down') {
+      replica.position = undefined
+      this.telemetry.emit({ type: 'down', replica: replica.name, error: redactSecrets(messageOf(error)) })
+    } else if (state === 'lagging') {
+      this.telemetry.emit({ type: 'drain', replica: replica.name, lagMs: replica.lagMs })
+    } else {
+      this.telemetry.emit({ type: 'readmit', replica: replica.name })
+    }
+  }
+}

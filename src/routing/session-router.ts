@@ -1,0 +1,52 @@
+import type { DatabaseConnection } from 'kysely'
+import { formatPosition, type Position } from '../consistency/position.js'
+import type { DialectSupport } from '../dialects/dialect.js'
+import type { Node } from '../driver/node.js'
+import type { Router } from '../driver/router.js'
+import type { Telemetry } from '../events.js'
+import type { ReplicaPool } from './replica-pool.js'
+
+/** What a session's reads are held to. */
+export interface SessionState {
+  /** The position of the session's last write, or of the token it continued from. */
+  position: Position | undefined
+  /** A token that cannot be checked against this cluster: every read goes to the primary. */
+  readonly foreign: boolean
+}
+
+/**
+ * Read-your-writes routing: a replica known to have replayed the session's position serves the read
+ * at once; otherwise one replica is waited on, at most `maxWaitMs`; otherwise the primary serves it.
+ * A read never returns data older than the session's position, and never waits longer than that.
+ */
+export function sessionRouter(
+  state: SessionState,
+  pool: ReplicaPool,
+  support: DialectSupport,
+  maxWaitMs: number,
+  telemetry: Telemetry,
+  replicaRouter: Router,
+): Router {
+  return {
+    choose(exclude) {
+      const target = state.position
+      if (state.foreign) return pool.fallback('foreign-token', 'the session token is from another server or history')
+      if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude)
+      const ready = pool.caughtUp(target, exclude)
+      if (ready) return ready
+      // One wait per read at most: a node already excluded has timed out or failed this read.
+      const candidate = exclude.size === 0 ? pool.closest(exclude) : undefined
+      return candidate ?? pool.fallback('wait-timeout', `no replica replayed the session's position within ${maxWaitMs} ms`)
+    },
+    async admit(node: Node, connection: DatabaseConnection) {
+      const target = state.position
+      if (!target || node === pool.primary || pool.hasReplayed(node, target)) return true
+      const started = Date.now()
+      const reached = await support.waitForPosition(connection, formatPosition(target), maxWaitMs)
+      telemetry.waited(node.name, Date.now() - started, reached)
+      if (reached) pool.reached(node, target)
+      return reached
+    },
+    failed: replicaRouter.failed,
+  }
+}
