@@ -19,7 +19,9 @@ type QueryFn = (sql: unknown, values: unknown, callback: (error: unknown, result
  * hands it to the session that issued the statement.
  */
 function trackGtids(connection: { query: QueryFn }): void {
-  const query = connection.query.bind(connection) as QueryFn
+  // Looked up on each call rather than bound once, so that instrumentation of mysql2 still applies.
+  const query: QueryFn = (...args) =>
+    (Object.getPrototypeOf(connection) as { query: QueryFn }).query.apply(connection, args)
   connection.query = (sql, values, callback) => {
     const sink = currentSink()
     if (!sink || typeof callback !== 'function') return query(sql, values, callback)

@@ -21,7 +21,8 @@ type QueryFn = (...args: unknown[]) => Promise<unknown>
 
 /** Lets a session learn its COMMIT's position without another round trip. */
 function trackCommits(client: { query: QueryFn }): void {
-  const query = client.query.bind(client)
+  // Looked up on each call rather than bound once, so that instrumentation of pg's Client still applies.
+  const query: QueryFn = (...args) => (Object.getPrototypeOf(client) as { query: QueryFn }).query.apply(client, args)
   client.query = (...args: unknown[]) => {
     const sink = currentSink()
     if (!sink || args[0] !== 'commit') return query(...args)

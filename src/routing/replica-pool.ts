@@ -14,6 +14,8 @@ interface Replica {
   position: Position | undefined
   positionText: string | null
   lastCheck: Date | null
+  /** Set when a session wait timed out here; cleared when a check shows the replica moved on. */
+  stuck: boolean
 }
 
 /** What a health check found on one replica. */
@@ -50,6 +52,7 @@ export class ReplicaPool {
       position: undefined,
       positionText: null,
       lastCheck: null,
+      stuck: false,
     }))
     this.#pick = selector<Replica>(options.selection)
   }
@@ -87,9 +90,13 @@ export class ReplicaPool {
     return ready.length > 0 ? this.#pick(ready).node : undefined
   }
 
-  /** The up replica closest to the primary: the one worth waiting on. */
+  /**
+   * The up replica closest to the primary: the one worth waiting on. A replica on which a wait timed
+   * out is skipped until a health check shows it replayed further, so that a replica whose replay is
+   * stopped costs one wait, not one per read.
+   */
   closest(exclude: ReadonlySet<Node>): Node | undefined {
-    const eligible = this.#eligible(exclude)
+    const eligible = this.#eligible(exclude).filter((replica) => !replica.stuck)
     return eligible.sort((a, b) => (a.lagMs ?? Number.POSITIVE_INFINITY) - (b.lagMs ?? Number.POSITIVE_INFINITY))[0]?.node
   }
 
@@ -106,10 +113,12 @@ export class ReplicaPool {
     return hasReached(this.#find(node)?.position, target)
   }
 
-  /** A replica that just proved it has replayed `position` (a session wait succeeded). */
-  reached(node: Node, position: Position): void {
+  /** A session wait on this replica ended: it replayed `position`, or it did not in time. */
+  waited(node: Node, position: Position, reached: boolean): void {
     const replica = this.#find(node)
-    if (replica && !hasReached(replica.position, position)) replica.position = position
+    if (!replica) return
+    if (!reached) replica.stuck = true
+    else if (!hasReached(replica.position, position)) replica.position = position
   }
 
   /** A read failed on this replica's connection: drain it at once, the checker readmits it. */
@@ -128,6 +137,7 @@ export class ReplicaPool {
       this.#transition(replica, 'down', result.error)
       return
     }
+    if (replica.positionText !== result.positionText) replica.stuck = false
     replica.position = result.position
     replica.positionText = result.positionText
     replica.lagMs = result.lagMs

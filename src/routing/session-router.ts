@@ -44,7 +44,7 @@ export function sessionRouter(
       const started = Date.now()
       const reached = await support.waitForPosition(connection, formatPosition(target), maxWaitMs)
       telemetry.waited(node.name, Date.now() - started, reached)
-      if (reached) pool.reached(node, target)
+      pool.waited(node, target, reached)
       return reached
     },
     failed: replicaRouter.failed,
