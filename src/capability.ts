@@ -54,25 +54,33 @@ interface ReadQueries<DB>
     Pick<Kysely<DB>, 'fn' | 'dynamic' | 'case' | 'isTransaction'> {
   // `this`-typed so that the schema is read off the receiver: Kysely's read-only CTE types are
   // invariant in DB, which would stop a backend of a larger schema from passing as a smaller one.
-  with<B extends CanRead<any>, N extends string, E extends ReadonlyCommonTableExpression<SchemaOf<B>, N>>(
-    this: B,
+  with<D, N extends string, E extends ReadonlyCommonTableExpression<D, N>>(
+    this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): ReadonlyQueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
   withRecursive<
-    B extends CanRead<any>,
+    D,
     N extends string,
-    E extends ReadonlyRecursiveCommonTableExpression<SchemaOf<B>, N>,
+    E extends ReadonlyRecursiveCommonTableExpression<D, N>,
   >(
-    this: B,
+    this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): ReadonlyQueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
 }
 
-/** The database schema a backend was created for. */
 /** The schema a backend was created for, read off its type-only carrier. */
-export type SchemaOf<B> = B extends { readonly [schema]: { readonly [database]: infer DB } } ? DB : never
+export type SchemaOf<B> = B extends Carries<infer DB> ? DB : never
+
+/**
+ * The receiver type of the `this`-typed methods: TypeScript infers `D` straight from the carrier, also
+ * from a generic receiver (`<B extends CanRead<AppDB>>(db: B) => db.with(…)` gets `D = AppDB`).
+ */
+interface Carries<D, C extends 'read' | 'write' = 'read' | 'write'> {
+  readonly [capability]: C
+  readonly [schema]: { readonly [database]: D }
+}
 
 /**
  * What both backends satisfy: everything that only reads.
@@ -116,9 +124,9 @@ export interface ReadBackend<DB> extends CanRead<DB> {
   transaction(): BackendTransactionBuilder<ReadBackend<DB>>
   connection(): BackendConnectionBuilder<ReadBackend<DB>>
   /** A read-only controlled transaction (commit, rollback and savepoints by hand). */
-  startTransaction<B extends ReadBackend<any>>(
-    this: B,
-  ): ControlledTransactionStarter<ReadControlledTransaction<SchemaOf<B>>>
+  startTransaction<D>(
+    this: Carries<D, 'read'>,
+  ): ControlledTransactionStarter<ReadControlledTransaction<D>>
 }
 
 /**
@@ -136,48 +144,48 @@ export interface WriteBackend<DB>
   readonly [capability]: 'write'
   // The first overload admits data-modifying CTE bodies; the second is the read-only one inherited
   // from CanRead, kept so that a WriteBackend still is a CanRead.
-  with<B extends WriteBackend<any>, N extends string, E extends CommonTableExpression<SchemaOf<B>, N>>(
-    this: B,
+  with<D, N extends string, E extends CommonTableExpression<D, N>>(
+    this: Carries<D, 'write'>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): QueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
-  with<B extends CanRead<any>, N extends string, E extends ReadonlyCommonTableExpression<SchemaOf<B>, N>>(
-    this: B,
+  ): QueryCreatorWithCommonTableExpression<D, N, E>
+  with<D, N extends string, E extends ReadonlyCommonTableExpression<D, N>>(
+    this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): ReadonlyQueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
   withRecursive<
-    B extends WriteBackend<any>,
+    D,
     N extends string,
-    E extends RecursiveCommonTableExpression<SchemaOf<B>, N>,
+    E extends RecursiveCommonTableExpression<D, N>,
   >(
-    this: B,
+    this: Carries<D, 'write'>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): QueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  ): QueryCreatorWithCommonTableExpression<D, N, E>
   withRecursive<
-    B extends CanRead<any>,
+    D,
     N extends string,
-    E extends ReadonlyRecursiveCommonTableExpression<SchemaOf<B>, N>,
+    E extends ReadonlyRecursiveCommonTableExpression<D, N>,
   >(
-    this: B,
+    this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): ReadonlyQueryCreatorWithCommonTableExpression<SchemaOf<B>, N, E>
+  ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
   // `this`-typed for the same reason as `with`: Kysely 0.29's MergeQueryBuilder is invariant in DB.
-  mergeInto<B extends WriteBackend<any>, TR extends SimpleTableReference<SchemaOf<B>>>(
-    this: B,
+  mergeInto<D, TR extends SimpleTableReference<D>>(
+    this: Carries<D, 'write'>,
     targetTable: TR,
-  ): MergeInto<SchemaOf<B>, TR>
+  ): MergeInto<D, TR>
   withPlugin(plugin: KyselyPlugin): WriteBackend<DB>
   withoutPlugins(): WriteBackend<DB>
   withSchema(schema: string): WriteBackend<DB>
   transaction(): BackendTransactionBuilder<WriteBackend<DB>>
   connection(): BackendConnectionBuilder<WriteBackend<DB>>
   /** A controlled transaction on the primary (commit, rollback and savepoints by hand). */
-  startTransaction<B extends WriteBackend<any>>(
-    this: B,
-  ): ControlledTransactionStarter<WriteControlledTransaction<SchemaOf<B>>>
+  startTransaction<D>(
+    this: Carries<D, 'write'>,
+  ): ControlledTransactionStarter<WriteControlledTransaction<D>>
 }
 
 // Kysely's own MergeInto, which it does not export.
@@ -233,21 +241,21 @@ export interface WriteControlledTransaction<DB, S extends string[] = []>
     TransactionControl {
   // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
   // refuse a backend of a larger schema where a smaller one is asked for.
-  savepoint<T extends WriteBackend<any>, SN extends string>(
-    this: T,
+  savepoint<D, SN extends string>(
+    this: Carries<D, 'write'>,
     savepointName: SN extends S ? never : SN,
-  ): Command<WriteControlledTransaction<SchemaOf<T>, [...S, SN]>>
-  rollbackToSavepoint<T extends WriteBackend<any>, SN extends S[number]>(
-    this: T,
+  ): Command<WriteControlledTransaction<D, [...S, SN]>>
+  rollbackToSavepoint<D, SN extends S[number]>(
+    this: Carries<D, 'write'>,
     savepointName: SN,
   ): RollbackToSavepoint<S, SN> extends string[]
-    ? Command<WriteControlledTransaction<SchemaOf<T>, RollbackToSavepoint<S, SN>>>
+    ? Command<WriteControlledTransaction<D, RollbackToSavepoint<S, SN>>>
     : never
-  releaseSavepoint<T extends WriteBackend<any>, SN extends S[number]>(
-    this: T,
+  releaseSavepoint<D, SN extends S[number]>(
+    this: Carries<D, 'write'>,
     savepointName: SN,
   ): ReleaseSavepoint<S, SN> extends string[]
-    ? Command<WriteControlledTransaction<SchemaOf<T>, ReleaseSavepoint<S, SN>>>
+    ? Command<WriteControlledTransaction<D, ReleaseSavepoint<S, SN>>>
     : never
 }
 
@@ -257,20 +265,20 @@ export interface ReadControlledTransaction<DB, S extends string[] = []>
     TransactionControl {
   // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
   // refuse a backend of a larger schema where a smaller one is asked for.
-  savepoint<T extends ReadBackend<any>, SN extends string>(
-    this: T,
+  savepoint<D, SN extends string>(
+    this: Carries<D, 'read'>,
     savepointName: SN extends S ? never : SN,
-  ): Command<ReadControlledTransaction<SchemaOf<T>, [...S, SN]>>
-  rollbackToSavepoint<T extends ReadBackend<any>, SN extends S[number]>(
-    this: T,
+  ): Command<ReadControlledTransaction<D, [...S, SN]>>
+  rollbackToSavepoint<D, SN extends S[number]>(
+    this: Carries<D, 'read'>,
     savepointName: SN,
   ): RollbackToSavepoint<S, SN> extends string[]
-    ? Command<ReadControlledTransaction<SchemaOf<T>, RollbackToSavepoint<S, SN>>>
+    ? Command<ReadControlledTransaction<D, RollbackToSavepoint<S, SN>>>
     : never
-  releaseSavepoint<T extends ReadBackend<any>, SN extends S[number]>(
-    this: T,
+  releaseSavepoint<D, SN extends S[number]>(
+    this: Carries<D, 'read'>,
     savepointName: SN,
   ): ReleaseSavepoint<S, SN> extends string[]
-    ? Command<ReadControlledTransaction<SchemaOf<T>, ReleaseSavepoint<S, SN>>>
+    ? Command<ReadControlledTransaction<D, ReleaseSavepoint<S, SN>>>
     : never
 }
