@@ -119,7 +119,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   if (replicas.length > 0) checker.start()
 
   const group = {}
-  const guard = new ReadGuard(support.isReadOnlyRefusal)
+  const guard = new ReadGuard(support.isReadOnlyRefusal, config.dialect)
   const isConnectionError = support.isConnectionError
   const plugins = config.plugins ?? []
   const backend = (options: Omit<BackendDriverOptions, 'isConnectionError' | 'telemetry'>) =>

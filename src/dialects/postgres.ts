@@ -46,9 +46,13 @@ export const postgres: DialectSupport = {
       pool: async () => {
         const pg = await import('pg')
         const pool = new pg.default.Pool(poolConfig)
-        // A server that goes away errors its idle clients; the pool drops them, nothing to crash on.
+        // A server that goes away errors its clients, idle or checked out: the pool drops them and the
+        // query in flight rejects; an unheard 'error' event would crash the process instead.
         pool.on('error', () => {})
-        if (trackPositions) pool.on('connect', (client) => trackCommits(client as unknown as { query: QueryFn }))
+        pool.on('connect', (client) => {
+          client.on('error', () => {})
+          if (trackPositions) trackCommits(client as unknown as { query: QueryFn })
+        })
         return pool
       },
     })

@@ -1,5 +1,6 @@
 import type { OperationNode, RootOperationNode } from 'kysely'
 import type { StatementKind } from '../errors.js'
+import { isReadStatement, type Lexing } from './read-text.js'
 
 /** What a query would do to the database, as far as its operation tree tells. */
 export type Classification =
@@ -49,10 +50,10 @@ const RAW_LOCK = /\bfor\s+(?:update|no\s+key\s+update|share|key\s+share)\b|\bloc
  * carries a data-modifying statement at any depth (a CTE body, a subquery) or a locking clause.
  * Raw SQL as a whole query is not a read: only `readSql` declares one (and checks its text).
  */
-export function classify(node: RootOperationNode): Classification {
+export function classify(node: RootOperationNode, lexing: Lexing = 'postgres'): Classification {
   const kind = ROOT[node.kind]
   if (kind === 'select') {
-    return findNestedWrite(node) ?? READ
+    return findNestedWrite(node, lexing) ?? READ
   }
   if (kind === 'insert' && (node as { replace?: boolean }).replace) {
     return denied('replace', 'REPLACE')
@@ -78,7 +79,7 @@ function describe(nodeKind: RootKind, kind: StatementKind): string {
 
 // Walks every property rather than a fixed list of child slots, so that a child slot added by a new
 // Kysely version is still searched.
-function findNestedWrite(root: OperationNode): Classification | undefined {
+function findNestedWrite(root: OperationNode, lexing: Lexing): Classification | undefined {
   const stack: unknown[] = [root]
   while (stack.length > 0) {
     const value = stack.pop()
@@ -92,6 +93,12 @@ function findNestedWrite(root: OperationNode): Classification | undefined {
       const write = NESTED_WRITES[node.kind]
       if (write) {
         return denied('data-modifying cte', `A SELECT carrying a nested ${write.toUpperCase()}`)
+      }
+      if (node.kind === 'CommonTableExpressionNode') {
+        const body = node.expression as OperationNode | undefined
+        if (body?.kind === 'RawNode' && !isReadStatement(rawText(body), lexing)) {
+          return denied('data-modifying cte', 'A SELECT carrying a raw SQL CTE body that is not a read')
+        }
       }
       if (node.kind === 'SelectModifierNode') {
         const lock = lockIn(node)
@@ -111,8 +118,18 @@ function lockIn(node: OperationNode & Record<string, unknown>): string | undefin
   if (typeof modifier === 'string' && LOCKS.has(modifier)) {
     return modifier.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase()
   }
-  const raw = node.rawModifier as { kind?: string; sqlFragments?: readonly string[] } | undefined
-  const text = raw?.sqlFragments?.join(' ')
-  const match = text ? RAW_LOCK.exec(text) : null
+  const raw = node.rawModifier as OperationNode | undefined
+  const text = raw ? rawText(raw) : ''
+  const match = RAW_LOCK.exec(text)
   return match ? match[0].toUpperCase() : undefined
+}
+
+/** The text of a raw node, its nested raw nodes spliced in and other parameters as `?`. */
+function rawText(node: OperationNode): string {
+  if (node.kind !== 'RawNode') return '?'
+  const { sqlFragments, parameters } = node as OperationNode & {
+    sqlFragments: readonly string[]
+    parameters: readonly OperationNode[]
+  }
+  return sqlFragments.map((fragment, i) => fragment + (parameters[i] ? rawText(parameters[i]) : '')).join('')
 }

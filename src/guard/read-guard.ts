@@ -2,15 +2,19 @@ import type { CompiledQuery } from 'kysely'
 import { WriteOnReadBackendError } from '../errors.js'
 import { classify } from './classify.js'
 import { isDeclaredRead } from './declared-reads.js'
+import type { Lexing } from './read-text.js'
 
 /** The checks every query on a read backend passes before it is sent, and after it fails. */
 export class ReadGuard {
-  constructor(private readonly isReadOnlyRefusal: (error: unknown) => boolean) {}
+  constructor(
+    private readonly isReadOnlyRefusal: (error: unknown) => boolean,
+    private readonly lexing: Lexing,
+  ) {}
 
   /** Throws before anything is sent when the query is not a read. */
   check(query: CompiledQuery): void {
     if (isDeclaredRead(query)) return
-    const classification = classify(query.query)
+    const classification = classify(query.query, this.lexing)
     if (classification.write) {
       throw new WriteOnReadBackendError(classification.kind, classification.detail)
     }
