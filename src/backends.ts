@@ -1,6 +1,8 @@
 import { DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
+import type { Migrator } from 'kysely/migration'
 import type { ReadBackend, WriteBackend } from './capability.js'
 import { laterOf, parsePosition } from './consistency/position.js'
+import { SchemaFloor } from './consistency/schema-floor.js'
 import { decodeToken, encodeToken } from './consistency/token.js'
 import { type DialectName, type DialectSupport, isDialect, type NodeConfig } from './dialects/dialect.js'
 import { mysql } from './dialects/mysql.js'
@@ -9,12 +11,13 @@ import { BackendDriver, type BackendDriverOptions } from './driver/backend-drive
 import { Node, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
 import { fixedRouter } from './driver/router.js'
 import { ConfigurationError, InvalidSessionTokenError } from './errors.js'
+import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
 import { type BackendEvent, type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
 import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
 import { HealthChecker } from './routing/health.js'
 import { ReplicaPool } from './routing/replica-pool.js'
-import { type SessionState, sessionRouter } from './routing/session-router.js'
+import { positionalRouter, type SessionState } from './routing/positional-router.js'
 import type { ReplicaSelection } from './routing/strategies.js'
 
 export interface BackendsConfig {
@@ -43,6 +46,12 @@ export interface BackendsConfig {
   readonly whenNoReplica?: 'primary' | 'error'
   /** Sessions: how long a read may wait for a replica to replay the session's writes. Default 1000. */
   readonly readYourWrites?: { readonly maxWaitMs?: number }
+  /**
+   * Kysely's migration table (`schema.table` allowed), compared between the primary and each replica
+   * on every health check: a replica without the primary's latest migration serves no read until it
+   * has it, also when another process ran the migration. Default `'kysely_migration'`; `false` skips it.
+   */
+  readonly migrationTable?: string | false
   /** Receives routing and health events. Never given secrets. */
   readonly onEvent?: (event: BackendEvent) => void
 }
@@ -72,6 +81,11 @@ export interface Backends<DB> {
   replicas(): ReplicaStatus[]
   /** Reads per node, writes, fallbacks to the primary, waits and their total time. */
   stats(): BackendStats
+  /**
+   * Kysely's `Migrator` on the primary (`migrationTableName` defaults to the `migrationTable` option).
+   * When a run finishes, the schema floor rises: no read goes to a replica that has not replayed it.
+   */
+  migrator(props: BackendMigratorProps): Migrator
   /** Stops the health checks and closes every pool. */
   destroy(): Promise<void>
 }
@@ -115,7 +129,15 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     { selection: config.replicaSelection ?? 'round-robin', maxReplicaLagMs, whenNoReplica: config.whenNoReplica ?? 'primary' },
     telemetry,
   )
-  const checker = new HealthChecker(support, primary, pool, intervalMs, Math.max(10 * maxReplicaLagMs, 60_000))
+  const migrationTable = config.migrationTable === false ? undefined : (config.migrationTable ?? 'kysely_migration')
+  const checker = new HealthChecker(
+    support,
+    primary,
+    pool,
+    intervalMs,
+    Math.max(10 * maxReplicaLagMs, 60_000),
+    migrationTable,
+  )
   if (replicas.length > 0) checker.start()
 
   const group = {}
@@ -124,34 +146,36 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const plugins = config.plugins ?? []
   const backend = (options: Omit<BackendDriverOptions, 'isConnectionError' | 'telemetry'>) =>
     kyselyOn(new BackendDriver({ ...options, isConnectionError, telemetry }), primary.dialect, plugins, group)
-  const readRouter = pool.router(isConnectionError)
+  const floor = new SchemaFloor()
+  const replicaRouter = pool.router(isConnectionError)
+  const readRouter = (state: SessionState) =>
+    positionalRouter(state, floor, pool, support, maxWaitMs, telemetry, replicaRouter)
+  const writeOptions = { role: 'write', router: fixedRouter(primary), floor, positionSql: support.sessionPositionSql } as const
 
+  const write = backend(writeOptions) as unknown as WriteBackend<DB>
   return {
-    write: backend({ role: 'write', router: fixedRouter(primary) }) as unknown as WriteBackend<DB>,
-    read: backend({ role: 'read', router: readRouter, guard }) as unknown as ReadBackend<DB>,
+    write,
+    read: backend({ role: 'read', router: readRouter({ position: undefined, foreign: false }), guard }) as unknown as ReadBackend<DB>,
     session(token?: string): Session<DB> {
       const state = sessionState(token, checker)
       return {
         write: backend({
-          role: 'write',
-          router: fixedRouter(primary),
-          recorder: {
-            sessionPositionSql: support.sessionPositionSql,
-            record(text) {
-              const position = parsePosition(text)
-              if (position) state.position = laterOf(state.position, position)
-            },
+          ...writeOptions,
+          recorder(text) {
+            const position = parsePosition(text)
+            if (position) state.position = laterOf(state.position, position)
           },
         }) as unknown as WriteBackend<DB>,
-        read: backend({
-          role: 'read',
-          router: sessionRouter(state, pool, support, maxWaitMs, telemetry, readRouter),
-          guard,
-        }) as unknown as ReadBackend<DB>,
+        read: backend({ role: 'read', router: readRouter(state), guard }) as unknown as ReadBackend<DB>,
         token: () => encodeToken({ cluster: checker.cluster ?? '', position: state.position }),
       }
     },
     replicas: () => pool.status(),
+    migrator: (props) =>
+      new BackendMigrator(write, floor, support.primaryPositionSql, {
+        ...props,
+        migrationTableName: props.migrationTableName ?? migrationTable,
+      }),
     stats: () => telemetry.snapshot(),
     async destroy() {
       await checker.stop()

@@ -13,13 +13,16 @@ export interface ReplicaStatus {
   readonly lastCheck: Date | null
 }
 
+/** Why a replica was drained: lag over the budget, lag unknown, or a migration it has not applied. */
+export type DrainReason = 'lag' | 'unknown-lag' | 'migration'
+
 /** Why a read ran on the primary instead of a replica. */
 export type FallbackReason = 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error'
 
 /** What `onEvent` receives. Names are node names; messages are redacted. */
 export type BackendEvent =
   | { readonly type: 'route'; readonly node: string; readonly session: boolean }
-  | { readonly type: 'drain'; readonly replica: string; readonly lagMs: number | null }
+  | { readonly type: 'drain'; readonly replica: string; readonly lagMs: number | null; readonly reason: DrainReason }
   | { readonly type: 'readmit'; readonly replica: string }
   | { readonly type: 'down'; readonly replica: string; readonly error: string }
   | { readonly type: 'fallback'; readonly reason: FallbackReason; readonly node: string }

@@ -15,10 +15,12 @@ export type { ReadOnlyEnforcement } from './driver/node.js'
 export type {
   BackendEvent,
   BackendStats,
+  DrainReason,
   FallbackReason,
   ReplicaState,
   ReplicaStatus,
 } from './events.js'
+export type { BackendMigratorProps } from './migrations/migrator.js'
 export type { ReplicaCandidate, ReplicaSelection } from './routing/strategies.js'
 export {
   ConfigurationError,

@@ -23,6 +23,8 @@ import {
   WriteOnReadBackendError,
 } from '../src/index.js'
 
+const SCHEMA_FLOOR_POSITION = 'select pg_current_wal_insert_lsn()::text as pos'
+
 interface DB {
   person: { id: Generated<number>; name: string }
   pet: { id: Generated<number>; owner_id: number; name: string }
@@ -151,7 +153,10 @@ describe('writes on db.read are refused before they are sent', () => {
 
   it('the same statements run on db.write', async () => {
     for (const { run } of misuse) await run(db.write)
-    expect(sent).toHaveLength(misuse.length)
+    // Each schema change is followed by a read of the primary's position, for the schema floor.
+    const positionReads = sent.filter((q) => q.sql === SCHEMA_FLOOR_POSITION).length
+    expect(positionReads).toBe(misuse.filter((m) => m.kind === 'ddl').length)
+    expect(sent).toHaveLength(misuse.length + positionReads)
   })
 })
 
@@ -233,6 +238,8 @@ describe('writes on db.write', () => {
       { sql: insert.sql, parameters: ['Ada'] },
       { sql: update.sql, parameters: ['Grace', 1] },
       { sql: 'truncate person', parameters: [] },
+      // A schema change raises the schema floor: the primary's position right after it.
+      { sql: SCHEMA_FLOOR_POSITION, parameters: [] },
     ])
   })
 

@@ -170,37 +170,37 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
   }
 }
 
-/** Counts the statements the primary's driver sends while `run` executes, on fresh backends. */
+/**
+ * Counts the statements the primary's driver sends while `run` executes, on fresh backends with one
+ * connection. Only that connection's statements count: the suite's other backends run health checks
+ * in the background on other connections of the same process.
+ */
 async function countRoundTrips(
   family: Family,
   run: (session: ReturnType<Backends<TestDB>['session']>, backends: Backends<TestDB>) => Promise<void>,
 ): Promise<number> {
-  const backends = createBackends<TestDB>({ dialect: family.dialect, primary: family.primaryUrl })
-  try {
-    // Open the connection first, so that connection set-up statements are not counted.
-    await backends.write.selectFrom('items').select('id').limit(1).execute()
-    const sent = await countQueries(family, () => run(backends.session(), backends))
-    return sent
-  } finally {
-    await backends.destroy()
-  }
-}
-
-async function countQueries(family: Family, run: () => Promise<void>): Promise<number> {
+  const poolSize = family.dialect === 'postgres' ? { max: 1 } : { connectionLimit: 1 }
+  const primary = family.dialect === 'postgres' ? { connectionString: family.primaryUrl, ...poolSize } : { uri: family.primaryUrl, ...poolSize }
+  const backends = createBackends<TestDB>({ dialect: family.dialect, primary })
   const proto =
     family.dialect === 'postgres'
       ? ((await import('pg')).default.Client.prototype as unknown as { query: (...args: unknown[]) => unknown })
       : ((await import('mysql2')).Connection.prototype as unknown as { query: (...args: unknown[]) => unknown })
   const original = proto.query
-  let count = 0
+  const calls: unknown[] = []
   proto.query = function (this: unknown, ...args: unknown[]) {
-    count++
+    calls.push(this)
     return original.apply(this, args)
   }
   try {
-    await run()
-    return count
+    // Opens the one connection (set-up statements excluded) and marks it as the one to count on.
+    await backends.write.selectFrom('items').select('id').limit(1).execute()
+    const ours = calls[calls.length - 1]
+    const before = calls.filter((c) => c === ours).length
+    await run(backends.session(), backends)
+    return calls.filter((c) => c === ours).length - before
   } finally {
     proto.query = original
+    await backends.destroy()
   }
 }

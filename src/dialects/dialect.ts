@@ -37,6 +37,12 @@ export interface DialectSupport {
   readonly sessionPositionSql: string
   /** Waits on a replica connection until it has replayed `position`; false when `timeoutMs` passed. */
   waitForPosition(connection: DatabaseConnection, position: string, timeoutMs: number): Promise<boolean>
+  /** The first parameter placeholder in raw SQL. */
+  readonly placeholder: string
+  /** Quotes an identifier (a table name, possibly `schema.table`). */
+  quote(identifier: string): string
+  /** True when a query failed because its table does not exist (no migration has run yet). */
+  isMissingTable(error: unknown): boolean
   /** True when the database refused a statement because the session or server is read-only. */
   isReadOnlyRefusal(error: unknown): boolean
   /** True when the connection, not the statement, failed: the server is down or went away. */

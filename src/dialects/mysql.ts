@@ -70,6 +70,10 @@ export const mysql: DialectSupport = {
     )
     return Number(rows[0]?.reached) === 0
   },
+  placeholder: '?',
+  quote: (identifier) => identifier.split('.').map((part) => `\`${part.replaceAll('`', '``')}\``).join('.'),
+  // ER_NO_SUCH_TABLE
+  isMissingTable: (error) => (error as { errno?: unknown } | null)?.errno === 1146,
   isReadOnlyRefusal(error) {
     return READ_ONLY_ERRNOS.has((error as { errno?: number } | null)?.errno ?? -1)
   },

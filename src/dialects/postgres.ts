@@ -79,6 +79,9 @@ export const postgres: DialectSupport = {
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)))
     }
   },
+  placeholder: '$1',
+  quote: (identifier) => identifier.split('.').map((part) => `"${part.replaceAll('"', '""')}"`).join('.'),
+  isMissingTable: (error) => (error as { code?: unknown } | null)?.code === '42P01',
   isReadOnlyRefusal(error) {
     return (error as { code?: unknown } | null)?.code === READ_ONLY_SQL_TRANSACTION
   },

@@ -12,6 +12,8 @@ type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 export class BackendConnection implements DatabaseConnection {
   /** Set by the backend driver between BEGIN and COMMIT/ROLLBACK. */
   inTransaction = false
+  /** Set when the open transaction changed the schema: its COMMIT raises the schema floor. */
+  schemaChanged = false
 
   constructor(
     readonly inner: DatabaseConnection,

@@ -9,7 +9,8 @@ import {
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
 import { PrimaryUnavailableError } from '../errors.js'
 import type { Telemetry } from '../events.js'
-import { classify } from '../guard/classify.js'
+import type { SchemaFloor } from '../consistency/schema-floor.js'
+import { classify, isSchemaChange } from '../guard/classify.js'
 import type { ReadGuard } from '../guard/read-guard.js'
 import { markWriteTransaction } from '../guard/transaction-scope.js'
 import { BackendConnection } from './backend-connection.js'
@@ -18,12 +19,8 @@ import type { Router } from './router.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
-/** What a session's write backend needs to learn the position of each of its commits. */
-export interface PositionRecorder {
-  /** One row `{ pos }` on the committing connection, where the driver did not report it. */
-  readonly sessionPositionSql: string
-  record(position: string): void
-}
+/** Receives the position of each commit of a session's write backend. */
+export type PositionRecorder = (position: string) => void
 
 export interface BackendDriverOptions {
   readonly role: 'read' | 'write'
@@ -33,6 +30,10 @@ export interface BackendDriverOptions {
   readonly telemetry?: Telemetry
   /** Present on a session's write backend. */
   readonly recorder?: PositionRecorder
+  /** Present on write backends: raised after each schema change. */
+  readonly floor?: SchemaFloor
+  /** One row `{ pos }`: the position of this connection's last commit, where the driver did not report it. */
+  readonly positionSql?: string
   /** Tells a lost connection from an SQL error, to report an unreachable primary as such. */
   readonly isConnectionError: (error: unknown) => boolean
 }
@@ -50,10 +51,14 @@ export class BackendDriver implements Driver {
   readonly guard: ReadGuard | undefined
   readonly telemetry: Telemetry | undefined
   readonly #recorder: PositionRecorder | undefined
+  readonly #floor: SchemaFloor | undefined
+  readonly #positionSql: string | undefined
   readonly #isConnectionError: (error: unknown) => boolean
 
   constructor(options: BackendDriverOptions) {
     this.#isConnectionError = options.isConnectionError
+    this.#floor = options.floor
+    this.#positionSql = options.positionSql
     this.role = options.role
     this.router = options.router
     this.guard = options.guard
@@ -125,25 +130,35 @@ export class BackendDriver implements Driver {
     }
   }
 
-  /** A query on the write backend; on a session's, an autocommit write also records its position. */
+  /**
+   * A query on the write backend. A schema change raises the schema floor (at COMMIT when in a
+   * transaction); on a session's backend an autocommit write also records the session's position.
+   */
   async executeWrite<R>(conn: BackendConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
     this.telemetry?.write()
-    const recorder = this.#recorder
-    if (!recorder || conn.inTransaction || !classify(query.query).write) {
+    const schemaChange = this.#floor !== undefined && isSchemaChange(query.query, query.sql)
+    if (conn.inTransaction) {
+      if (schemaChange) conn.schemaChanged = true
       return conn.inner.executeQuery<R>(query, options)
     }
+    const forSession = this.#recorder !== undefined && classify(query.query).write
+    if (!schemaChange && !forSession) return conn.inner.executeQuery<R>(query, options)
     const sink: PositionSink = { position: undefined }
     const result = await capturePositions(sink, () => conn.inner.executeQuery<R>(query, options))
-    await this.#record(conn, sink, recorder)
+    this.#committed(await this.#positionOf(conn, sink), schemaChange)
     return result
   }
 
-  async #record(conn: BackendConnection, sink: PositionSink, recorder: PositionRecorder): Promise<void> {
-    if (sink.position === undefined) {
-      const { rows } = await conn.inner.executeQuery<{ pos: string | null }>(CompiledQuery.raw(recorder.sessionPositionSql))
-      sink.position = rows[0]?.pos ?? undefined
-    }
-    if (sink.position) recorder.record(sink.position)
+  async #positionOf(conn: BackendConnection, sink: PositionSink): Promise<string | undefined> {
+    if (sink.position !== undefined || !this.#positionSql) return sink.position
+    const { rows } = await conn.inner.executeQuery<{ pos: string | null }>(CompiledQuery.raw(this.#positionSql))
+    return rows[0]?.pos ?? undefined
+  }
+
+  #committed(position: string | undefined, schemaChange: boolean): void {
+    if (!position) return
+    if (schemaChange) this.#floor?.raise(position)
+    this.#recorder?.(position)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -161,14 +176,13 @@ export class BackendDriver implements Driver {
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const conn = connection as BackendConnection
     try {
-      const recorder = this.#recorder
-      if (!recorder) {
+      if (!this.#recorder && !conn.schemaChanged) {
         await conn.node.driver.commitTransaction(conn.inner)
         return
       }
       const sink: PositionSink = { position: undefined }
       await capturePositions(sink, () => conn.node.driver.commitTransaction(conn.inner))
-      await this.#record(conn, sink, recorder)
+      this.#committed(await this.#positionOf(conn, sink), conn.schemaChanged)
     } finally {
       this.#ended(conn)
     }
@@ -209,6 +223,7 @@ export class BackendDriver implements Driver {
 
   #ended(conn: BackendConnection): void {
     conn.inTransaction = false
+    conn.schemaChanged = false
     if (this.role === 'write') markWriteTransaction(conn, false)
   }
 }

@@ -133,3 +133,15 @@ function rawText(node: OperationNode): string {
   }
   return sqlFragments.map((fragment, i) => fragment + (parameters[i] ? rawText(parameters[i]) : '')).join('')
 }
+
+// Statements that change the schema when sent as raw SQL.
+const DDL_TEXT = /^\s*(?:create|alter|drop|truncate|rename|comment\s+on)\b/i
+
+/**
+ * True when a query run on the primary changes the schema: any DDL node, or raw SQL starting as DDL.
+ * Only the root is looked at: this runs on every query of the write backend.
+ */
+export function isSchemaChange(node: RootOperationNode, sql: string): boolean {
+  const kind = ROOT[node.kind]
+  return kind === 'ddl' || (kind === 'raw sql' && DDL_TEXT.test(sql))
+}

@@ -29,6 +29,8 @@ export class HealthChecker {
     private readonly pool: ReplicaPool,
     private readonly intervalMs: number,
     private readonly historyMs: number,
+    /** Kysely's migration table, compared between primary and replicas; undefined: not compared. */
+    private readonly migrationTable: string | undefined,
   ) {}
 
   /** The primary's cluster identity (system id and timeline, or server and domain), once known. */
@@ -59,7 +61,33 @@ export class HealthChecker {
 
   async #round(): Promise<void> {
     await this.#samplePrimary()
-    await Promise.all(this.pool.nodes.map((node) => this.#checkReplica(node)))
+    const migration = await this.#latestMigration().catch(() => undefined)
+    await Promise.all(this.pool.nodes.map((node) => this.#checkReplica(node, migration)))
+  }
+
+  /** The migration the primary applied last; undefined when none was (or there is no table). */
+  async #latestMigration(): Promise<string | undefined> {
+    if (!this.migrationTable) return undefined
+    const table = this.support.quote(this.migrationTable)
+    try {
+      const row = await this.#query(this.primary, `select name from ${table} order by ${this.support.quote('timestamp')} desc, name desc limit 1`)
+      return typeof row.name === 'string' ? row.name : undefined
+    } catch (error) {
+      if (this.support.isMissingTable(error)) return undefined
+      throw error
+    }
+  }
+
+  /** Whether the replica has applied `migration` (a missing table means it has not). */
+  async #hasMigration(node: Node, migration: string): Promise<boolean> {
+    const table = this.support.quote(this.migrationTable as string)
+    try {
+      const row = await this.#query(node, `select count(*) as n from ${table} where name = ${this.support.placeholder}`, [migration])
+      return Number(row.n) > 0
+    } catch (error) {
+      if (this.support.isMissingTable(error)) return false
+      throw error
+    }
   }
 
   async #samplePrimary(): Promise<void> {
@@ -79,19 +107,21 @@ export class HealthChecker {
     }
   }
 
-  async #checkReplica(node: Node): Promise<void> {
+  async #checkReplica(node: Node, primaryMigration: string | undefined): Promise<void> {
     const now = new Date()
     try {
       const text = (await this.#query(node, this.support.replicaPositionSql)).pos
       const positionText = typeof text === 'string' && text !== '' ? text : null
       const position = parsePosition(positionText)
-      this.pool.update(node, { ok: true, position, positionText, lagMs: position ? this.#lagOf(position, now.getTime()) : null }, now)
+      const lagMs = position ? this.#lagOf(position, now.getTime()) : null
+      const missingMigration = primaryMigration !== undefined && !(await this.#hasMigration(node, primaryMigration))
+      this.pool.update(node, { ok: true, position, positionText, lagMs, missingMigration }, now)
     } catch (error) {
       if (this.support.isConnectionError(error)) {
         this.pool.update(node, { ok: false, error }, now)
       } else {
         // Reachable but unable to say where it is: lag unknown, so it is drained.
-        this.pool.update(node, { ok: true, position: undefined, positionText: null, lagMs: null }, now)
+        this.pool.update(node, { ok: true, position: undefined, positionText: null, lagMs: null, missingMigration: false }, now)
       }
     }
   }
@@ -102,10 +132,10 @@ export class HealthChecker {
     return firstMissing ? now - firstMissing.at : 0
   }
 
-  async #query(node: Node, sql: string): Promise<Record<string, unknown>> {
+  async #query(node: Node, sql: string, parameters: unknown[] = []): Promise<Record<string, unknown>> {
     const connection = await node.acquireConnection()
     try {
-      const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(sql))
+      const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(sql, parameters))
       return rows[0] ?? {}
     } finally {
       await node.driver.releaseConnection(connection)

@@ -2,7 +2,7 @@ import { hasReached, type Position } from '../consistency/position.js'
 import type { Node } from '../driver/node.js'
 import type { Router } from '../driver/router.js'
 import { NoReplicaAvailableError, messageOf, redactSecrets } from '../errors.js'
-import type { ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
+import type { DrainReason, ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
 import { type ReplicaSelection, selector } from './strategies.js'
 
 /** What the pool knows of one replica. */
@@ -20,7 +20,14 @@ interface Replica {
 
 /** What a health check found on one replica. */
 export type CheckResult =
-  | { readonly ok: true; readonly position: Position | undefined; readonly positionText: string | null; readonly lagMs: number | null }
+  | {
+      readonly ok: true
+      readonly position: Position | undefined
+      readonly positionText: string | null
+      readonly lagMs: number | null
+      /** The replica lacks the latest migration applied on the primary. */
+      readonly missingMigration: boolean
+    }
   | { readonly ok: false; readonly error: unknown }
 
 export interface ReplicaPoolOptions {
@@ -142,7 +149,8 @@ export class ReplicaPool {
     replica.positionText = result.positionText
     replica.lagMs = result.lagMs
     const withinBudget = result.lagMs !== null && result.lagMs <= this.options.maxReplicaLagMs
-    this.#transition(replica, withinBudget ? 'up' : 'lagging', undefined)
+    const reason = result.missingMigration ? 'migration' : result.lagMs === null ? 'unknown-lag' : 'lag'
+    this.#transition(replica, withinBudget && !result.missingMigration ? 'up' : 'lagging', undefined, reason)
   }
 
   status(): ReplicaStatus[] {
@@ -163,7 +171,7 @@ export class ReplicaPool {
     return this.#replicas.find((replica) => replica.node === node)
   }
 
-  #transition(replica: Replica, state: ReplicaState, error: unknown): void {
+  #transition(replica: Replica, state: ReplicaState, error: unknown, reason: DrainReason = 'lag'): void {
     const before = replica.state
     replica.state = state
     if (before === state) return
@@ -171,7 +179,7 @@ export class ReplicaPool {
       replica.position = undefined
       this.telemetry.emit({ type: 'down', replica: replica.name, error: redactSecrets(messageOf(error)) })
     } else if (state === 'lagging') {
-      this.telemetry.emit({ type: 'drain', replica: replica.name, lagMs: replica.lagMs })
+      this.telemetry.emit({ type: 'drain', replica: replica.name, lagMs: replica.lagMs, reason })
     } else {
       this.telemetry.emit({ type: 'readmit', replica: replica.name })
     }

@@ -1,5 +1,6 @@
 import type { DatabaseConnection } from 'kysely'
-import { formatPosition, type Position } from '../consistency/position.js'
+import { formatPosition, laterOf, type Position } from '../consistency/position.js'
+import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { DialectSupport } from '../dialects/dialect.js'
 import type { Node } from '../driver/node.js'
 import type { Router } from '../driver/router.js'
@@ -15,12 +16,14 @@ export interface SessionState {
 }
 
 /**
- * Read-your-writes routing: a replica known to have replayed the session's position serves the read
- * at once; otherwise one replica is waited on, at most `maxWaitMs`; otherwise the primary serves it.
- * A read never returns data older than the session's position, and never waits longer than that.
+ * Positional routing, for sessions and for the schema floor: a replica known to have replayed the
+ * target position serves the read at once; otherwise one replica is waited on, at most `maxWaitMs`;
+ * otherwise the primary serves it. A read never returns data older than the target (the later of
+ * the session's position and the schema floor), and never waits longer than `maxWaitMs`.
  */
-export function sessionRouter(
+export function positionalRouter(
   state: SessionState,
+  floor: SchemaFloor,
   pool: ReplicaPool,
   support: DialectSupport,
   maxWaitMs: number,
@@ -29,17 +32,17 @@ export function sessionRouter(
 ): Router {
   return {
     choose(exclude) {
-      const target = state.position
+      const target = targetOf(state, floor)
       if (state.foreign) return pool.fallback('foreign-token', 'the session token is from another server or history')
       if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude)
       const ready = pool.caughtUp(target, exclude)
       if (ready) return ready
       // One wait per read at most: a node already excluded has timed out or failed this read.
       const candidate = exclude.size === 0 ? pool.closest(exclude) : undefined
-      return candidate ?? pool.fallback('wait-timeout', `no replica replayed the session's position within ${maxWaitMs} ms`)
+      return candidate ?? pool.fallback('wait-timeout', `no replica replayed the required position within ${maxWaitMs} ms`)
     },
     async admit(node: Node, connection: DatabaseConnection) {
-      const target = state.position
+      const target = targetOf(state, floor)
       if (!target || node === pool.primary || pool.hasReplayed(node, target)) return true
       const started = Date.now()
       const reached = await support.waitForPosition(connection, formatPosition(target), maxWaitMs)
@@ -49,4 +52,9 @@ export function sessionRouter(
     },
     failed: replicaRouter.failed,
   }
+}
+
+function targetOf(state: SessionState, floor: SchemaFloor): Position | undefined {
+  const { position } = floor
+  return position ? laterOf(state.position, position) : state.position
 }

@@ -1,0 +1,52 @@
+import { sql } from 'kysely'
+import { type MigrateOptions, type MigrationResultSet, Migrator, type MigratorProps, type NoMigrations } from 'kysely/migration'
+import type { WriteBackend } from '../capability.js'
+import type { SchemaFloor } from '../consistency/schema-floor.js'
+
+/** Kysely's Migrator options, without `db`: a kysely-rw migrator always runs on the primary. */
+export type BackendMigratorProps = Omit<MigratorProps, 'db'>
+
+/**
+ * Kysely's `Migrator`, bound to the write backend, that raises the schema floor when a run finishes:
+ * from then on no read goes to a replica that has not replayed the migrations.
+ */
+export class BackendMigrator extends Migrator {
+  readonly #write: WriteBackend<any>
+  readonly #floor: SchemaFloor
+  readonly #positionSql: string
+
+  constructor(write: WriteBackend<any>, floor: SchemaFloor, positionSql: string, props: BackendMigratorProps) {
+    // At run time the write backend is a Kysely instance; its type only narrows what users may call.
+    super({ ...props, db: write as unknown as MigratorProps['db'] })
+    this.#write = write
+    this.#floor = floor
+    this.#positionSql = positionSql
+  }
+
+  override async migrateToLatest(options?: MigrateOptions): Promise<MigrationResultSet> {
+    return this.#raisingFloor(super.migrateToLatest(options))
+  }
+
+  override async migrateTo(target: string | NoMigrations, options?: MigrateOptions): Promise<MigrationResultSet> {
+    return this.#raisingFloor(super.migrateTo(target, options))
+  }
+
+  override async migrateUp(options?: MigrateOptions): Promise<MigrationResultSet> {
+    return this.#raisingFloor(super.migrateUp(options))
+  }
+
+  override async migrateDown(options?: MigrateOptions): Promise<MigrationResultSet> {
+    return this.#raisingFloor(super.migrateDown(options))
+  }
+
+  // Each DDL statement raised the floor already; this also covers a failed run's partial work and
+  // statements the classifier does not see as DDL (functions, procedures).
+  async #raisingFloor(run: Promise<MigrationResultSet>): Promise<MigrationResultSet> {
+    try {
+      return await run
+    } finally {
+      const { rows } = await sql.raw<{ pos: string | null }>(this.#positionSql).execute(this.#write)
+      this.#floor.raise(rows[0]?.pos)
+    }
+  }
+}
