@@ -105,7 +105,7 @@ export class BackendDriver implements Driver {
     } catch (error) {
       this.router.failed(node, error)
     }
-    await node.driver.releaseConnection(inner)
+    await node.releaseConnection(inner)
     return false
   }
 
@@ -214,7 +214,7 @@ export class BackendDriver implements Driver {
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
     const conn = connection as BackendConnection
-    await conn.node.driver.releaseConnection(conn.inner)
+    await conn.node.releaseConnection(conn.inner)
   }
 
   async destroy(): Promise<void> {

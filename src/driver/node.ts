@@ -18,10 +18,16 @@ export interface ReadOnlySession {
   readonly transactionSql?: string
 }
 
-/** One database server as seen by one backend: its driver, started on first use, ended once. */
+/**
+ * One database server as seen by one backend: its driver, started on first use, ended once. A
+ * connection is handed to one user at a time, also when the driver hands the same one out again
+ * (PGlite's single connection, shared by the write backend and the primary's read view).
+ */
 export class Node {
   readonly #driver: Driver
   readonly #owner: Node | undefined
+  readonly #inUse = new Map<DatabaseConnection, Promise<void>>()
+  readonly #release = new Map<DatabaseConnection, () => void>()
   #init: Promise<void> | undefined
   #destroyed: Promise<void> | undefined
 
@@ -46,7 +52,27 @@ export class Node {
     if (this.#destroyed) throw new Error(`The backends were destroyed; ${this.name} is closed.`)
     this.#init ??= this.#driver.init()
     await this.#init
-    return this.#driver.acquireConnection()
+    for (;;) {
+      const connection = await this.#driver.acquireConnection()
+      const busy = this.#inUse.get(connection)
+      if (!busy) {
+        this.#inUse.set(connection, new Promise((resolve) => this.#release.set(connection, resolve)))
+        return connection
+      }
+      await busy
+    }
+  }
+
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    if (this.#owner) return this.#owner.releaseConnection(connection)
+    const wake = this.#release.get(connection)
+    this.#inUse.delete(connection)
+    this.#release.delete(connection)
+    try {
+      await this.#driver.releaseConnection(connection)
+    } finally {
+      wake?.()
+    }
   }
 
   destroy(): Promise<void> {

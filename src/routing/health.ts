@@ -138,7 +138,7 @@ export class HealthChecker {
       const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(sql, parameters))
       return rows[0] ?? {}
     } finally {
-      await node.driver.releaseConnection(connection)
+      await node.releaseConnection(connection)
     }
   }
 }

@@ -1,0 +1,50 @@
+// PGlite has one connection, which the write backend and the primary's read-only view share: reads
+// wrapped in their own read-only transaction must never take a concurrent write in with them.
+import { PGlite } from '@electric-sql/pglite'
+import { PGliteDialect, sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Backends, createBackends, WriteOnReadBackendError } from '../src/index.js'
+
+interface DB {
+  counters: { id: number; n: number }
+}
+
+describe('on PGlite, with no replica', () => {
+  let db: Backends<DB>
+
+  beforeAll(async () => {
+    db = createBackends<DB>({ dialect: 'postgres', primary: new PGliteDialect({ pglite: new PGlite() }) })
+    await sql`create table counters (id int primary key, n int not null)`.execute(db.write)
+    await db.write.insertInto('counters').values({ id: 1, n: 0 }).execute()
+  })
+
+  afterAll(async () => {
+    await db.destroy()
+  })
+
+  it('runs interleaved reads and writes without a write landing in a read-only transaction', async () => {
+    const reads = Array.from({ length: 50 }, () => db.read.selectFrom('counters').select('n').execute())
+    const writes = Array.from({ length: 50 }, () =>
+      db.write.updateTable('counters').set((eb) => ({ n: eb('n', '+', 1) })).execute(),
+    )
+    const results = await Promise.allSettled([...reads, ...writes])
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([])
+    expect(await db.write.selectFrom('counters').select('n').executeTakeFirst()).toEqual({ n: 50 })
+  })
+
+  it('still refuses writes on the read backend, in the guard and in the database', async () => {
+    await expect((db.read as any).deleteFrom('counters').execute()).rejects.toBeInstanceOf(WriteOnReadBackendError)
+    const refused = await db.read
+      .selectNoFrom(sql<number>`nextval('counters_seq')`.as('n'))
+      .execute()
+      .catch((e: unknown) => e)
+    // The sequence does not exist; a missing object is not a write refusal.
+    expect(refused).not.toBeInstanceOf(WriteOnReadBackendError)
+    await sql`create sequence counters_seq`.execute(db.write)
+    const refusedAgain = await db.read
+      .selectNoFrom(sql<number>`nextval('counters_seq')`.as('n'))
+      .execute()
+      .catch((e: unknown) => e)
+    expect((refusedAgain as WriteOnReadBackendError).kind).toBe('database refusal')
+  })
+})
