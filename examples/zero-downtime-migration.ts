@@ -5,7 +5,8 @@
 //
 // Without PRIMARY_URL it runs on an embedded PGlite (no replica: the floor has nothing to hold back).
 import { PGlite } from '@electric-sql/pglite'
-import { type Kysely, type Migration, PGliteDialect, sql } from 'kysely'
+import { type Kysely, PGliteDialect, sql } from 'kysely'
+import type { Migration } from 'kysely/migration'
 import { type CanRead, createBackends } from '../src/index.js'
 
 interface Account {

@@ -4,6 +4,7 @@ import type {
   IsolationLevel,
   Kysely,
   KyselyPlugin,
+  KyselyTypeError,
   MergeQueryBuilder,
   MergeResult,
   QueryCreator,
@@ -34,6 +35,27 @@ declare const schema: unique symbol
 declare const database: unique symbol
 
 /**
+ * A phantom tag on the schema of queries started from a read handle. Table names are
+ * `keyof DB & string`, so the symbol never shows up among them; its only use is to let the
+ * `kysely` augmentation below turn locking clauses into compile errors on reads.
+ */
+declare const readTag: unique symbol
+type ReadTagged = { readonly [readTag]: true }
+
+type LockOnRead = KyselyTypeError<'locking reads (FOR UPDATE, FOR SHARE, …) run on the write backend only'>
+
+declare module 'kysely' {
+  // On a query started from a read handle the `this` type matches and these overloads win; on any
+  // other query it is `never`, and Kysely's own overloads apply.
+  interface SelectQueryBuilder<DB, TB extends keyof DB, O> {
+    forUpdate(this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never, ...args: unknown[]): LockOnRead
+    forShare(this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never, ...args: unknown[]): LockOnRead
+    forNoKeyUpdate(this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never, ...args: unknown[]): LockOnRead
+    forKeyShare(this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never, ...args: unknown[]): LockOnRead
+  }
+}
+
+/**
  * What a read backend's callbacks and options may abort with, mirrored from Kysely's
  * `ConnectionBuilder.execute` so that passing `{ signal }` keeps working.
  */
@@ -50,7 +72,7 @@ type CTEBuilderCallback<N extends string> = Extract<
  * (`with` and `withRecursive` only accept SELECT bodies), plus the expression helpers.
  */
 interface ReadQueries<DB>
-  extends Pick<ReadonlyQueryCreator<DB>, 'selectFrom' | 'selectNoFrom'>,
+  extends Pick<ReadonlyQueryCreator<DB & ReadTagged>, 'selectFrom' | 'selectNoFrom'>,
     Pick<Kysely<DB>, 'fn' | 'dynamic' | 'case' | 'isTransaction'> {
   // `this`-typed so that the schema is read off the receiver: Kysely's read-only CTE types are
   // invariant in DB, which would stop a backend of a larger schema from passing as a smaller one.
@@ -58,7 +80,7 @@ interface ReadQueries<DB>
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
+  ): ReadonlyQueryCreatorWithCommonTableExpression<D & ReadTagged, N, E>
   withRecursive<
     D,
     N extends string,
@@ -67,7 +89,7 @@ interface ReadQueries<DB>
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
+  ): ReadonlyQueryCreatorWithCommonTableExpression<D & ReadTagged, N, E>
 }
 
 /** The schema a backend was created for, read off its type-only carrier. */
@@ -142,6 +164,10 @@ export interface WriteBackend<DB>
     Pick<QueryCreator<DB>, 'insertInto' | 'replaceInto' | 'updateTable' | 'deleteFrom'>,
     Pick<Kysely<DB>, 'schema' | 'getExecutor' | 'executeQuery'> {
   readonly [capability]: 'write'
+  // Kysely's own (untagged) starters first, so locking reads compile on the primary; the tagged ones
+  // inherited from CanRead stay as later overloads, so that a WriteBackend still is a CanRead.
+  selectFrom: QueryCreator<DB>['selectFrom'] & CanRead<DB>['selectFrom']
+  selectNoFrom: QueryCreator<DB>['selectNoFrom'] & CanRead<DB>['selectNoFrom']
   // The first overload admits data-modifying CTE bodies; the second is the read-only one inherited
   // from CanRead, kept so that a WriteBackend still is a CanRead.
   with<D, N extends string, E extends CommonTableExpression<D, N>>(
