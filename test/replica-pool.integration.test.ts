@@ -1,5 +1,6 @@
 // The replica pool on real replication: lag drains a replica, a killed replica loses no read, and the
 // selection strategies spread reads as documented.
+import { sql } from 'kysely'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   type BackendEvent,
@@ -7,6 +8,8 @@ import {
   type BackendsConfig,
   createBackends,
   NoReplicaAvailableError,
+  PrimaryUnavailableError,
+  readSql,
 } from '../src/index.js'
 import { type Family, families, type TestDB } from './support/databases.js'
 
@@ -220,3 +223,36 @@ async function until(check: () => boolean, what: string, timeoutMs = 5000): Prom
     await sleep(10)
   }
 }
+
+describe.each(families)('%s, primary down', (_name, familyOf) => {
+  it('fails writes fast with PrimaryUnavailableError and keeps reads on the healthy replica', async () => {
+    const family = familyOf()
+    const primary = new URL(family.primaryUrl)
+    primary.port = '1'
+    primary.password = 'topsecret'
+    const db = createBackends<TestDB>({
+      dialect: family.dialect,
+      primary: primary.toString(),
+      replicas: [family.replicaUrl],
+      healthCheckIntervalMs: INTERVAL_MS,
+    })
+    try {
+      await sleep(3 * INTERVAL_MS)
+      const started = Date.now()
+      const error = await db.write
+        .insertInto('items')
+        .values({ name: 'x', qty: 1 })
+        .execute()
+        .catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(PrimaryUnavailableError)
+      expect(Date.now() - started).toBeLessThan(1000)
+      expect((error as Error).message).toMatch(/unreachable/)
+      expect((error as Error).message).not.toMatch(/topsecret/)
+      expect(db.replicas()[0]?.state).toBe('up')
+      const { rows } = await readSql<{ where: string }>`${sql.raw(family.whereSql)}`.execute(db.read)
+      expect(rows[0]?.where).toBe('replica')
+    } finally {
+      await db.destroy()
+    }
+  })
+})

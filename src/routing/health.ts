@@ -22,6 +22,7 @@ export class HealthChecker {
   #timer: NodeJS.Timeout | undefined
   #running: Promise<void> | undefined
   #cluster: string | undefined
+  #primaryReachable = true
 
   constructor(
     private readonly support: DialectSupport,
@@ -96,6 +97,7 @@ export class HealthChecker {
         this.#cluster = String((await this.#query(this.primary, this.support.clusterSql)).id ?? '')
       }
       const position = parsePosition((await this.#query(this.primary, this.support.primaryPositionSql)).pos as string)
+      this.#primaryReachable = true
       if (!position) return
       const now = Date.now()
       const last = this.#samples[this.#samples.length - 1]
@@ -103,7 +105,9 @@ export class HealthChecker {
       // Keep enough history to measure lag past the budget, and always the latest sample.
       while (this.#samples.length > 1 && (this.#samples[0] as Sample).at < now - this.historyMs) this.#samples.shift()
     } catch {
-      // The primary being down is for writes to report; replicas are still measured against history.
+      // The primary being down is for writes to report. Replicas are measured against history, and
+      // one whose lag cannot be measured without the primary keeps serving reads.
+      this.#primaryReachable = false
     }
   }
 
@@ -115,13 +119,15 @@ export class HealthChecker {
       const position = parsePosition(positionText)
       const lagMs = position ? this.#lagOf(position, now.getTime()) : null
       const missingMigration = primaryMigration !== undefined && !(await this.#hasMigration(node, primaryMigration))
-      this.pool.update(node, { ok: true, position, positionText, lagMs, missingMigration }, now)
+      const lagUnknowable = lagMs === null && position !== undefined && !this.#primaryReachable
+      this.pool.update(node, { ok: true, position, positionText, lagMs, missingMigration, lagUnknowable }, now)
     } catch (error) {
       if (this.support.isConnectionError(error)) {
         this.pool.update(node, { ok: false, error }, now)
       } else {
         // Reachable but unable to say where it is: lag unknown, so it is drained.
-        this.pool.update(node, { ok: true, position: undefined, positionText: null, lagMs: null, missingMigration: false }, now)
+        const result = { position: undefined, positionText: null, lagMs: null, missingMigration: false, lagUnknowable: false }
+        this.pool.update(node, { ok: true, ...result }, now)
       }
     }
   }

@@ -27,6 +27,8 @@ export type CheckResult =
       readonly lagMs: number | null
       /** The replica lacks the latest migration applied on the primary. */
       readonly missingMigration: boolean
+      /** Lag cannot be measured because the primary is unreachable; the replica itself answers. */
+      readonly lagUnknowable: boolean
     }
   | { readonly ok: false; readonly error: unknown }
 
@@ -148,7 +150,8 @@ export class ReplicaPool {
     replica.position = result.position
     replica.positionText = result.positionText
     replica.lagMs = result.lagMs
-    const withinBudget = result.lagMs !== null && result.lagMs <= this.options.maxReplicaLagMs
+    const withinBudget =
+      result.lagUnknowable || (result.lagMs !== null && result.lagMs <= this.options.maxReplicaLagMs)
     const reason = result.missingMigration ? 'migration' : result.lagMs === null ? 'unknown-lag' : 'lag'
     this.#transition(replica, withinBudget && !result.missingMigration ? 'up' : 'lagging', undefined, reason)
   }
