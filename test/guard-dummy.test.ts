@@ -40,16 +40,17 @@ interface Sent {
  * every statement: what is recorded is exactly what pg would have sent, transaction control included.
  */
 function recordingDialect(sent: Sent[]): Dialect {
-  const client = {
+  // A new client per checkout, as a real pool hands out distinct connections to concurrent users.
+  const client = () => ({
     async query(text: string, parameters: readonly unknown[]) {
       sent.push({ sql: text, parameters: [...parameters] })
       return { command: text.split(' ', 1)[0]!.toUpperCase(), rowCount: 0, rows: [] }
     },
     release() {},
-  }
+  })
   const pool = {
     async connect() {
-      return client
+      return client()
     },
     async end() {},
     options: {},
