@@ -55,10 +55,7 @@ declare module 'kysely' {
   }
 }
 
-/**
- * What a read backend's callbacks and options may abort with, mirrored from Kysely's
- * `ConnectionBuilder.execute` so that passing `{ signal }` keeps working.
- */
+/** The options of Kysely's `ConnectionBuilder.execute` (`{ signal }`), kept for pinned connections. */
 type ConnectionOptions = Parameters<ReturnType<Kysely<any>['connection']>['execute']>[1]
 
 // Kysely does not export its CTE builder type; this is the `cte('name').materialized()` callback.
