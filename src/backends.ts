@@ -1,11 +1,11 @@
-import { DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
+import { CompiledQuery, DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
 import type { Migrator } from 'kysely/migration'
 import type { ReadBackend, WriteBackend } from './capability.js'
 import { laterOf, parsePosition } from './consistency/position.js'
 import { SchemaFloor } from './consistency/schema-floor.js'
 import { decodeToken, encodeToken } from './consistency/token.js'
 import { type DialectName, type DialectSupport, isDialect, type NodeConfig } from './dialects/dialect.js'
-import { mysql } from './dialects/mysql.js'
+import { createMysqlSupport } from './dialects/mysql.js'
 import { postgres } from './dialects/postgres.js'
 import { BackendDriver, type BackendDriverOptions } from './driver/backend-driver.js'
 import { Node, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
@@ -90,7 +90,8 @@ export interface Backends<DB> {
   destroy(): Promise<void>
 }
 
-const SUPPORT: Record<DialectName, DialectSupport> = { postgres, mysql }
+// A factory each: the MySQL family learns per createBackends whether its servers are MySQL or MariaDB.
+const SUPPORT: Record<DialectName, () => DialectSupport> = { postgres: () => postgres, mysql: createMysqlSupport }
 
 /**
  * Creates the typed backends of one database.
@@ -107,7 +108,7 @@ const SUPPORT: Record<DialectName, DialectSupport> = { postgres, mysql }
  * ```
  */
 export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
-  const support = SUPPORT[config.dialect]
+  const support = SUPPORT[config.dialect]?.()
   if (!support) {
     throw new ConfigurationError(`Unknown dialect "${String(config.dialect)}": use 'postgres' or 'mysql'.`)
   }
@@ -150,7 +151,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const replicaRouter = pool.router(isConnectionError)
   const readRouter = (state: SessionState) =>
     positionalRouter(state, floor, pool, support, maxWaitMs, telemetry, replicaRouter)
-  const writeOptions = { role: 'write', router: fixedRouter(primary), floor, positionSql: support.sessionPositionSql } as const
+  const writeOptions = { role: 'write', router: fixedRouter(primary), floor, replication: support.replication } as const
 
   const write = backend(writeOptions) as unknown as WriteBackend<DB>
   return {
@@ -172,7 +173,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     },
     replicas: () => pool.status(),
     migrator: (props) =>
-      new BackendMigrator(write, floor, support.primaryPositionSql, {
+      new BackendMigrator(write, floor, () => primaryPosition(primary, support), {
         ...props,
         migrationTableName: props.migrationTableName ?? migrationTable,
       }),
@@ -194,6 +195,14 @@ function sessionState(token: string | undefined, checker: HealthChecker): Sessio
   // known yet (before the first health check) is not guessed to be this one.
   const foreign = decoded.cluster === '' || decoded.cluster !== checker.cluster
   return { position: decoded.position, foreign }
+}
+
+async function primaryPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {
+  return primary.withConnection(async (connection) => {
+    const { primaryPosition } = await support.replication(connection)
+    const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(primaryPosition))
+    return rows[0]?.pos ?? undefined
+  })
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

@@ -16,7 +16,8 @@ describe('on PGlite, with no replica', () => {
     db = createBackends<DB>({ dialect: 'postgres', primary: new PGliteDialect({ pglite: new PGlite() }) })
     await sql`create table counters (id int primary key, n int not null)`.execute(db.write)
     await db.write.insertInto('counters').values({ id: 1, n: 0 }).execute()
-  })
+    // PGlite compiles its WebAssembly on start: seconds, more on a loaded 2-core machine.
+  }, 60_000)
 
   afterAll(async () => {
     await db.destroy()

@@ -27,16 +27,11 @@ export interface DialectSupport {
    * (PGlite); absent where the access mode must precede BEGIN (MySQL, whose driver applies it).
    */
   readonly readOnlyTransactionSql?: string
-  /** One row `{ id }` naming the cluster and its history (a failover changes it). Run on the primary. */
-  readonly clusterSql: string
-  /** One row `{ pos }`: the primary's position that replicas can reach now. */
-  readonly primaryPositionSql: string
-  /** One row `{ pos }`: how far a replica has replayed; null where the server does not say. */
-  readonly replicaPositionSql: string
-  /** One row `{ pos }`: the position of the session's own last commit, on that connection. */
-  readonly sessionPositionSql: string
-  /** Waits on a replica connection until it has replayed `position`; false when `timeoutMs` passed. */
-  waitForPosition(connection: DatabaseConnection, position: string, timeoutMs: number): Promise<boolean>
+  /**
+   * How this server family states replication positions. MySQL and MariaDB differ (GTID sets vs
+   * GTID positions), so the answer is read off the server behind `connection` (once, then cached).
+   */
+  replication(connection: DatabaseConnection): Promise<ReplicationStatements>
   /** The first parameter placeholder in raw SQL. */
   readonly placeholder: string
   /** Quotes an identifier (a table name, possibly `schema.table`). */
@@ -49,6 +44,20 @@ export interface DialectSupport {
   isConnectionError(error: unknown): boolean
   /** A name for the node in errors and events: host, port and database, never credentials. */
   describe(config: string | Record<string, unknown>): string
+}
+
+/** The statements that read and wait for replication positions on one kind of server. */
+export interface ReplicationStatements {
+  /** One row `{ id }` naming the cluster and its history (a failover changes it). Run on the primary. */
+  readonly cluster: string
+  /** One row `{ pos }`: the primary's position that replicas can reach now. */
+  readonly primaryPosition: string
+  /** One row `{ pos }`: how far a replica has replayed; null where the server does not say. */
+  readonly replicaPosition: string
+  /** One row `{ pos }`: the position of the session's own last commit, on that connection. */
+  readonly sessionPosition: string
+  /** Waits on a replica connection until it has replayed `position`; false when `timeoutMs` passed. */
+  waitForPosition(connection: DatabaseConnection, position: string, timeoutMs: number): Promise<boolean>
 }
 
 export function isDialect(config: NodeConfig): config is Dialect {

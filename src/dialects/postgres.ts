@@ -1,6 +1,6 @@
 import { CompiledQuery, PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
-import { type DialectSupport, isSocketError } from './dialect.js'
+import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 import { describeNode } from './describe.js'
 
 // A startup parameter: every transaction of the session is read-only, at no extra round trip.
@@ -34,6 +34,29 @@ function trackCommits(client: { query: QueryFn }): void {
   }
 }
 
+const REPLICATION: ReplicationStatements = {
+  cluster:
+    `select s.system_identifier::text || ':' || c.timeline_id::text as id ` +
+    'from pg_control_system() s, pg_control_checkpoint() c',
+  // Flushed WAL: what a replica can have; the insert position may run ahead while nothing commits.
+  primaryPosition: 'select pg_current_wal_flush_lsn()::text as pos',
+  replicaPosition: 'select pg_last_wal_replay_lsn()::text as pos',
+  sessionPosition: SESSION_POSITION,
+  async waitForPosition(connection, position, timeoutMs) {
+    // PostgreSQL before 16 has no server-side wait for replay: poll, cheaply, on the connection that
+    // will serve the read.
+    const deadline = Date.now() + timeoutMs
+    const check = CompiledQuery.raw('select pg_last_wal_replay_lsn() >= $1::pg_lsn as reached', [position])
+    for (let delay = 2; ; delay = Math.min(delay * 2, 20)) {
+      const { rows } = await connection.executeQuery<{ reached: boolean | null }>(check)
+      if (rows[0]?.reached) return true
+      const left = deadline - Date.now()
+      if (left <= 0) return false
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)))
+    }
+  },
+}
+
 export const postgres: DialectSupport = {
   createDialect(config, { readOnly, trackPositions }) {
     const poolConfig: Record<string, unknown> =
@@ -59,26 +82,7 @@ export const postgres: DialectSupport = {
   },
   readOnlySessionSql: 'set session characteristics as transaction read only',
   readOnlyTransactionSql: 'set transaction read only',
-  clusterSql:
-    `select s.system_identifier::text || ':' || c.timeline_id::text as id ` +
-    'from pg_control_system() s, pg_control_checkpoint() c',
-  // Flushed WAL: what a replica can have; the insert position may run ahead while nothing commits.
-  primaryPositionSql: 'select pg_current_wal_flush_lsn()::text as pos',
-  replicaPositionSql: 'select pg_last_wal_replay_lsn()::text as pos',
-  sessionPositionSql: SESSION_POSITION,
-  async waitForPosition(connection, position, timeoutMs) {
-    // PostgreSQL before 16 has no server-side wait for replay: poll, cheaply, on the connection that
-    // will serve the read.
-    const deadline = Date.now() + timeoutMs
-    const check = CompiledQuery.raw('select pg_last_wal_replay_lsn() >= $1::pg_lsn as reached', [position])
-    for (let delay = 2; ; delay = Math.min(delay * 2, 20)) {
-      const { rows } = await connection.executeQuery<{ reached: boolean | null }>(check)
-      if (rows[0]?.reached) return true
-      const left = deadline - Date.now()
-      if (left <= 0) return false
-      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)))
-    }
-  },
+  replication: async () => REPLICATION,
   placeholder: '$1',
   quote: (identifier) => identifier.split('.').map((part) => `"${part.replaceAll('"', '""')}"`).join('.'),
   isMissingTable: (error) => (error as { code?: unknown } | null)?.code === '42P01',

@@ -10,6 +10,7 @@ import { capturePositions, type PositionSink } from '../consistency/capture.js'
 import { PrimaryUnavailableError } from '../errors.js'
 import type { Telemetry } from '../events.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
+import type { ReplicationStatements } from '../dialects/dialect.js'
 import { classify, isSchemaChange } from '../guard/classify.js'
 import type { ReadGuard } from '../guard/read-guard.js'
 import { markWriteTransaction } from '../guard/transaction-scope.js'
@@ -32,8 +33,8 @@ export interface BackendDriverOptions {
   readonly recorder?: PositionRecorder
   /** Present on write backends: raised after each schema change. */
   readonly floor?: SchemaFloor
-  /** One row `{ pos }`: the position of this connection's last commit, where the driver did not report it. */
-  readonly positionSql?: string
+  /** How to read the position of a connection's last commit, where the driver did not report it. */
+  readonly replication?: (connection: DatabaseConnection) => Promise<ReplicationStatements>
   /** Tells a lost connection from an SQL error, to report an unreachable primary as such. */
   readonly isConnectionError: (error: unknown) => boolean
 }
@@ -52,13 +53,13 @@ export class BackendDriver implements Driver {
   readonly telemetry: Telemetry | undefined
   readonly #recorder: PositionRecorder | undefined
   readonly #floor: SchemaFloor | undefined
-  readonly #positionSql: string | undefined
+  readonly #replication: ((connection: DatabaseConnection) => Promise<ReplicationStatements>) | undefined
   readonly #isConnectionError: (error: unknown) => boolean
 
   constructor(options: BackendDriverOptions) {
     this.#isConnectionError = options.isConnectionError
     this.#floor = options.floor
-    this.#positionSql = options.positionSql
+    this.#replication = options.replication
     this.role = options.role
     this.router = options.router
     this.guard = options.guard
@@ -150,8 +151,9 @@ export class BackendDriver implements Driver {
   }
 
   async #positionOf(conn: BackendConnection, sink: PositionSink): Promise<string | undefined> {
-    if (sink.position !== undefined || !this.#positionSql) return sink.position
-    const { rows } = await conn.inner.executeQuery<{ pos: string | null }>(CompiledQuery.raw(this.#positionSql))
+    if (sink.position !== undefined || !this.#replication) return sink.position
+    const { sessionPosition } = await this.#replication(conn.inner)
+    const { rows } = await conn.inner.executeQuery<{ pos: string | null }>(CompiledQuery.raw(sessionPosition))
     return rows[0]?.pos ?? undefined
   }
 

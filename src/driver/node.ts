@@ -75,6 +75,16 @@ export class Node {
     }
   }
 
+  /** Runs `run` on a connection of this node, outside any backend (health checks, positions). */
+  async withConnection<T>(run: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
+    const connection = await this.acquireConnection()
+    try {
+      return await run(connection)
+    } finally {
+      await this.releaseConnection(connection)
+    }
+  }
+
   destroy(): Promise<void> {
     if (this.#owner) return this.#owner.destroy()
     this.#destroyed ??= this.#init

@@ -1,4 +1,3 @@
-import { sql } from 'kysely'
 import { type MigrateOptions, type MigrationResultSet, Migrator, type MigratorProps, type NoMigrations } from 'kysely/migration'
 import type { WriteBackend } from '../capability.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
@@ -11,16 +10,20 @@ export type BackendMigratorProps = Omit<MigratorProps, 'db'>
  * from then on no read goes to a replica that has not replayed the migrations.
  */
 export class BackendMigrator extends Migrator {
-  readonly #write: WriteBackend<any>
   readonly #floor: SchemaFloor
-  readonly #positionSql: string
+  readonly #primaryPosition: () => Promise<string | undefined>
 
-  constructor(write: WriteBackend<any>, floor: SchemaFloor, positionSql: string, props: BackendMigratorProps) {
+  constructor(
+    write: WriteBackend<any>,
+    floor: SchemaFloor,
+    /** The primary's current position, read on a connection of its own. */
+    primaryPosition: () => Promise<string | undefined>,
+    props: BackendMigratorProps,
+  ) {
     // At run time the write backend is a Kysely instance; its type only narrows what users may call.
     super({ ...props, db: write as unknown as MigratorProps['db'] })
-    this.#write = write
     this.#floor = floor
-    this.#positionSql = positionSql
+    this.#primaryPosition = primaryPosition
   }
 
   override async migrateToLatest(options?: MigrateOptions): Promise<MigrationResultSet> {
@@ -45,8 +48,7 @@ export class BackendMigrator extends Migrator {
     try {
       return await run
     } finally {
-      const { rows } = await sql.raw<{ pos: string | null }>(this.#positionSql).execute(this.#write)
-      this.#floor.raise(rows[0]?.pos)
+      this.#floor.raise(await this.#primaryPosition())
     }
   }
 }

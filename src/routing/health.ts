@@ -1,6 +1,6 @@
 import { CompiledQuery } from 'kysely'
 import { hasReached, type Position, parsePosition } from '../consistency/position.js'
-import type { DialectSupport } from '../dialects/dialect.js'
+import type { DialectSupport, ReplicationStatements } from '../dialects/dialect.js'
 import type { Node } from '../driver/node.js'
 import type { ReplicaPool } from './replica-pool.js'
 
@@ -94,9 +94,9 @@ export class HealthChecker {
   async #samplePrimary(): Promise<void> {
     try {
       if (this.#cluster === undefined) {
-        this.#cluster = String((await this.#query(this.primary, this.support.clusterSql)).id ?? '')
+        this.#cluster = String((await this.#query(this.primary, (r) => r.cluster)).id ?? '')
       }
-      const position = parsePosition((await this.#query(this.primary, this.support.primaryPositionSql)).pos as string)
+      const position = parsePosition((await this.#query(this.primary, (r) => r.primaryPosition)).pos as string)
       this.#primaryReachable = true
       if (!position) return
       const now = Date.now()
@@ -114,7 +114,7 @@ export class HealthChecker {
   async #checkReplica(node: Node, primaryMigration: string | undefined): Promise<void> {
     const now = new Date()
     try {
-      const text = (await this.#query(node, this.support.replicaPositionSql)).pos
+      const text = (await this.#query(node, (r) => r.replicaPosition)).pos
       const positionText = typeof text === 'string' && text !== '' ? text : null
       const position = parsePosition(positionText)
       const lagMs = position ? this.#lagOf(position, now.getTime()) : null
@@ -138,13 +138,16 @@ export class HealthChecker {
     return firstMissing ? now - firstMissing.at : 0
   }
 
-  async #query(node: Node, sql: string, parameters: unknown[] = []): Promise<Record<string, unknown>> {
-    const connection = await node.acquireConnection()
-    try {
-      const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(sql, parameters))
+  async #query(
+    node: Node,
+    sql: string | ((statements: ReplicationStatements) => string),
+    parameters: unknown[] = [],
+  ): Promise<Record<string, unknown>> {
+    return node.withConnection(async (connection) => {
+      const text = typeof sql === 'string' ? sql : sql(await this.support.replication(connection))
+      const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(text, parameters))
       return rows[0] ?? {}
-    } finally {
-      await node.releaseConnection(connection)
-    }
+    })
   }
+
 }

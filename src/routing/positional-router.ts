@@ -45,7 +45,8 @@ export function positionalRouter(
       const target = targetOf(state, floor)
       if (!target || node === pool.primary || pool.hasReplayed(node, target)) return true
       const started = Date.now()
-      const reached = await support.waitForPosition(connection, formatPosition(target), maxWaitMs)
+      const { waitForPosition } = await support.replication(connection)
+      const reached = await waitForPosition(connection, formatPosition(target), maxWaitMs)
       telemetry.waited(node.name, Date.now() - started, reached)
       pool.waited(node, target, reached)
       return reached
