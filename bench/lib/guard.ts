@@ -1,0 +1,384 @@
+// The guard's classification alone, and kysely-rw's whole in-process path per query, with no database:
+// - classify(): operation trees compiled by a Kysely on its DummyDriver, classified in batches;
+// - per query: plain Kysely vs kysely-rw's backends on a driver that answers at once (modelled on
+//   DummyDriver, but answering one row, so that health checks see a replica that is caught up).
+// What is left is kysely-rw's own CPU cost per query, which network noise hides in benchmark 1.
+
+import { AsyncLocalStorage } from 'node:async_hooks'
+import {
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  DummyDriver,
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type QueryResult,
+  sql,
+} from 'kysely'
+import { Bench } from 'tinybench'
+import { type Backends, classify, createBackends } from '../../src/index.js'
+import type { BenchDB } from './db.js'
+import { QUERIES } from './queries.js'
+import { fmt, fmtInt, goal, log, median, ratio, table, until } from './util.js'
+
+export const GUARD = {
+  /** classify() calls per tinybench sample; the sample is their mean. */
+  classifyBatch: 200,
+  /** Awaited queries per tinybench sample on the answering driver. */
+  queryBatch: 50,
+  timeMs: 500,
+  warmupMs: 150,
+  rounds: 3,
+  /** The goal: classification under this many µs per query. */
+  goalUs: 2,
+}
+
+function dialect(driver: () => Driver): Dialect {
+  return {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: driver,
+    createIntrospector: (db) => new PostgresIntrospector(db),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  }
+}
+
+// One row that answers every query kysely-rw asks itself (positions, cluster id) and the benchmark's.
+const ROW = { pos: '0/3000000', id: 'bench-cluster', reached: true, n: 1, name: 'user 1', score: 1 }
+
+class AnsweringConnection implements DatabaseConnection {
+  async executeQuery<R>(_query: CompiledQuery): Promise<QueryResult<R>> {
+    return { rows: [ROW as R] }
+  }
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {}
+}
+
+/** DummyDriver's no-ops, but with connections that are reused (as a pool's are) and answer a row. */
+class AnsweringDriver implements Driver {
+  readonly #idle: AnsweringConnection[] = []
+  async init(): Promise<void> {}
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return this.#idle.pop() ?? new AnsweringConnection()
+  }
+  async beginTransaction(): Promise<void> {}
+  async commitTransaction(): Promise<void> {}
+  async rollbackTransaction(): Promise<void> {}
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    this.#idle.push(connection as AnsweringConnection)
+  }
+  async destroy(): Promise<void> {}
+}
+
+export interface ClassifyRow {
+  readonly shape: string
+  readonly nodes: number
+  readonly meanNs: number
+  readonly p99Ns: number
+}
+
+export interface InProcessRow {
+  readonly query: string
+  readonly label: string
+  readonly meanUs: number
+  readonly deltaUs: number
+  readonly ratio: number
+}
+
+export interface AlsTax {
+  readonly offUs: number
+  readonly onUs: number
+}
+
+export interface GuardResult {
+  readonly classify: ClassifyRow[]
+  /** Plain Kysely per query with AsyncLocalStorage never active vs active; null when not measurable. */
+  readonly als: AlsTax | null
+  readonly inProcess: InProcessRow[]
+}
+
+/** Must run before any kysely-rw query in the process: kysely-rw's own AsyncLocalStorages stay active. */
+export async function runGuard(): Promise<GuardResult> {
+  const classified = await runClassify()
+  const als = await runAlsTax()
+  return { classify: classified, als, inProcess: await runInProcess() }
+}
+
+/**
+ * kysely-rw keeps its transaction scope and session positions in AsyncLocalStorage. On Node before 22
+ * (without AsyncContextFrame) an active AsyncLocalStorage installs a promise hook for the whole process,
+ * so every promise, also plain Kysely's and the app's, pays for it. Measured on plain Kysely alone:
+ * no storage active vs one storage active, in alternating rounds.
+ */
+async function runAlsTax(): Promise<AlsTax> {
+  const plain = new Kysely<BenchDB>({ dialect: dialect(() => new AnsweringDriver()) })
+  const storage = new AsyncLocalStorage<number>()
+  const query = QUERIES[0] as (typeof QUERIES)[number]
+  const means: Record<'off' | 'on', number[]> = { off: [], on: [] }
+  try {
+    for (let round = 0; round < GUARD.rounds * 2; round++) {
+      const bench = new Bench({ time: GUARD.timeMs / 2, warmupTime: GUARD.warmupMs, throws: true })
+      const task = async () => {
+        const start = bench.now()
+        for (let j = 0; j < GUARD.queryBatch; j++) await query.run(plain)
+        const elapsed = bench.now() - start
+        return { overriddenDuration: elapsed / GUARD.queryBatch, overriddenIterationCost: elapsed }
+      }
+      const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)
+      for (const name of order) {
+        bench.add(name, task, {
+          beforeAll: () => {
+            if (name === 'on') storage.run(1, () => {}) // enables the storage (and Node's promise hook)
+          },
+          afterAll: () => {
+            if (name === 'on') storage.disable()
+          },
+        })
+      }
+      await bench.run()
+      for (const t of bench.tasks) {
+        if (t.result.state !== 'completed') throw new Error(`ALS ${t.name}: ${t.result.state}`)
+        means[t.name as 'off' | 'on'].push(t.result.latency.mean * 1000)
+      }
+    }
+  } finally {
+    await plain.destroy()
+  }
+  const result = { offUs: median(means.off), onUs: median(means.on) }
+  log(`guard AsyncLocalStorage: plain Kysely ${fmt(result.offUs, 1)} µs without, ${fmt(result.onUs, 1)} µs with`)
+  return result
+}
+
+async function runClassify(): Promise<ClassifyRow[]> {
+  const db = new Kysely<BenchDB>({ dialect: dialect(() => new DummyDriver()) })
+  const [pk, join, insert, update] = (await Promise.all(QUERIES.slice(0, 4).map((q) => capture(q.run)))) as [
+    CompiledQuery,
+    CompiledQuery,
+    CompiledQuery,
+    CompiledQuery,
+  ]
+  const shapes: [string, CompiledQuery][] = [
+    ['pk select', pk],
+    ['join select', join],
+    [
+      'select with CTE, IN-subquery, correlated subquery',
+      db
+        .with('paid', (qb) => qb.selectFrom('orders').select(['user_id', 'total']).where('status', '=', 'paid'))
+        .selectFrom('users')
+        .innerJoin('paid', 'paid.user_id', 'users.id')
+        .select((eb) => [
+          'users.id',
+          'users.name',
+          'paid.total',
+          eb
+            .selectFrom('orders')
+            .select((e) => e.fn.countAll().as('n'))
+            .whereRef('orders.user_id', '=', 'users.id')
+            .as('orders'),
+        ])
+        .where('users.id', 'in', (eb) => eb.selectFrom('events').select('user_id').where('kind', '=', 'click'))
+        .where((eb) => eb.or([eb('users.score', '>', 50), eb('users.name', 'like', 'user 1%')]))
+        .orderBy('users.id')
+        .limit(50)
+        .compile(),
+    ],
+    ['insert', insert],
+    ['update', update],
+    ['raw sql (refused)', sql`select 1`.compile(db)],
+  ]
+  const bench = new Bench({ time: GUARD.timeMs, warmupTime: GUARD.warmupMs, retainSamples: true, throws: true })
+  let sink = 0
+  for (const [shape, query] of shapes) {
+    const node = query.query
+    bench.add(shape, () => {
+      const start = bench.now()
+      for (let i = 0; i < GUARD.classifyBatch; i++) if (classify(node).write) sink++
+      const elapsed = bench.now() - start
+      return { overriddenDuration: elapsed / GUARD.classifyBatch, overriddenIterationCost: elapsed }
+    })
+  }
+  await bench.run()
+  if (sink < 0) log('unreachable')
+  const rows = shapes.map(([shape, query]) => {
+    const result = bench.getTask(shape)?.result
+    if (result?.state !== 'completed') throw new Error(`classify ${shape}: ${result?.state}`)
+    return { shape, nodes: countNodes(query.query), meanNs: result.latency.mean * 1e6, p99Ns: result.latency.p99 * 1e6 }
+  })
+  await db.destroy()
+  log(`guard classify: ${rows.map((r) => `${r.shape} ${fmt(r.meanNs, 0)} ns`).join(', ')}`)
+  return rows
+}
+
+/** The compiled query a query function sends first, caught by a Kysely on a DummyDriver. */
+async function capture(run: (db: Kysely<BenchDB>) => Promise<unknown>): Promise<CompiledQuery> {
+  let caught: CompiledQuery | undefined
+  const spy = new Kysely<BenchDB>({
+    dialect: dialect(() => {
+      const driver = new DummyDriver()
+      driver.acquireConnection = async () => ({
+        async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+          caught ??= query
+          return { rows: [ROW as R] }
+        },
+        async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {},
+      })
+      return driver
+    }),
+  })
+  await run(spy)
+  await spy.destroy()
+  if (!caught) throw new Error('no query captured')
+  return caught
+}
+
+function countNodes(root: unknown): number {
+  let n = 0
+  const stack: unknown[] = [root]
+  while (stack.length) {
+    const value = stack.pop()
+    if (typeof value !== 'object' || value === null) continue
+    if (Array.isArray(value)) {
+      stack.push(...value)
+      continue
+    }
+    if (typeof (value as { kind?: unknown }).kind === 'string') n++
+    stack.push(...Object.values(value))
+  }
+  return n
+}
+
+async function runInProcess(): Promise<InProcessRow[]> {
+  const plain = new Kysely<BenchDB>({ dialect: dialect(() => new AnsweringDriver()) })
+  const db: Backends<BenchDB> = createBackends<BenchDB>({
+    dialect: 'postgres',
+    primary: dialect(() => new AnsweringDriver()),
+    replicas: [dialect(() => new AnsweringDriver())],
+  })
+  try {
+    await until(
+      'the first health check',
+      10_000,
+      () => db.replicas()[0]?.state === 'up' && db.replicas()[0]?.lastCheck != null,
+    )
+    const readSession = db.session()
+    await readSession.write.updateTable('counters').set({ value: 1 }).where('user_id', '=', 1).execute()
+    const writeSession = db.session()
+    const k = (backend: unknown) => backend as Kysely<BenchDB>
+    const cases = [
+      {
+        query: QUERIES[0],
+        clients: [
+          ['plain Kysely', plain],
+          ['kysely-rw `db.read`', k(db.read)],
+          ['kysely-rw `session.read`', k(readSession.read)],
+        ],
+      },
+      {
+        query: QUERIES[2],
+        clients: [
+          ['plain Kysely', plain],
+          ['kysely-rw `db.write`', k(db.write)],
+          ['kysely-rw `session.write`', k(writeSession.write)],
+        ],
+      },
+      {
+        query: QUERIES[4],
+        clients: [
+          ['plain Kysely', plain],
+          ['kysely-rw `db.write`', k(db.write)],
+          ['kysely-rw `session.write`', k(writeSession.write)],
+        ],
+      },
+    ] as const
+    const rows: InProcessRow[] = []
+    for (const { query, clients } of cases) {
+      if (!query) continue
+      const means = new Map<string, number[]>()
+      for (let round = 0; round < GUARD.rounds; round++) {
+        const bench = new Bench({ time: GUARD.timeMs, warmupTime: GUARD.warmupMs, throws: true })
+        for (let i = 0; i < clients.length; i++) {
+          const [label, client] = clients[(i + round) % clients.length] as readonly [string, Kysely<BenchDB>]
+          bench.add(label, async () => {
+            const start = bench.now()
+            for (let j = 0; j < GUARD.queryBatch; j++) await query.run(client)
+            const elapsed = bench.now() - start
+            return { overriddenDuration: elapsed / GUARD.queryBatch, overriddenIterationCost: elapsed }
+          })
+        }
+        await bench.run()
+        for (const task of bench.tasks) {
+          const result = task.result
+          if (result.state !== 'completed') throw new Error(`${query.name} ${task.name}: ${result.state}`)
+          means.set(task.name, [...(means.get(task.name) ?? []), result.latency.mean * 1000])
+        }
+      }
+      const base = median(means.get('plain Kysely') ?? [])
+      for (const [label] of clients) {
+        const mean = median(means.get(label) ?? [])
+        rows.push({ query: query.name, label, meanUs: mean, deltaUs: mean - base, ratio: mean / base })
+      }
+    }
+    log(`guard in-process: ${rows.map((r) => `${r.query}/${r.label} ${fmt(r.meanUs, 1)} µs`).join(', ')}`)
+    return rows
+  } finally {
+    await Promise.all([plain.destroy(), db.destroy()])
+  }
+}
+
+export function renderGuard(result: GuardResult): string {
+  const out: string[] = []
+  out.push(
+    `Classification alone: \`classify(node)\` on operation trees compiled by a Kysely on its \`DummyDriver\`; ` +
+      `tinybench, ${GUARD.timeMs} ms per shape, each sample the mean of ${GUARD.classifyBatch} calls. Goal: under ${GUARD.goalUs} µs per query.\n`,
+  )
+  out.push(
+    table(
+      ['query shape', 'operation nodes', 'mean ns', 'p99 ns (of batch means)', `goal < ${GUARD.goalUs} µs`],
+      result.classify.map((r) => [
+        r.shape,
+        String(r.nodes),
+        fmtInt(r.meanNs),
+        fmtInt(r.p99Ns),
+        goal(r.meanNs < GUARD.goalUs * 1000),
+      ]),
+    ),
+  )
+  out.push(
+    `\nThe whole in-process path per query, no network: plain Kysely vs kysely-rw on a driver that answers at once ` +
+      `(DummyDriver's no-ops, reused connections, one row per query so that health checks find the replica caught up). ` +
+      `${GUARD.rounds} interleaved rounds × ${GUARD.timeMs} ms, samples are means of ${GUARD.queryBatch} awaited queries; median of rounds. ` +
+      "This is kysely-rw's own CPU cost per query (routing, guard, async context, telemetry); a session write also " +
+      'asks for its position here, which on PostgreSQL is the extra round trip shown in benchmark 1.\n',
+  )
+  out.push(
+    table(
+      ['query', 'client', 'µs per query', 'extra µs vs plain', 'ratio'],
+      result.inProcess.map((r) => [
+        r.query,
+        r.label,
+        fmt(r.meanUs, 2),
+        r.label === 'plain Kysely' ? '' : fmt(r.deltaUs, 2),
+        fmt(r.ratio, 2),
+      ]),
+    ),
+  )
+  if (result.als) {
+    out.push(
+      `\nA process-wide cost: kysely-rw keeps transaction scopes and session positions in \`AsyncLocalStorage\`. On Node ` +
+        `${process.versions.node.split('.')[0]} an active storage installs a promise hook for the whole process, so every ` +
+        "promise pays, plain Kysely's and the app's too (Node 24 replaces the hook with AsyncContextFrame; not measured here). " +
+        `Plain Kysely alone, same driver: ${fmt(result.als.offUs, 2)} µs per query with no storage ever active, ` +
+        `${fmt(result.als.onUs, 2)} µs with one active (${ratio(result.als.onUs / result.als.offUs, 2)}; median of ` +
+        `${GUARD.rounds * 2} alternating rounds). The rows above and all of benchmark 1 run with storages active, for ` +
+        'plain Kysely too, so this cost is not in their ratios.',
+    )
+  }
+  return out.join('\n')
+}
+
+export function guardMisses(result: GuardResult): string[] {
+  return result.classify
+    .filter((r) => r.meanNs >= GUARD.goalUs * 1000)
+    .map((r) => `guard classification of "${r.shape}": ${fmt(r.meanNs / 1000, 2)} µs (goal < ${GUARD.goalUs} µs)`)
+}

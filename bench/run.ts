@@ -1,0 +1,198 @@
+// `npm run bench [-- <benchmark>... ] [-- postgres|mariadb]`: runs the benchmarks of issue #5 and writes
+// bench/RESULTS.md (a full run) or bench/.work/RESULTS.partial.md (a selection, for development).
+//
+// Benchmarks: guard (in-process cost, no database), overhead, failover, consistency (real PostgreSQL
+// and MariaDB primary/replica pairs from the test harness), typecheck (tsc 5.9 and 7).
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type ConsistencyResult, consistencyMisses, renderConsistency, runConsistency } from './lib/consistency.js'
+import { createSchema, type Family, type FamilyName, startFamily } from './lib/db.js'
+import { type FailoverResult, failoverMisses, renderFailover, runFailover } from './lib/failover.js'
+import { type GuardResult, guardMisses, renderGuard, runGuard } from './lib/guard.js'
+import { type OverheadResult, overheadMisses, renderOverhead, runOverhead } from './lib/overhead.js'
+import { ensureInstalled, peerVersions } from './lib/peers.js'
+import { renderTypecheck, runTypecheck, type TypecheckResult, typecheckMisses } from './lib/typecheck.js'
+import { errorMessage, execFileAsync, log } from './lib/util.js'
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url))
+const ROOT = path.dirname(BENCH_DIR)
+
+/** 1-minute load averages at the start and the end of the run: how busy the machine was otherwise. */
+const loadAverages: number[] = []
+
+const BENCHMARKS = ['guard', 'overhead', 'typecheck', 'consistency', 'failover'] as const
+type BenchmarkName = (typeof BENCHMARKS)[number]
+const FAMILIES: readonly FamilyName[] = ['postgres', 'mariadb']
+
+interface Results {
+  guard?: GuardResult
+  overhead: OverheadResult[]
+  typecheck?: TypecheckResult
+  consistency: ConsistencyResult[]
+  failover: FailoverResult[]
+  errors: string[]
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2)
+  const unknown = args.filter(
+    (a) => !(BENCHMARKS as readonly string[]).includes(a) && !(FAMILIES as readonly string[]).includes(a),
+  )
+  if (unknown.length > 0) {
+    throw new Error(`Unknown argument(s) ${unknown.join(', ')}; use any of ${[...BENCHMARKS, ...FAMILIES].join(', ')}`)
+  }
+  const chosen = BENCHMARKS.filter((b) => args.includes(b))
+  const benchmarks: readonly BenchmarkName[] = chosen.length > 0 ? chosen : BENCHMARKS
+  const families = FAMILIES.filter((f) => args.includes(f))
+  const full = args.length === 0
+  const wanted = (name: BenchmarkName) => benchmarks.includes(name)
+  const startedAt = new Date()
+  loadAverages.push(os.loadavg()[0] ?? Number.NaN)
+  const started = performance.now()
+
+  await ensureInstalled(BENCH_DIR, { peers: wanted('consistency') || wanted('failover'), ts7: wanted('typecheck') })
+
+  const results: Results = { overhead: [], consistency: [], failover: [], errors: [] }
+  const attempt = async (what: string, run: () => Promise<void>) => {
+    try {
+      await run()
+    } catch (error) {
+      log(`${what} FAILED: ${errorMessage(error)}`)
+      results.errors.push(`${what}: ${errorMessage(error)}`)
+    }
+  }
+
+  // No database runs during the in-process and type-check benchmarks: they have both cores.
+  if (wanted('guard')) {
+    await attempt('guard', async () => {
+      results.guard = await runGuard()
+    })
+  }
+  if (wanted('typecheck')) {
+    await attempt('typecheck', async () => {
+      results.typecheck = await runTypecheck(ROOT, BENCH_DIR)
+    })
+  }
+
+  const serverVersions: string[] = []
+  if (wanted('overhead') || wanted('consistency') || wanted('failover')) {
+    for (const name of families.length > 0 ? families : FAMILIES) {
+      // One pair at a time, so that the other's servers take no CPU.
+      let family: Family | undefined
+      await attempt(`${name} pair`, async () => {
+        family = await startFamily(name)
+        serverVersions.push(`${family.label} ${family.version}`)
+        await createSchema(family)
+      })
+      if (!family) continue
+      const f = family
+      const stopOnSignal = () => void f.stop().finally(() => process.exit(130))
+      process.once('SIGINT', stopOnSignal)
+      process.once('SIGTERM', stopOnSignal)
+      try {
+        if (wanted('overhead'))
+          await attempt(`overhead ${name}`, async () => void results.overhead.push(await runOverhead(f)))
+        if (wanted('failover'))
+          await attempt(`failover ${name}`, async () => void results.failover.push(await runFailover(f)))
+        if (wanted('consistency'))
+          await attempt(`consistency ${name}`, async () => void results.consistency.push(await runConsistency(f)))
+      } finally {
+        process.off('SIGINT', stopOnSignal)
+        process.off('SIGTERM', stopOnSignal)
+        await f.stop().catch((error) => log(`stopping ${name} failed: ${errorMessage(error)}`))
+      }
+    }
+  }
+
+  const seconds = (performance.now() - started) / 1000
+  loadAverages.push(os.loadavg()[0] ?? Number.NaN)
+  const markdown = await render(results, { args, startedAt, seconds, serverVersions, full })
+  const target = full ? path.join(BENCH_DIR, 'RESULTS.md') : path.join(BENCH_DIR, '.work', 'RESULTS.partial.md')
+  await mkdir(path.dirname(target), { recursive: true })
+  await writeFile(target, markdown)
+  log(
+    `wrote ${path.relative(ROOT, target)} after ${seconds.toFixed(0)} s${results.errors.length ? ` with ${results.errors.length} error(s)` : ''}`,
+  )
+  if (results.errors.length > 0) process.exitCode = 1
+}
+
+interface RunInfo {
+  args: string[]
+  startedAt: Date
+  seconds: number
+  serverVersions: string[]
+  full: boolean
+}
+
+async function render(results: Results, run: RunInfo): Promise<string> {
+  const cpu =
+    (await readFile('/proc/cpuinfo', 'utf8').catch(() => '')).match(/^model name\s*:\s*(.+)$/m)?.[1] ??
+    os.cpus()[0]?.model ??
+    'unknown'
+  const nproc = (await execFileAsync('nproc').catch(() => ({ stdout: String(os.cpus().length) }))).stdout.trim()
+  const commit = (
+    await execFileAsync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).catch(() => ({ stdout: 'unknown' }))
+  ).stdout.trim()
+  const dirty = (
+    await execFileAsync('git', ['status', '--porcelain', 'src'], { cwd: ROOT }).catch(() => ({ stdout: '' }))
+  ).stdout.trim()
+  const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }
+  const versions = await peerVersions(ROOT, BENCH_DIR)
+  const command = `npm run bench${run.args.length ? ` -- ${run.args.join(' ')}` : ''}`
+  const misses = [
+    ...(results.guard ? guardMisses(results.guard) : []),
+    ...overheadMisses(results.overhead),
+    ...(results.typecheck ? typecheckMisses(results.typecheck) : []),
+    ...consistencyMisses(results.consistency),
+    ...failoverMisses(results.failover),
+  ]
+
+  const out: string[] = []
+  out.push('# kysely-rw benchmarks (issue #5)\n')
+  out.push(
+    'Generated by `bench/run.ts`; do not edit by hand. How to run and what each benchmark does: [README.md](README.md).\n',
+  )
+  out.push(`- Command: \`${command}\`${run.full ? '' : ' (a partial run)'}`)
+  out.push(`- Date: ${run.startedAt.toISOString()}; whole run: ${run.seconds.toFixed(0)} s`)
+  out.push(
+    `- Machine: ${nproc} cores, ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}`,
+  )
+  out.push(
+    `- Load average (1 min) at the start and the end of the run: ${loadAverages.map((l) => l.toFixed(2)).join(' and ')} ` +
+      '(other processes on the machine compete for its cores; more than 2 means queueing)',
+  )
+  out.push(
+    `- Node ${process.version}; servers: ${run.serverVersions.length ? run.serverVersions.join(', ') : '(none started)'}`,
+  )
+  out.push(
+    `- kysely-rw ${pkg.version} at ${commit}${dirty ? ' (with uncommitted changes in src/)' : ''}; ${versions.join('; ')}`,
+  )
+  out.push(
+    '- Absolute times on a shared 2-core machine are noise; the ratios, measured in the same run and interleaved, are the result. ' +
+      'The databases, their replicas and the benchmark client share the same two cores.\n',
+  )
+  out.push('## Summary\n')
+  if (results.errors.length > 0)
+    out.push(`Benchmarks that failed to run: ${results.errors.map((e) => `\`${e}\``).join('; ')}\n`)
+  out.push(
+    misses.length === 0
+      ? 'Every goal measured in this run is met.\n'
+      : `Goals missed in this run:\n\n${misses.map((m) => `- ${m}`).join('\n')}\n`,
+  )
+
+  if (results.guard) out.push(`## Guard and in-process cost (no database)\n\n${renderGuard(results.guard)}\n`)
+  if (results.overhead.length)
+    out.push(`## 1. Runtime overhead on real PostgreSQL and MariaDB\n\n${renderOverhead(results.overhead)}\n`)
+  if (results.typecheck) out.push(`## 2. Type-check cost\n\n${renderTypecheck(results.typecheck)}\n`)
+  if (results.consistency.length)
+    out.push(`## 3. Consistency vs offload\n\n${renderConsistency(results.consistency)}\n`)
+  if (results.failover.length) out.push(`## 4. Failover\n\n${renderFailover(results.failover)}\n`)
+  return `${out.join('\n')}\n`
+}
+
+main().catch((error) => {
+  log(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+  process.exitCode = 1
+})
