@@ -113,7 +113,10 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     throw new ConfigurationError(`Unknown dialect "${String(config.dialect)}": use 'postgres' or 'mysql'.`)
   }
   if (!config.primary) throw new ConfigurationError('createBackends needs a primary.')
-  const enforcement = config.readOnlySessions ?? 'connection'
+  const enforcement = oneOf(config.readOnlySessions, ['connection', 'transaction'], 'readOnlySessions')
+  const whenNoReplica = oneOf(config.whenNoReplica, ['primary', 'error'], 'whenNoReplica')
+  const selection = config.replicaSelection ?? 'round-robin'
+  if (typeof selection !== 'function') oneOf(selection, ['round-robin', 'random', 'least-lag'], 'replicaSelection')
   const maxReplicaLagMs = positive(config.maxReplicaLagMs, 5000, 'maxReplicaLagMs')
   const intervalMs = positive(config.healthCheckIntervalMs, 1000, 'healthCheckIntervalMs')
   const maxWaitMs = positive(config.readYourWrites?.maxWaitMs, 1000, 'readYourWrites.maxWaitMs')
@@ -127,7 +130,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const pool = new ReplicaPool(
     replicas,
     primaryRead,
-    { selection: config.replicaSelection ?? 'round-robin', maxReplicaLagMs, whenNoReplica: config.whenNoReplica ?? 'primary' },
+    { selection, maxReplicaLagMs, whenNoReplica },
     telemetry,
   )
   const migrationTable = config.migrationTable === false ? undefined : (config.migrationTable ?? 'kysely_migration')
@@ -162,12 +165,13 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
       return {
         write: backend({
           ...writeOptions,
+          session: true,
           recorder(text) {
             const position = parsePosition(text)
             if (position) state.position = laterOf(state.position, position)
           },
         }) as unknown as WriteBackend<DB>,
-        read: backend({ role: 'read', router: readRouter(state), guard }) as unknown as ReadBackend<DB>,
+        read: backend({ role: 'read', router: readRouter(state), guard, session: true }) as unknown as ReadBackend<DB>,
         token: () => encodeToken({ cluster: checker.cluster ?? '', position: state.position }),
       }
     },
@@ -203,6 +207,15 @@ async function primaryPosition(primary: Node, support: DialectSupport): Promise<
     const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(primaryPosition))
     return rows[0]?.pos ?? undefined
   })
+}
+
+/** The value, or the first choice when absent; anything else is a configuration error, never a guess. */
+function oneOf<T extends string>(value: T | undefined, choices: readonly T[], name: string): T {
+  if (value === undefined) return choices[0] as T
+  if (!choices.includes(value)) {
+    throw new ConfigurationError(`${name} must be ${choices.map((c) => `'${c}'`).join(' or ')}, not ${JSON.stringify(value)}.`)
+  }
+  return value
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

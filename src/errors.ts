@@ -21,11 +21,12 @@ export class WriteOnReadBackendError extends Error {
   constructor(
     readonly kind: StatementKind,
     detail: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; message?: string },
   ) {
     super(
-      `${detail} on a read backend. Run it on the write backend (db.write, or the tx of ` +
-        'db.write.transaction()); a read backend only runs reads.',
+      options?.message ??
+        `${detail} on a read backend. Run it on the write backend (db.write, or the tx of ` +
+          'db.write.transaction()); a read backend only runs reads.',
       options,
     )
   }
@@ -46,9 +47,19 @@ export class TransactionEscapeError extends Error {
   }
 }
 
-/** A `readSql` string that is not a single read statement. */
+/**
+ * A `readSql` string that is not a single read statement; refused on any backend, before it is sent.
+ * A subclass of WriteOnReadBackendError, so that one `instanceof` check catches every refused write.
+ */
 export class NotAReadStatementError extends WriteOnReadBackendError {
   override readonly name = 'NotAReadStatementError'
+  constructor(why: string) {
+    super('raw sql', why, {
+      message:
+        `readSql was given ${why}, which is not a read. Declare only single read statements with readSql; ` +
+        "run writes with Kysely's sql template on the write backend (sql`…`.execute(db.write)).",
+    })
+  }
 }
 
 /** The configuration handed to `createBackends` is unusable. */

@@ -176,7 +176,7 @@ describe('readSql', () => {
     )
     expect(error).toBeInstanceOf(NotAReadStatementError)
     expect(error).toBeInstanceOf(WriteOnReadBackendError)
-    expect((error as NotAReadStatementError).message).toMatch(/starting with "delete".*Run it on the write backend/)
+    expect((error as NotAReadStatementError).message).toMatch(/starting with "delete".*on the write backend/)
     expect(sent).toEqual([])
   })
 

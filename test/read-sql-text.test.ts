@@ -83,7 +83,7 @@ describe('refused statements', () => {
     expect(error.kind).toBe('raw sql')
     expect(error.message).toContain(`a statement starting with ${start}`)
     expect(error.message).toContain('not a read')
-    expect(error.message).toMatch(/Run it on the write backend/)
+    expect(error.message).toMatch(/on the write backend \(sql`…`\.execute\(db\.write\)\)/)
   })
 
   it.each([

@@ -93,6 +93,9 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(served).toBeGreaterThan(50)
     expect(db.replicas()[0]?.state).toBe('down')
     expect(events.some((e) => e.type === 'down')).toBe(true)
+    // Reads caught by the kill were retried on the primary, and say so.
+    expect(events.some((e) => e.type === 'fallback' && e.reason === 'replica-error')).toBe(true)
+    expect(events.some((e) => e.type === 'route' && e.session)).toBe(false)
     // No secrets in what events carry.
     expect(JSON.stringify(events)).not.toMatch(/apppw|postgres:\/\/app@/)
 
@@ -118,6 +121,17 @@ describe.each(families)('%s', (_name, familyOf) => {
     } finally {
       await family.control.startReplica()
     }
+  })
+
+  it("sends a session with a foreign token to the primary even under whenNoReplica: 'error'", async () => {
+    const events: BackendEvent[] = []
+    const db = open({ whenNoReplica: 'error' }, events)
+    await until(() => db.replicas()[0]?.lastCheck != null, 'the first check')
+    const session = db.session('rw1.tampered')
+    const { rows } = await readSql<{ where: string }>`${sql.raw(family.whereSql)}`.execute(session.read)
+    expect(rows[0]?.where).toBe('primary')
+    expect(events.some((e) => e.type === 'fallback' && e.reason === 'foreign-token')).toBe(true)
+    expect(events.some((e) => e.type === 'route' && e.session)).toBe(true)
   })
 
   it.each([

@@ -29,6 +29,8 @@ export interface BackendDriverOptions {
   /** Present on read backends: refuses writes before they are sent. */
   readonly guard?: ReadGuard
   readonly telemetry?: Telemetry
+  /** True on a session's backends: reported in `route` events. */
+  readonly session?: boolean
   /** Present on a session's write backend. */
   readonly recorder?: PositionRecorder
   /** Present on write backends: raised after each schema change. */
@@ -52,6 +54,7 @@ export class BackendDriver implements Driver {
   readonly guard: ReadGuard | undefined
   readonly telemetry: Telemetry | undefined
   readonly #recorder: PositionRecorder | undefined
+  readonly #session: boolean
   readonly #floor: SchemaFloor | undefined
   readonly #replication: ((connection: DatabaseConnection) => Promise<ReplicationStatements>) | undefined
   readonly #isConnectionError: (error: unknown) => boolean
@@ -60,6 +63,7 @@ export class BackendDriver implements Driver {
     this.#isConnectionError = options.isConnectionError
     this.#floor = options.floor
     this.#replication = options.replication
+    this.#session = options.session ?? false
     this.role = options.role
     this.router = options.router
     this.guard = options.guard
@@ -95,7 +99,7 @@ export class BackendDriver implements Driver {
         exclude.add(node)
         continue
       }
-      this.telemetry?.emit({ type: 'route', node: node.name, session: this.router.admit !== undefined })
+      this.telemetry?.emit({ type: 'route', node: node.name, session: this.#session })
       return new BackendConnection(inner, node, this)
     }
   }

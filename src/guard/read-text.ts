@@ -17,7 +17,7 @@ export function assertReadStatement(text: string, lexing: Lexing = 'postgres'): 
 
 function check(stripped: string | undefined): void {
   const refuse = (why: string): never => {
-    throw new NotAReadStatementError('raw sql', `readSql was given ${why}, which is not a read,`)
+    throw new NotAReadStatementError(why)
   }
   if (stripped === undefined) return refuse('an unterminated literal or comment')
   const code = stripped.trim().replace(/^[(\s]+/, '')

@@ -2,7 +2,7 @@ import { hasReached, type Position } from '../consistency/position.js'
 import type { Node } from '../driver/node.js'
 import type { Router } from '../driver/router.js'
 import { NoReplicaAvailableError, messageOf, redactSecrets } from '../errors.js'
-import type { DrainReason, ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
+import type { DrainReason, FallbackReason, ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
 import { type ReplicaSelection, selector } from './strategies.js'
 
 /** What the pool knows of one replica. */
@@ -90,7 +90,10 @@ export class ReplicaPool {
   choose(exclude: ReadonlySet<Node>): Node {
     const eligible = this.#eligible(exclude)
     if (eligible.length > 0) return this.#pick(eligible).node
-    return this.fallback('no-replica', 'no replica is up and within the lag budget')
+    // Excluded nodes failed this very read: it falls back because a replica broke under it.
+    return exclude.size > 0
+      ? this.fallback('replica-error', 'the replica serving this read failed and no other can take it')
+      : this.fallback('no-replica', 'no replica is up and within the lag budget')
   }
 
   /** Up replicas known to have replayed `target`, for session reads that need no wait. */
@@ -109,10 +112,14 @@ export class ReplicaPool {
     return eligible.sort((a, b) => (a.lagMs ?? Number.POSITIVE_INFINITY) - (b.lagMs ?? Number.POSITIVE_INFINITY))[0]?.node
   }
 
-  /** Where a read goes when no replica can serve it: the primary, or an error if so configured. */
-  fallback(reason: 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error', detail: string): Node {
+  /**
+   * Where a read goes when no replica can serve it: the primary, or an error if so configured. A
+   * session token that cannot be checked here always goes to the primary: no replica can be shown to
+   * honour it, and a tampered cookie must not turn into failing reads.
+   */
+  fallback(reason: FallbackReason, detail: string): Node {
     if (this.#replicas.length === 0) return this.primary
-    if (this.options.whenNoReplica === 'error') throw new NoReplicaAvailableError(detail)
+    if (this.options.whenNoReplica === 'error' && reason !== 'foreign-token') throw new NoReplicaAvailableError(detail)
     this.telemetry.fallback(reason, this.primary.name)
     return this.primary
   }
