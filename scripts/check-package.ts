@@ -1,8 +1,8 @@
 /**
  * Checks the package as npm would publish it: builds dist/ (unless --no-build: `npm test` has just built it),
  * packs the tarball, checks that it holds only what users need and that every dist file comes from a src file
- * (a stale one from a deleted module would ship otherwise; `npm run clean` removes them), then runs publint and
- * Are the Types Wrong on the tarball.
+ * (the build empties dist/ first; this catches output that outlives its module), then runs publint and Are the
+ * Types Wrong on the tarball.
  *
  * kysely-rw is ESM-only, like Kysely 0.29: attw runs with its `esm-only` profile, which skips the CommonJS
  * resolutions (`require` from node16/nodenext CJS and node10) that an ESM-only package fails by design.
@@ -43,7 +43,7 @@ function main() {
 
   const destination = mkdtempSync(path.join(tmpdir(), 'kysely-rw-pack-'))
   try {
-    // --ignore-scripts: dist/ is built above; `prepack` (a clean build) is for `npm publish`.
+    // --ignore-scripts: dist/ is built above; `prepack` builds for `npm publish`.
     const packed = JSON.parse(
       run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', destination], { capture: true }),
     ) as { filename: string; size: number; unpackedSize: number; files: { path: string }[] }[]
@@ -59,7 +59,7 @@ function main() {
         const source = file.replace(/^dist\//, 'src/').replace(/(\.d)?\.js$|\.d\.ts$/, '.ts')
         if (!/\.(js|d\.ts)$/.test(file)) problems.push(`${file}: only .js and .d.ts are built into dist/`)
         else if (!existsSync(path.join(root, source))) {
-          problems.push(`${file} has no ${source} (stale build output: npm run clean && npm run build)`)
+          problems.push(`${file} has no ${source} (stale build output: npm run build)`)
         }
       }
     }
