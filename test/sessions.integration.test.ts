@@ -187,18 +187,21 @@ async function countRoundTrips(
       ? ((await import('pg')).default.Client.prototype as unknown as { query: (...args: unknown[]) => unknown })
       : ((await import('mysql2')).Connection.prototype as unknown as { query: (...args: unknown[]) => unknown })
   const original = proto.query
-  const calls: unknown[] = []
+  const calls: { client: unknown; text: unknown }[] = []
   proto.query = function (this: unknown, ...args: unknown[]) {
-    calls.push(this)
+    calls.push({ client: this, text: args[0] })
     return original.apply(this, args)
   }
   try {
-    // Opens the one connection (set-up statements excluded) and marks it as the one to count on.
-    await backends.write.selectFrom('items').select('id').limit(1).execute()
-    const ours = calls[calls.length - 1]
-    const before = calls.filter((c) => c === ours).length
+    // Opens the one connection (set-up statements excluded) and marks it as the one to count on:
+    // the connection that sent this marker.
+    const marker = 'select 42 as kysely_rw_round_trip_marker'
+    await sql.raw(marker).execute(backends.write)
+    const ours = calls.find((call) => call.text === marker)?.client
+    expect(ours).toBeDefined()
+    const before = calls.filter((call) => call.client === ours).length
     await run(backends.session(), backends)
-    return calls.filter((c) => c === ours).length - before
+    return calls.filter((call) => call.client === ours).length - before
   } finally {
     proto.query = original
     await backends.destroy()
