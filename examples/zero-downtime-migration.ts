@@ -83,7 +83,13 @@ function readLoop(read: CanRead<DB>) {
       await sleep(5)
     }
   })()
-  return { stats, stop: async () => ((running = false), await done) }
+  return {
+    stats,
+    async stop() {
+      running = false
+      await done
+    },
+  }
 }
 
 async function waitForLagUnder(budgetMs: number): Promise<number> {
@@ -135,7 +141,9 @@ await loop.stop()
 console.log(`rows backfilled: ${ROWS}, rows still without tier: ${Number(missing.n)}`)
 console.log(`reads of the new column during the migration: ${stats.reads}, read errors: ${stats.errors.length}`)
 if (stats.errors.length > 0) console.log(`first error: ${stats.errors[0]}`)
-console.log(`max replica lag seen during backfill: ${maxLag} ms (budget ${LAG_BUDGET_MS} ms), batches that waited: ${throttled}`)
+console.log(
+  `max replica lag seen during backfill: ${maxLag} ms (budget ${LAG_BUDGET_MS} ms), batches that waited: ${throttled}`,
+)
 console.log(`replicas: ${JSON.stringify(db.replicas().map((r) => ({ name: r.name, state: r.state, lagMs: r.lagMs })))}`)
 
 await sql`drop table ${sql.table(table)}`.execute(db.write)

@@ -11,13 +11,13 @@ import { BackendDriver, type BackendDriverOptions } from './driver/backend-drive
 import { Node, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
 import { fixedRouter } from './driver/router.js'
 import { ConfigurationError, InvalidSessionTokenError } from './errors.js'
-import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
 import { type BackendEvent, type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
 import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
+import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
 import { HealthChecker } from './routing/health.js'
-import { ReplicaPool } from './routing/replica-pool.js'
 import { positionalRouter, type SessionState } from './routing/positional-router.js'
+import { ReplicaPool } from './routing/replica-pool.js'
 import type { ReplicaSelection } from './routing/strategies.js'
 
 export interface BackendsConfig {
@@ -127,12 +127,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   )
   const primaryRead = primaryForReads(support, config.primary, primary, enforcement)
   const telemetry = new Telemetry(config.onEvent)
-  const pool = new ReplicaPool(
-    replicas,
-    primaryRead,
-    { selection, maxReplicaLagMs, whenNoReplica },
-    telemetry,
-  )
+  const pool = new ReplicaPool(replicas, primaryRead, { selection, maxReplicaLagMs, whenNoReplica }, telemetry)
   const migrationTable = config.migrationTable === false ? undefined : (config.migrationTable ?? 'kysely_migration')
   const checker = new HealthChecker(
     support,
@@ -159,7 +154,11 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const write = backend(writeOptions) as unknown as WriteBackend<DB>
   return {
     write,
-    read: backend({ role: 'read', router: readRouter({ position: undefined, foreign: false }), guard }) as unknown as ReadBackend<DB>,
+    read: backend({
+      role: 'read',
+      router: readRouter({ position: undefined, foreign: false }),
+      guard,
+    }) as unknown as ReadBackend<DB>,
     session(token?: string): Session<DB> {
       const state = sessionState(token, checker)
       return {
@@ -213,7 +212,9 @@ async function primaryPosition(primary: Node, support: DialectSupport): Promise<
 function oneOf<T extends string>(value: T | undefined, choices: readonly T[], name: string): T {
   if (value === undefined) return choices[0] as T
   if (!choices.includes(value)) {
-    throw new ConfigurationError(`${name} must be ${choices.map((c) => `'${c}'`).join(' or ')}, not ${JSON.stringify(value)}.`)
+    throw new ConfigurationError(
+      `${name} must be ${choices.map((c) => `'${c}'`).join(' or ')}, not ${JSON.stringify(value)}.`,
+    )
   }
   return value
 }

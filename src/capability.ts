@@ -78,11 +78,7 @@ interface ReadQueries<DB>
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): ReadonlyQueryCreatorWithCommonTableExpression<D & ReadTagged, N, E>
-  withRecursive<
-    D,
-    N extends string,
-    E extends ReadonlyRecursiveCommonTableExpression<D, N>,
-  >(
+  withRecursive<D, N extends string, E extends ReadonlyRecursiveCommonTableExpression<D, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
@@ -143,9 +139,7 @@ export interface ReadBackend<DB> extends CanRead<DB> {
   transaction(): BackendTransactionBuilder<ReadBackend<DB>>
   connection(): BackendConnectionBuilder<ReadBackend<DB>>
   /** A read-only controlled transaction (commit, rollback and savepoints by hand). */
-  startTransaction<D>(
-    this: Carries<D, 'read'>,
-  ): ControlledTransactionStarter<ReadControlledTransaction<D>>
+  startTransaction<D>(this: Carries<D, 'read'>): ControlledTransactionStarter<ReadControlledTransaction<D>>
 }
 
 /**
@@ -177,38 +171,25 @@ export interface WriteBackend<DB>
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
-  withRecursive<
-    D,
-    N extends string,
-    E extends RecursiveCommonTableExpression<D, N>,
-  >(
+  withRecursive<D, N extends string, E extends RecursiveCommonTableExpression<D, N>>(
     this: Carries<D, 'write'>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): QueryCreatorWithCommonTableExpression<D, N, E>
-  withRecursive<
-    D,
-    N extends string,
-    E extends ReadonlyRecursiveCommonTableExpression<D, N>,
-  >(
+  withRecursive<D, N extends string, E extends ReadonlyRecursiveCommonTableExpression<D, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
   // `this`-typed for the same reason as `with`: Kysely 0.29's MergeQueryBuilder is invariant in DB.
-  mergeInto<D, TR extends SimpleTableReference<D>>(
-    this: Carries<D, 'write'>,
-    targetTable: TR,
-  ): MergeInto<D, TR>
+  mergeInto<D, TR extends SimpleTableReference<D>>(this: Carries<D, 'write'>, targetTable: TR): MergeInto<D, TR>
   withPlugin(plugin: KyselyPlugin): WriteBackend<DB>
   withoutPlugins(): WriteBackend<DB>
   withSchema(schema: string): WriteBackend<DB>
   transaction(): BackendTransactionBuilder<WriteBackend<DB>>
   connection(): BackendConnectionBuilder<WriteBackend<DB>>
   /** A controlled transaction on the primary (commit, rollback and savepoints by hand). */
-  startTransaction<D>(
-    this: Carries<D, 'write'>,
-  ): ControlledTransactionStarter<WriteControlledTransaction<D>>
+  startTransaction<D>(this: Carries<D, 'write'>): ControlledTransactionStarter<WriteControlledTransaction<D>>
 }
 
 // Kysely's own MergeInto, which it does not export.
@@ -259,9 +240,7 @@ interface TransactionControl {
 }
 
 /** A controlled transaction on the primary: a {@link WriteBackend} you commit or roll back yourself. */
-export interface WriteControlledTransaction<DB, S extends string[] = []>
-  extends WriteBackend<DB>,
-    TransactionControl {
+export interface WriteControlledTransaction<DB, S extends string[] = []> extends WriteBackend<DB>, TransactionControl {
   // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
   // refuse a backend of a larger schema where a smaller one is asked for.
   savepoint<D, SN extends string>(
@@ -277,15 +256,11 @@ export interface WriteControlledTransaction<DB, S extends string[] = []>
   releaseSavepoint<D, SN extends S[number]>(
     this: Carries<D, 'write'>,
     savepointName: SN,
-  ): ReleaseSavepoint<S, SN> extends string[]
-    ? Command<WriteControlledTransaction<D, ReleaseSavepoint<S, SN>>>
-    : never
+  ): ReleaseSavepoint<S, SN> extends string[] ? Command<WriteControlledTransaction<D, ReleaseSavepoint<S, SN>>> : never
 }
 
 /** A read-only controlled transaction on a replica: a {@link ReadBackend} you end yourself. */
-export interface ReadControlledTransaction<DB, S extends string[] = []>
-  extends ReadBackend<DB>,
-    TransactionControl {
+export interface ReadControlledTransaction<DB, S extends string[] = []> extends ReadBackend<DB>, TransactionControl {
   // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
   // refuse a backend of a larger schema where a smaller one is asked for.
   savepoint<D, SN extends string>(
@@ -301,7 +276,5 @@ export interface ReadControlledTransaction<DB, S extends string[] = []>
   releaseSavepoint<D, SN extends S[number]>(
     this: Carries<D, 'read'>,
     savepointName: SN,
-  ): ReleaseSavepoint<S, SN> extends string[]
-    ? Command<ReadControlledTransaction<D, ReleaseSavepoint<S, SN>>>
-    : never
+  ): ReleaseSavepoint<S, SN> extends string[] ? Command<ReadControlledTransaction<D, ReleaseSavepoint<S, SN>>> : never
 }

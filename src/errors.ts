@@ -41,7 +41,7 @@ export class TransactionEscapeError extends Error {
   constructor() {
     super(
       'A query inside a write transaction was issued on the outer db.read or db.write backend. It would ' +
-        'run on another connection and miss the transaction\'s own writes. Use the `tx` handed to the ' +
+        "run on another connection and miss the transaction's own writes. Use the `tx` handed to the " +
         'transaction callback instead.',
     )
   }
@@ -100,7 +100,10 @@ export class NoReplicaAvailableError extends Error {
 export class PrimaryUnavailableError extends Error {
   override readonly name = 'PrimaryUnavailableError'
   constructor(node: string, options: { cause: unknown }) {
-    super(`The primary (${node}) is unreachable: ${redactSecrets(messageOf(options.cause))}. Writes are not retried.`, options)
+    super(
+      `The primary (${node}) is unreachable: ${redactSecrets(messageOf(options.cause))}. Writes are not retried.`,
+      options,
+    )
   }
 }
 

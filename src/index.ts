@@ -12,6 +12,16 @@ export type {
 } from './capability.js'
 export type { DialectName, NodeConfig } from './dialects/dialect.js'
 export type { ReadOnlyEnforcement } from './driver/node.js'
+export {
+  ConfigurationError,
+  InvalidSessionTokenError,
+  NoReplicaAvailableError,
+  NotAReadStatementError,
+  PrimaryUnavailableError,
+  type StatementKind,
+  TransactionEscapeError,
+  WriteOnReadBackendError,
+} from './errors.js'
 export type {
   BackendEvent,
   BackendStats,
@@ -20,17 +30,7 @@ export type {
   ReplicaState,
   ReplicaStatus,
 } from './events.js'
-export type { BackendMigratorProps } from './migrations/migrator.js'
-export type { ReplicaCandidate, ReplicaSelection } from './routing/strategies.js'
-export {
-  ConfigurationError,
-  InvalidSessionTokenError,
-  NoReplicaAvailableError,
-  PrimaryUnavailableError,
-  NotAReadStatementError,
-  type StatementKind,
-  TransactionEscapeError,
-  WriteOnReadBackendError,
-} from './errors.js'
 export { type Classification, classify } from './guard/classify.js'
+export type { BackendMigratorProps } from './migrations/migrator.js'
 export { type ReadSql, readSql } from './read-sql.js'
+export type { ReplicaCandidate, ReplicaSelection } from './routing/strategies.js'

@@ -1,4 +1,4 @@
-import { MysqlAdapter, sql, type QueryResult, type RawBuilder } from 'kysely'
+import { MysqlAdapter, type QueryResult, type RawBuilder, sql } from 'kysely'
 import type { CanRead } from './capability.js'
 import { declareRead } from './guard/declared-reads.js'
 import { assertReadStatement } from './guard/read-text.js'

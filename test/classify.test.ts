@@ -18,8 +18,8 @@ import {
   sql,
 } from 'kysely'
 import { describe, expect, it } from 'vitest'
-import { type Classification, classify } from '../src/guard/classify.js'
 import type { StatementKind } from '../src/errors.js'
+import { type Classification, classify } from '../src/guard/classify.js'
 
 interface DB {
   person: { id: Generated<number>; name: string; manager_id: number | null }
@@ -106,17 +106,32 @@ const bothDialects = <T extends { readonly name: string; readonly only?: Dialect
 // A data-modifying CTE named `changed` of each kind, added to any query creator.
 type WithChanged = (qc: QueryCreator<DB>) => QueryCreator<DB & { changed: { id: number } }>
 const dataModifyingBodies: ReadonlyArray<{ body: string; withChanged: WithChanged }> = [
-  { body: 'INSERT', withChanged: (qc) => qc.with('changed', (q) => q.insertInto('person').values({ name: 'Ada' }).returning('id')) },
-  { body: 'UPDATE', withChanged: (qc) => qc.with('changed', (q) => q.updateTable('person').set({ name: 'Ada' }).returning('id')) },
+  {
+    body: 'INSERT',
+    withChanged: (qc) => qc.with('changed', (q) => q.insertInto('person').values({ name: 'Ada' }).returning('id')),
+  },
+  {
+    body: 'UPDATE',
+    withChanged: (qc) => qc.with('changed', (q) => q.updateTable('person').set({ name: 'Ada' }).returning('id')),
+  },
   { body: 'DELETE', withChanged: (qc) => qc.with('changed', (q) => q.deleteFrom('person').returning('id')) },
 ]
 
 describe('root statements', () => {
   const cases: WriteCase[] = [
-    { name: 'insert', build: (db) => db.insertInto('person').values({ name: 'Ada' }), kind: 'insert', detail: 'INSERT' },
+    {
+      name: 'insert',
+      build: (db) => db.insertInto('person').values({ name: 'Ada' }),
+      kind: 'insert',
+      detail: 'INSERT',
+    },
     {
       name: 'insert … select',
-      build: (db) => db.insertInto('pet').columns(['owner_id', 'name']).expression(db.selectFrom('person').select(['id', 'name'])),
+      build: (db) =>
+        db
+          .insertInto('pet')
+          .columns(['owner_id', 'name'])
+          .expression(db.selectFrom('person').select(['id', 'name'])),
       kind: 'insert',
       detail: 'INSERT',
     },
@@ -127,7 +142,12 @@ describe('root statements', () => {
       detail: 'REPLACE',
       only: 'mysql',
     },
-    { name: 'update', build: (db) => db.updateTable('person').set({ name: 'Ada' }).where('id', '=', 1), kind: 'update', detail: 'UPDATE' },
+    {
+      name: 'update',
+      build: (db) => db.updateTable('person').set({ name: 'Ada' }).where('id', '=', 1),
+      kind: 'update',
+      detail: 'UPDATE',
+    },
     { name: 'delete', build: (db) => db.deleteFrom('person').where('id', '=', 1), kind: 'delete', detail: 'DELETE' },
     {
       name: 'mergeInto',
@@ -150,11 +170,36 @@ describe('root statements', () => {
       detail: 'CreateTable',
     },
     { name: 'dropTable', build: (db) => db.schema.dropTable('t').ifExists(), kind: 'ddl', detail: 'DropTable' },
-    { name: 'alterTable add column', build: (db) => db.schema.alterTable('t').addColumn('c', 'text'), kind: 'ddl', detail: 'AlterTable' },
-    { name: 'alterTable drop column', build: (db) => db.schema.alterTable('t').dropColumn('c'), kind: 'ddl', detail: 'AlterTable' },
-    { name: 'alterTable rename table', build: (db) => db.schema.alterTable('t').renameTo('u'), kind: 'ddl', detail: 'AlterTable' },
-    { name: 'alterTable rename column', build: (db) => db.schema.alterTable('t').renameColumn('c', 'd'), kind: 'ddl', detail: 'AlterTable' },
-    { name: 'createIndex', build: (db) => db.schema.createIndex('t_c').on('t').column('c'), kind: 'ddl', detail: 'CreateIndex' },
+    {
+      name: 'alterTable add column',
+      build: (db) => db.schema.alterTable('t').addColumn('c', 'text'),
+      kind: 'ddl',
+      detail: 'AlterTable',
+    },
+    {
+      name: 'alterTable drop column',
+      build: (db) => db.schema.alterTable('t').dropColumn('c'),
+      kind: 'ddl',
+      detail: 'AlterTable',
+    },
+    {
+      name: 'alterTable rename table',
+      build: (db) => db.schema.alterTable('t').renameTo('u'),
+      kind: 'ddl',
+      detail: 'AlterTable',
+    },
+    {
+      name: 'alterTable rename column',
+      build: (db) => db.schema.alterTable('t').renameColumn('c', 'd'),
+      kind: 'ddl',
+      detail: 'AlterTable',
+    },
+    {
+      name: 'createIndex',
+      build: (db) => db.schema.createIndex('t_c').on('t').column('c'),
+      kind: 'ddl',
+      detail: 'CreateIndex',
+    },
     { name: 'dropIndex', build: (db) => db.schema.dropIndex('t_c'), kind: 'ddl', detail: 'DropIndex' },
     { name: 'createSchema', build: (db) => db.schema.createSchema('s'), kind: 'ddl', detail: 'CreateSchema' },
     { name: 'dropSchema', build: (db) => db.schema.dropSchema('s'), kind: 'ddl', detail: 'DropSchema' },
@@ -186,16 +231,25 @@ describe('root statements', () => {
       detail: 'CreateType',
       only: 'postgres',
     },
-    { name: 'alterType', build: (db) => db.schema.alterType('mood').addValue('ok'), kind: 'ddl', detail: 'AlterType', only: 'postgres' },
+    {
+      name: 'alterType',
+      build: (db) => db.schema.alterType('mood').addValue('ok'),
+      kind: 'ddl',
+      detail: 'AlterType',
+      only: 'postgres',
+    },
     { name: 'dropType', build: (db) => db.schema.dropType('mood'), kind: 'ddl', detail: 'DropType', only: 'postgres' },
     { name: 'raw sql delete', build: raw`delete from person`, kind: 'raw sql', detail: 'readSql' },
     // Raw SQL as a whole query is never taken for a read, whatever its text: only readSql declares one.
     { name: 'raw sql select', build: raw`select * from person`, kind: 'raw sql', detail: 'readSql' },
   ]
 
-  it.each(bothDialects(cases.map((c) => ({ ...c, name: `${c.name} → ${c.kind}` }))))('%s', (_, { dialect, build, kind, detail }) => {
-    expectWrite(classifyOn(dialect, build), kind, detail)
-  })
+  it.each(bothDialects(cases.map((c) => ({ ...c, name: `${c.name} → ${c.kind}` }))))(
+    '%s',
+    (_, { dialect, build, kind, detail }) => {
+      expectWrite(classifyOn(dialect, build), kind, detail)
+    },
+  )
 
   it.each(['postgres', 'mysql'] as const)('%s: a plain select is a read', (dialect) => {
     expect(classifyOn(dialect, (db) => db.selectFrom('person').selectAll())).toEqual({ write: false })
@@ -231,17 +285,18 @@ describe('selects that are reads', () => {
     {
       name: 'subquery in select',
       build: (db) =>
-        db
-          .selectFrom('person')
-          .select((eb) => [
-            'person.id',
-            eb.selectFrom('pet').select((e) => e.fn.countAll().as('n')).whereRef('pet.owner_id', '=', 'person.id').as('pets'),
-          ]),
+        db.selectFrom('person').select((eb) => [
+          'person.id',
+          eb
+            .selectFrom('pet')
+            .select((e) => e.fn.countAll().as('n'))
+            .whereRef('pet.owner_id', '=', 'person.id')
+            .as('pets'),
+        ]),
     },
     {
       name: 'subquery in from',
-      build: (db) =>
-        db.selectFrom((eb) => eb.selectFrom('person').select(['id', 'name']).as('p')).select('p.name'),
+      build: (db) => db.selectFrom((eb) => eb.selectFrom('person').select(['id', 'name']).as('p')).select('p.name'),
     },
     {
       name: 'union, intersect and except of selects and subselects',
@@ -337,7 +392,10 @@ describe('selects that are reads', () => {
 })
 
 describe('explain', () => {
-  async function explained(dialect: DialectName, run: (db: Kysely<DB>) => Promise<unknown>): Promise<RootOperationNode> {
+  async function explained(
+    dialect: DialectName,
+    run: (db: Kysely<DB>) => Promise<unknown>,
+  ): Promise<RootOperationNode> {
     const { db, captured } = dbs[dialect]
     captured.length = 0
     await run(db)
@@ -389,18 +447,12 @@ describe('data-modifying CTEs', () => {
     {
       where: "inside a subquery's CTE",
       build: (withChanged) => (db) =>
-        db
-          .selectFrom('person')
-          .selectAll()
-          .where('id', 'in', withChanged(db).selectFrom('changed').select('id')),
+        db.selectFrom('person').selectAll().where('id', 'in', withChanged(db).selectFrom('changed').select('id')),
     },
     {
       where: 'inside a union branch',
       build: (withChanged) => (db) =>
-        db
-          .selectFrom('person')
-          .select('id')
-          .union(withChanged(db).selectFrom('changed').select('id')),
+        db.selectFrom('person').select('id').union(withChanged(db).selectFrom('changed').select('id')),
     },
   ]
 
@@ -423,7 +475,14 @@ describe('data-modifying CTEs', () => {
               eb
                 .selectFrom('chain')
                 .select('chain.id')
-                .where('chain.id', 'in', db.with('d', (q) => q.deleteFrom('pet').returning('owner_id')).selectFrom('d').select('owner_id')),
+                .where(
+                  'chain.id',
+                  'in',
+                  db
+                    .with('d', (q) => q.deleteFrom('pet').returning('owner_id'))
+                    .selectFrom('d')
+                    .select('owner_id'),
+                ),
             ),
         )
         .selectFrom('chain')
@@ -470,10 +529,15 @@ describe('locking reads', () => {
     },
     {
       name: 'forUpdate of a table, skipLocked',
-      build: (db) => db.selectFrom('person').innerJoin('pet', 'pet.owner_id', 'person.id').selectAll().forUpdate('pet').skipLocked(),
+      build: (db) =>
+        db.selectFrom('person').innerJoin('pet', 'pet.owner_id', 'person.id').selectAll().forUpdate('pet').skipLocked(),
       detail: 'FOR UPDATE',
     },
-    { name: 'forShare noWait', build: (db) => db.selectFrom('person').selectAll().forShare().noWait(), detail: 'FOR SHARE' },
+    {
+      name: 'forShare noWait',
+      build: (db) => db.selectFrom('person').selectAll().forShare().noWait(),
+      detail: 'FOR SHARE',
+    },
     {
       name: 'forUpdate after distinct',
       build: (db) => db.selectFrom('person').select('name').distinct().forUpdate(),
@@ -499,11 +563,16 @@ describe('locking reads', () => {
     },
     {
       name: 'forKeyShare inside a union branch',
-      build: (db) => db.selectFrom('person').select('id').union(db.selectFrom('pet').select('owner_id as id').forKeyShare()),
+      build: (db) =>
+        db.selectFrom('person').select('id').union(db.selectFrom('pet').select('owner_id as id').forKeyShare()),
       detail: 'FOR KEY SHARE',
       only: 'postgres',
     },
-    { name: 'modifyEnd(sql`for update`)', build: (db) => db.selectFrom('person').selectAll().modifyEnd(sql`for update`), detail: 'FOR UPDATE' },
+    {
+      name: 'modifyEnd(sql`for update`)',
+      build: (db) => db.selectFrom('person').selectAll().modifyEnd(sql`for update`),
+      detail: 'FOR UPDATE',
+    },
     {
       name: 'modifyEnd(sql`FOR  NO KEY UPDATE nowait`)',
       build: (db) => db.selectFrom('person').selectAll().modifyEnd(sql`FOR  NO KEY UPDATE nowait`),
@@ -512,7 +581,11 @@ describe('locking reads', () => {
     },
     {
       name: 'modifyEnd(sql`for update of ${table}`)',
-      build: (db) => db.selectFrom('person').selectAll().modifyEnd(sql`for update of ${sql.table('person')}`),
+      build: (db) =>
+        db
+          .selectFrom('person')
+          .selectAll()
+          .modifyEnd(sql`for update of ${sql.table('person')}`),
       detail: 'FOR UPDATE',
     },
     {
@@ -525,7 +598,11 @@ describe('locking reads', () => {
     // spliced in as a nested raw node (`sql.raw`, `sql.join`) is classified `{ write: false }`.
     {
       name: 'modifyEnd(sql`${sql.raw("for update")}`)',
-      build: (db) => db.selectFrom('person').selectAll().modifyEnd(sql`${sql.raw('for update')}`),
+      build: (db) =>
+        db
+          .selectFrom('person')
+          .selectAll()
+          .modifyEnd(sql`${sql.raw('for update')}`),
       detail: 'FOR UPDATE',
     },
   ]

@@ -7,7 +7,10 @@ describe('createBackends refuses configuration it would otherwise have to guess 
   it.each([
     [{ dialect: 'sqlite' as never }, /Unknown dialect "sqlite"/],
     [{ primary: '' }, /needs a primary/],
-    [{ readOnlySessions: 'Transaction' as never }, /readOnlySessions must be 'connection' or 'transaction', not "Transaction"/],
+    [
+      { readOnlySessions: 'Transaction' as never },
+      /readOnlySessions must be 'connection' or 'transaction', not "Transaction"/,
+    ],
     [{ whenNoReplica: 'replica' as never }, /whenNoReplica must be 'primary' or 'error'/],
     [{ replicaSelection: 'fastest' as never }, /replicaSelection must be 'round-robin' or 'random' or 'least-lag'/],
     [{ maxReplicaLagMs: -1 }, /maxReplicaLagMs must be a positive number/],

@@ -120,7 +120,14 @@ describe.each(families)('%s', (_name, familyOf) => {
 
   it('gives a read transaction one snapshot on the replica', async () => {
     const count = async (backend: typeof db.read) =>
-      Number((await backend.selectFrom('items').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n)
+      Number(
+        (
+          await backend
+            .selectFrom('items')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      )
     const result = await db.read.transaction().execute(async (tx) => {
       const first = await count(tx)
       const where = await readSql<{ where: string }>`${sql.raw(family.whereSql)}`.execute(tx)
@@ -164,7 +171,11 @@ describe.each(families)('%s', (_name, familyOf) => {
     await afterSavepoint.insertInto('items').values({ name: 'rolled-back', qty: 1 }).execute()
     await afterSavepoint.rollbackToSavepoint('s1').execute()
     await trx.commit().execute()
-    const names = await db.write.selectFrom('items').select('name').where('name', 'in', ['controlled', 'rolled-back']).execute()
+    const names = await db.write
+      .selectFrom('items')
+      .select('name')
+      .where('name', 'in', ['controlled', 'rolled-back'])
+      .execute()
     expect(names).toEqual([{ name: 'controlled' }])
 
     const readTrx = await db.read.startTransaction().execute()

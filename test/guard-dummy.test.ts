@@ -91,9 +91,24 @@ describe('writes on db.read are refused before they are sent', () => {
     kind: StatementKind
     detail: RegExp
   }> = [
-    { name: 'insertInto', run: (read) => read.insertInto('person').values({ name: 'Ada' }).execute(), kind: 'insert', detail: /INSERT/ },
-    { name: 'updateTable', run: (read) => read.updateTable('person').set({ name: 'Ada' }).execute(), kind: 'update', detail: /UPDATE/ },
-    { name: 'deleteFrom', run: (read) => read.deleteFrom('person').where('id', '=', 1).execute(), kind: 'delete', detail: /DELETE/ },
+    {
+      name: 'insertInto',
+      run: (read) => read.insertInto('person').values({ name: 'Ada' }).execute(),
+      kind: 'insert',
+      detail: /INSERT/,
+    },
+    {
+      name: 'updateTable',
+      run: (read) => read.updateTable('person').set({ name: 'Ada' }).execute(),
+      kind: 'update',
+      detail: /UPDATE/,
+    },
+    {
+      name: 'deleteFrom',
+      run: (read) => read.deleteFrom('person').where('id', '=', 1).execute(),
+      kind: 'delete',
+      detail: /DELETE/,
+    },
     {
       name: 'mergeInto',
       run: (read) =>
@@ -197,10 +212,7 @@ describe('reads on db.read', () => {
   it('each in its own transaction', async () => {
     await db.read.selectFrom('person').select('id').execute()
     await db.read.selectFrom('pet').select('name').execute()
-    expect(statements()).toEqual([
-      ...readOnly('select "id" from "person"'),
-      ...readOnly('select "name" from "pet"'),
-    ])
+    expect(statements()).toEqual([...readOnly('select "id" from "person"'), ...readOnly('select "name" from "pet"')])
   })
 
   it('including joins, subqueries and read-only CTEs', async () => {
@@ -254,17 +266,35 @@ describe('inside db.write.transaction()', () => {
   it('a query on db.read or db.write rejects, while the same on tx works', async () => {
     const escapes: unknown[] = []
     await db.write.transaction().execute(async (tx) => {
-      escapes.push(await db.read.selectFrom('person').selectAll().execute().catch((e: unknown) => e))
-      escapes.push(await db.write.selectFrom('person').selectAll().execute().catch((e: unknown) => e))
-      escapes.push(await db.write.insertInto('person').values({ name: 'Ada' }).execute().catch((e: unknown) => e))
+      escapes.push(
+        await db.read
+          .selectFrom('person')
+          .selectAll()
+          .execute()
+          .catch((e: unknown) => e),
+      )
+      escapes.push(
+        await db.write
+          .selectFrom('person')
+          .selectAll()
+          .execute()
+          .catch((e: unknown) => e),
+      )
+      escapes.push(
+        await db.write
+          .insertInto('person')
+          .values({ name: 'Ada' })
+          .execute()
+          .catch((e: unknown) => e),
+      )
       escapes.push(await readSql`select 1`.execute(db.read).catch((e: unknown) => e))
       await tx.selectFrom('person').selectAll().execute()
       await tx.insertInto('person').values({ name: 'Ada' }).execute()
     })
     expect(escapes).toHaveLength(4)
-    for (const escape of escapes) {
-      expect(escape).toBeInstanceOf(TransactionEscapeError)
-      expect((escape as Error).message).toMatch(/Use the `tx` handed to the transaction callback/)
+    for (const escaped of escapes) {
+      expect(escaped).toBeInstanceOf(TransactionEscapeError)
+      expect((escaped as Error).message).toMatch(/Use the `tx` handed to the transaction callback/)
     }
     expect(statements()).toEqual([
       'begin',
@@ -326,11 +356,6 @@ describe('inside db.write.transaction()', () => {
     await db.read.selectFrom('pet').selectAll().execute()
     release()
     await transaction
-    expect(statements()).toEqual([
-      'begin',
-      ...readOnly('select * from "pet"'),
-      'select * from "person"',
-      'commit',
-    ])
+    expect(statements()).toEqual(['begin', ...readOnly('select * from "pet"'), 'select * from "person"', 'commit'])
   })
 })

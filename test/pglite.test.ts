@@ -26,7 +26,10 @@ describe('on PGlite, with no replica', () => {
   it('runs interleaved reads and writes without a write landing in a read-only transaction', async () => {
     const reads = Array.from({ length: 50 }, () => db.read.selectFrom('counters').select('n').execute())
     const writes = Array.from({ length: 50 }, () =>
-      db.write.updateTable('counters').set((eb) => ({ n: eb('n', '+', 1) })).execute(),
+      db.write
+        .updateTable('counters')
+        .set((eb) => ({ n: eb('n', '+', 1) }))
+        .execute(),
     )
     const results = await Promise.allSettled([...reads, ...writes])
     expect(results.filter((r) => r.status === 'rejected')).toEqual([])

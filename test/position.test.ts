@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { formatPosition, hasReached, laterOf, parsePosition, type Position } from '../src/consistency/position.js'
+import { formatPosition, hasReached, laterOf, type Position, parsePosition } from '../src/consistency/position.js'
 import { decodeToken, encodeToken } from '../src/consistency/token.js'
 
 const p = (text: string): Position => {

@@ -136,7 +136,7 @@ describe.each(families)('%s', (_name, familyOf) => {
 
   it.each([
     ['round-robin', (counts: number[]) => expect(counts).toEqual([50, 50])],
-    ['random', (counts: number[]) => counts.forEach((count) => expect(count).toBeGreaterThan(20))],
+    ['random', (counts: number[]) => expect(Math.min(...counts)).toBeGreaterThan(20)],
   ] as const)('spreads reads over two replicas with %s', async (selection, check) => {
     const db = open({ replicas: [family.replicaUrl, family.replicaUrl], replicaSelection: selection })
     for (let i = 0; i < 100; i++) await db.read.selectFrom('items').select('id').limit(1).execute()
@@ -191,7 +191,10 @@ function writeSteadily(db: Backends<TestDB>) {
   let running = true
   const loop = (async () => {
     for (let i = 0; running; i++) {
-      await db.write.insertInto('items').values({ name: `steady-${i}`, qty: i }).execute()
+      await db.write
+        .insertInto('items')
+        .values({ name: `steady-${i}`, qty: i })
+        .execute()
       await sleep(20)
     }
   })()

@@ -62,17 +62,11 @@ describe.each(families)('%s', (_name, familyOf) => {
   })
 
   const readStatus = (backend: Backends<GadgetDB>['read']) =>
-    backend
-      .selectFrom(table)
-      .select(['id', 'status'])
-      .orderBy('id')
-      .execute()
+    backend.selectFrom(table).select(['id', 'status']).orderBy('id').execute()
 
   it('a migration through db.migrator(): 500 reads of the new column, plain and in a session, 0 errors and 0 stale', async () => {
     await family.control.pauseReplay()
-    const result = await db
-      .migrator({ provider: { getMigrations: async () => addStatus(table) } })
-      .migrateToLatest()
+    const result = await db.migrator({ provider: { getMigrations: async () => addStatus(table) } }).migrateToLatest()
     expect(result.error).toBeUndefined()
     expect(result.results?.map((r) => r.status)).toEqual(['Success'])
 

@@ -2,13 +2,7 @@
 // (pg_wal_replay_pause() / STOP SLAVE SQL_THREAD).
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  type BackendEvent,
-  type Backends,
-  createBackends,
-  InvalidSessionTokenError,
-  readSql,
-} from '../src/index.js'
+import { type BackendEvent, type Backends, createBackends, InvalidSessionTokenError, readSql } from '../src/index.js'
 import { type Family, families, type TestDB } from './support/databases.js'
 
 const MAX_WAIT_MS = 100
@@ -57,7 +51,11 @@ describe.each(families)('%s', (_name, familyOf) => {
           const name = `pair-${user}-${i}`
           await session.write.insertInto('items').values({ name, qty: i }).execute()
           const started = Date.now()
-          const row = await session.read.selectFrom('items').select(['name', 'qty']).where('name', '=', name).executeTakeFirst()
+          const row = await session.read
+            .selectFrom('items')
+            .select(['name', 'qty'])
+            .where('name', '=', name)
+            .executeTakeFirst()
           slowest = Math.max(slowest, Date.now() - started)
           if (row?.qty !== i) stale++
         }
@@ -112,7 +110,9 @@ describe.each(families)('%s', (_name, familyOf) => {
         qty: 42,
       })
       // A fresh session has no such guarantee: the paused replica does not have the row.
-      expect(await db.session().read.selectFrom('items').select('qty').where('name', '=', 'from-a').execute()).toEqual([])
+      expect(await db.session().read.selectFrom('items').select('qty').where('name', '=', 'from-a').execute()).toEqual(
+        [],
+      )
     } finally {
       await family.control.resumeReplay()
     }
@@ -180,7 +180,10 @@ async function countRoundTrips(
   run: (session: ReturnType<Backends<TestDB>['session']>, backends: Backends<TestDB>) => Promise<void>,
 ): Promise<number> {
   const poolSize = family.dialect === 'postgres' ? { max: 1 } : { connectionLimit: 1 }
-  const primary = family.dialect === 'postgres' ? { connectionString: family.primaryUrl, ...poolSize } : { uri: family.primaryUrl, ...poolSize }
+  const primary =
+    family.dialect === 'postgres'
+      ? { connectionString: family.primaryUrl, ...poolSize }
+      : { uri: family.primaryUrl, ...poolSize }
   const backends = createBackends<TestDB>({ dialect: family.dialect, primary })
   const proto =
     family.dialect === 'postgres'

@@ -64,33 +64,46 @@ expectType<typeof onKysely>(
 // --- read-only CTEs everywhere (more in read-surface.test-d.ts) ----------------------------------
 
 expectType<Promise<{ id: number }[]>>(
-  read.with('ids', (qc) => qc.selectFrom('users').select('id')).selectFrom('ids').selectAll().execute(),
+  read
+    .with('ids', (qc) => qc.selectFrom('users').select('id'))
+    .selectFrom('ids')
+    .selectAll()
+    .execute(),
 )
 expectType<Promise<{ id: number }[]>>(
-  canRead.with('ids', (qc) => qc.selectFrom('users').select('id')).selectFrom('ids').selectAll().execute(),
+  canRead
+    .with('ids', (qc) => qc.selectFrom('users').select('id'))
+    .selectFrom('ids')
+    .selectAll()
+    .execute(),
 )
 expectType<Promise<{ id: number }[]>>(
-  write.with('ids', (qc) => qc.selectFrom('users').select('id')).selectFrom('ids').selectAll().execute(),
+  write
+    .with('ids', (qc) => qc.selectFrom('users').select('id'))
+    .selectFrom('ids')
+    .selectAll()
+    .execute(),
 )
 
 // --- data-modifying CTEs on a replica handle or a CanRead do not compile -------------------------
 // (the same bodies compile on `write`, above)
 
-expectError(
-  read.with('new_user', (qc) => qc.insertInto('users').values({ name: 'Ada' }).returning(['id', 'name'])),
-)
+expectError(read.with('new_user', (qc) => qc.insertInto('users').values({ name: 'Ada' }).returning(['id', 'name'])))
 expectError(read.with('renamed', (qc) => qc.updateTable('users').set({ name: 'Ada' }).returning('id')))
 expectError(read.with('gone', (qc) => qc.deleteFrom('comments').returning('post_id')))
 // Even a bare builder, with nothing chained after it.
 expectError(read.with('gone', (qc) => qc.deleteFrom('comments')))
 // With a CTE builder for the name.
-expectError(read.with((cte) => cte('gone').materialized(), (qc) => qc.deleteFrom('users').returning('id')))
+expectError(
+  read.with(
+    (cte) => cte('gone').materialized(),
+    (qc) => qc.deleteFrom('users').returning('id'),
+  ),
+)
 // A builder of the primary smuggled into a replica's CTE.
 expectError(read.with('gone', () => write.deleteFrom('users').returning('id')))
 
-expectError(
-  canRead.with('new_user', (qc) => qc.insertInto('users').values({ name: 'Ada' }).returning(['id', 'name'])),
-)
+expectError(canRead.with('new_user', (qc) => qc.insertInto('users').values({ name: 'Ada' }).returning(['id', 'name'])))
 expectError(canRead.with('renamed', (qc) => qc.updateTable('users').set({ name: 'Ada' }).returning('id')))
 expectError(canRead.with('gone', (qc) => qc.deleteFrom('comments').returning('post_id')))
 
@@ -105,7 +118,10 @@ expectError(canRead.withRecursive('gone(id)', (qc) => qc.deleteFrom('users').ret
 // A nested `with` inside a read-only CTE is read-only too.
 expectError(
   read.with('outer', (qc) =>
-    qc.with('inner', (q2) => q2.deleteFrom('users').returning('id')).selectFrom('inner').selectAll(),
+    qc
+      .with('inner', (q2) => q2.deleteFrom('users').returning('id'))
+      .selectFrom('inner')
+      .selectAll(),
   ),
 )
 

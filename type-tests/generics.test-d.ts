@@ -98,7 +98,11 @@ await countPosts(await write.startTransaction().execute(), 1)
 // --- the receiver-typed members on generic handles ---------------------------------------------
 
 async function genericWriter<B extends WriteBackend<AppDB>>(db: B) {
-  await db.with('made', (qc) => qc.insertInto('users').values({ name: 'x' }).returning('id')).selectFrom('made').selectAll().execute()
+  await db
+    .with('made', (qc) => qc.insertInto('users').values({ name: 'x' }).returning('id'))
+    .selectFrom('made')
+    .selectAll()
+    .execute()
   await db.mergeInto('users as u').using('posts', 'posts.user_id', 'u.id').whenMatched().thenDelete().execute()
   const trx = await db.startTransaction().execute()
   await trx.insertInto('users').values({ name: 'x' }).execute()

@@ -20,13 +20,22 @@ expectError(
     .execute(),
 )
 expectError(read.transaction().execute((tx) => tx.selectFrom('users').selectAll().forUpdate().execute()))
-expectError(read.with('u', (qc) => qc.selectFrom('users').select('id')).selectFrom('u').selectAll().forUpdate().execute())
+expectError(
+  read
+    .with('u', (qc) => qc.selectFrom('users').select('id'))
+    .selectFrom('u')
+    .selectAll()
+    .forUpdate()
+    .execute(),
+)
 function lockingInCanRead(db: CanRead<AppDB>) {
   expectError(db.selectFrom('users').select('id').forShare().execute())
 }
 
 // On the primary they compile, with Kysely's result types.
-expectType<Promise<{ id: number; name: string }[]>>(write.selectFrom('users').select(['id', 'name']).forUpdate().execute())
+expectType<Promise<{ id: number; name: string }[]>>(
+  write.selectFrom('users').select(['id', 'name']).forUpdate().execute(),
+)
 expectType<Promise<{ id: number }[]>>(write.selectFrom('users').select('id').forUpdate('users').skipLocked().execute())
 write.transaction().execute(async (tx) => {
   expectType<{ id: number }[]>(await tx.selectFrom('users').select('id').where('id', '=', 1).forNoKeyUpdate().execute())

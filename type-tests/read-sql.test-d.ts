@@ -3,7 +3,7 @@
  */
 import type { QueryResult, RawBuilder } from 'kysely'
 import { expectType } from 'tsd'
-import { type CanRead, type ReadBackend, readSql, type ReadSql, type WriteBackend } from '../src/index.js'
+import { type CanRead, type ReadBackend, type ReadSql, readSql, type WriteBackend } from '../src/index.js'
 import { type AppDB, canRead, read, write } from './schema.js'
 
 interface Row {

@@ -55,12 +55,22 @@ expectType<Awaited<ReturnType<typeof kJoin>>>(await rJoin())
 expectType<{ id: number; text: string | null }[]>(await rJoin())
 
 // aggregates
-const kCount = () => kysely.selectFrom('comments').select((eb) => eb.fn.count('id').as('n')).executeTakeFirstOrThrow()
+const kCount = () =>
+  kysely
+    .selectFrom('comments')
+    .select((eb) => eb.fn.count('id').as('n'))
+    .executeTakeFirstOrThrow()
 expectType<Awaited<ReturnType<typeof kCount>>>(
-  await read.selectFrom('comments').select((eb) => eb.fn.count('id').as('n')).executeTakeFirstOrThrow(),
+  await read
+    .selectFrom('comments')
+    .select((eb) => eb.fn.count('id').as('n'))
+    .executeTakeFirstOrThrow(),
 )
 expectType<Awaited<ReturnType<typeof kCount>>>(
-  await write.selectFrom('comments').select((eb) => eb.fn.count('id').as('n')).executeTakeFirstOrThrow(),
+  await write
+    .selectFrom('comments')
+    .select((eb) => eb.fn.count('id').as('n'))
+    .executeTakeFirstOrThrow(),
 )
 
 // insert … returning
@@ -71,19 +81,26 @@ expectType<Awaited<ReturnType<typeof kInsert>>>(
 expectType<{ id: number; created_at: Date }[]>(
   await write.insertInto('users').values({ name: 'Ada' }).returning(['id', 'created_at']).execute(),
 )
-const kReturningAll = () => kysely.insertInto('comments').values({ post_id: 1, user_id: 1, text: '' }).returningAll().executeTakeFirstOrThrow()
+const kReturningAll = () =>
+  kysely.insertInto('comments').values({ post_id: 1, user_id: 1, text: '' }).returningAll().executeTakeFirstOrThrow()
 expectType<Awaited<ReturnType<typeof kReturningAll>>>(
-  await write.insertInto('comments').values({ post_id: 1, user_id: 1, text: '' }).returningAll().executeTakeFirstOrThrow(),
+  await write
+    .insertInto('comments')
+    .values({ post_id: 1, user_id: 1, text: '' })
+    .returningAll()
+    .executeTakeFirstOrThrow(),
 )
 expectType<Selectable<Comments>>(
-  await write.insertInto('comments').values({ post_id: 1, user_id: 1, text: '' }).returningAll().executeTakeFirstOrThrow(),
+  await write
+    .insertInto('comments')
+    .values({ post_id: 1, user_id: 1, text: '' })
+    .returningAll()
+    .executeTakeFirstOrThrow(),
 )
 
 // update / delete … returning
 expectType<{ name: string }[]>(await write.updateTable('users').set({ name: 'Ada' }).returning('name').execute())
-expectType<{ post_id: number } | undefined>(
-  await write.deleteFrom('comments').returning('post_id').executeTakeFirst(),
-)
+expectType<{ post_id: number } | undefined>(await write.deleteFrom('comments').returning('post_id').executeTakeFirst())
 
 // Insertable / Updateable values are accepted as on Kysely
 const newUser: Insertable<Users> = { name: 'Ada' }

@@ -22,7 +22,9 @@ function countUsers(db: CanRead<{ users: Users }>) {
   expectType<Promise<{ n: number } | undefined>>(
     db.selectFrom('users').select(db.fn.count<number>('id').as('n')).executeTakeFirst(),
   )
-  db.with('named', (qc) => qc.selectFrom('users').select('name')).selectFrom('named').selectAll()
+  db.with('named', (qc) => qc.selectFrom('users').select('name'))
+    .selectFrom('named')
+    .selectAll()
   db.transaction().execute(async (tx) => tx.selectFrom('users').selectAll().execute())
   // The subset is all such a function sees.
   expectError(db.selectFrom('posts'))

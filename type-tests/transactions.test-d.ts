@@ -21,12 +21,21 @@ const written = await write.transaction().execute(async (tx) => {
   const { id } = await tx.insertInto('users').values({ name: 'Ada' }).returning('id').executeTakeFirstOrThrow()
   await tx.insertInto('posts').values({ user_id: id, title: 'Hello', body: '' }).execute()
   await tx.updateTable('users').set({ email: 'ada@example.com' }).where('id', '=', id).execute()
-  return tx.selectFrom('users').innerJoin('posts', 'posts.user_id', 'users.id').select(['users.id', 'posts.title']).execute()
+  return tx
+    .selectFrom('users')
+    .innerJoin('posts', 'posts.user_id', 'users.id')
+    .select(['users.id', 'posts.title'])
+    .execute()
 })
 // The result of execute is the callback's.
 expectType<{ id: number; title: string }[]>(written)
 expectType<Promise<number>>(write.transaction().execute(async () => 1))
-expectType<Promise<string>>(write.transaction().setIsolationLevel('serializable').execute(async () => 'ok'))
+expectType<Promise<string>>(
+  write
+    .transaction()
+    .setIsolationLevel('serializable')
+    .execute(async () => 'ok'),
+)
 
 // --- read transaction ---------------------------------------------------------------------------
 
@@ -36,7 +45,12 @@ const snapshot = await read.transaction().execute(async (tx) => {
   return tx.selectFrom('users').select('id').execute()
 })
 expectType<{ id: number }[]>(snapshot)
-expectType<Promise<void>>(read.transaction().setIsolationLevel('repeatable read').execute(async () => {}))
+expectType<Promise<void>>(
+  read
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async () => {}),
+)
 
 await read.transaction().execute(async (tx) => {
   expectError(tx.insertInto('users').values({ name: 'Ada' }))
@@ -90,7 +104,9 @@ await canRead.connection().execute(async (db) => {
   expectError(db.deleteFrom('users'))
 })
 expectType<Promise<{ id: number }[]>>(
-  read.connection().execute((db) => db.selectFrom('users').select('id').execute(), { signal: AbortSignal.timeout(1000) }),
+  read
+    .connection()
+    .execute((db) => db.selectFrom('users').select('id').execute(), { signal: AbortSignal.timeout(1000) }),
 )
 
 // --- controlled transactions on the primary -----------------------------------------------------
@@ -112,8 +128,12 @@ expectAssignable<WriteBackend<AppDB>>(wsp1)
 wsp1.insertInto('posts').values({ user_id: 1, title: 't', body: '' })
 const wsp2 = await wsp1.savepoint('before_comments').execute()
 expectType<WriteControlledTransaction<AppDB, ['before_posts', 'before_comments']>>(wsp2)
-expectType<WriteControlledTransaction<AppDB, ['before_posts']>>(await wsp2.rollbackToSavepoint('before_posts').execute())
-expectType<WriteControlledTransaction<AppDB, ['before_posts']>>(await wsp2.releaseSavepoint('before_comments').execute())
+expectType<WriteControlledTransaction<AppDB, ['before_posts']>>(
+  await wsp2.rollbackToSavepoint('before_posts').execute(),
+)
+expectType<WriteControlledTransaction<AppDB, ['before_posts']>>(
+  await wsp2.releaseSavepoint('before_comments').execute(),
+)
 expectType<WriteControlledTransaction<AppDB, []>>(await wsp2.releaseSavepoint('before_posts').execute())
 expectType<Command<void>>(wsp2.commit())
 

@@ -3,13 +3,7 @@
  * schema. (That a replica handle or a CanRead has none of these is checked in
  * read-surface.test-d.ts, transactions.test-d.ts and brands.test-d.ts.)
  */
-import {
-  CamelCasePlugin,
-  type DeleteResult,
-  type InsertResult,
-  type MergeResult,
-  type UpdateResult,
-} from 'kysely'
+import { CamelCasePlugin, type DeleteResult, type InsertResult, type MergeResult, type UpdateResult } from 'kysely'
 import { expectError, expectType } from 'tsd'
 import type { WriteBackend } from '../src/index.js'
 import { type AppDB, kysely, read, write } from './schema.js'

@@ -44,7 +44,10 @@ export function parsePosition(text: string | null | undefined): Position | undef
           const [from, to = from] = range.split('-') as [string, string?]
           return [BigInt(from), BigInt(to)]
         })
-      sources.set((uuid as string).toLowerCase(), merge([...(sources.get((uuid as string).toLowerCase()) ?? []), ...intervals]))
+      sources.set(
+        (uuid as string).toLowerCase(),
+        merge([...(sources.get((uuid as string).toLowerCase()) ?? []), ...intervals]),
+      )
     }
     return { kind: 'gtidset', sources }
   }

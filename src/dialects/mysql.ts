@@ -1,7 +1,7 @@
 import { CompiledQuery, type DatabaseConnection, MysqlDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
-import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 import { describeNode } from './describe.js'
+import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 
 const READ_ONLY_SESSION = 'set session transaction read only'
 
@@ -11,8 +11,7 @@ const READ_ONLY_ERRNOS = new Set([1290, 1792])
 /** MariaDB: GTID positions (one sequence number per domain), `MASTER_GTID_WAIT`. */
 const MARIADB: ReplicationStatements & { readonly trackPositions: string } = {
   // The OK packet of each write and COMMIT then carries the transaction's GTID.
-  trackPositions:
-    "set session session_track_system_variables = concat(@@session_track_system_variables, ',last_gtid')",
+  trackPositions: "set session session_track_system_variables = concat(@@session_track_system_variables, ',last_gtid')",
   cluster: "select concat(@@server_id, ':', @@gtid_domain_id) as id",
   primaryPosition: 'select @@gtid_binlog_pos as pos',
   replicaPosition: 'select @@gtid_slave_pos as pos',
@@ -72,7 +71,8 @@ function trackGtids(connection: { query: QueryFn }): void {
     if (!sink || typeof callback !== 'function') return query(sql, values, callback)
     return query(sql, values, (error, result) => {
       const changes = (result as { stateChanges?: StateChanges } | undefined)?.stateChanges
-      const gtid = changes?.systemVariables?.last_gtid ?? (Array.isArray(changes?.gtids) ? changes.gtids.join(',') : undefined)
+      const gtid =
+        changes?.systemVariables?.last_gtid ?? (Array.isArray(changes?.gtids) ? changes.gtids.join(',') : undefined)
       if (typeof gtid === 'string' && gtid !== '') sink.position = gtid
       callback(error, result)
     })
@@ -117,7 +117,11 @@ export function createMysqlSupport(): DialectSupport {
     readOnlySessionSql: READ_ONLY_SESSION,
     replication: detect,
     placeholder: '?',
-    quote: (identifier) => identifier.split('.').map((part) => `\`${part.replaceAll('`', '``')}\``).join('.'),
+    quote: (identifier) =>
+      identifier
+        .split('.')
+        .map((part) => `\`${part.replaceAll('`', '``')}\``)
+        .join('.'),
     // ER_NO_SUCH_TABLE
     isMissingTable: (error) => (error as { errno?: unknown } | null)?.errno === 1146,
     isReadOnlyRefusal(error) {

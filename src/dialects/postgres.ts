@@ -1,7 +1,7 @@
 import { CompiledQuery, PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
-import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 import { describeNode } from './describe.js'
+import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 
 // A startup parameter: every transaction of the session is read-only, at no extra round trip.
 const READ_ONLY_OPTION = '-c default_transaction_read_only=on'
@@ -84,7 +84,11 @@ export const postgres: DialectSupport = {
   readOnlyTransactionSql: 'set transaction read only',
   replication: async () => REPLICATION,
   placeholder: '$1',
-  quote: (identifier) => identifier.split('.').map((part) => `"${part.replaceAll('"', '""')}"`).join('.'),
+  quote: (identifier) =>
+    identifier
+      .split('.')
+      .map((part) => `"${part.replaceAll('"', '""')}"`)
+      .join('.'),
   isMissingTable: (error) => (error as { code?: unknown } | null)?.code === '42P01',
   isReadOnlyRefusal(error) {
     return (error as { code?: unknown } | null)?.code === READ_ONLY_SQL_TRANSACTION

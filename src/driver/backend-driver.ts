@@ -7,10 +7,10 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
-import { PrimaryUnavailableError } from '../errors.js'
-import type { Telemetry } from '../events.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { ReplicationStatements } from '../dialects/dialect.js'
+import { PrimaryUnavailableError } from '../errors.js'
+import type { Telemetry } from '../events.js'
 import { classify, isSchemaChange } from '../guard/classify.js'
 import type { ReadGuard } from '../guard/read-guard.js'
 import { markWriteTransaction } from '../guard/transaction-scope.js'
@@ -139,7 +139,11 @@ export class BackendDriver implements Driver {
    * A query on the write backend. A schema change raises the schema floor (at COMMIT when in a
    * transaction); on a session's backend an autocommit write also records the session's position.
    */
-  async executeWrite<R>(conn: BackendConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+  async executeWrite<R>(
+    conn: BackendConnection,
+    query: CompiledQuery,
+    options: ExecuteOptions,
+  ): Promise<QueryResult<R>> {
     this.telemetry?.write()
     const schemaChange = this.#floor !== undefined && isSchemaChange(query.query, query.sql)
     if (conn.inTransaction) {

@@ -15,11 +15,12 @@ export function assertReadStatement(text: string, lexing: Lexing = 'postgres'): 
   check(codeOf(text, lexing))
 }
 
+function refuse(why: string): never {
+  throw new NotAReadStatementError(why)
+}
+
 function check(stripped: string | undefined): void {
-  const refuse = (why: string): never => {
-    throw new NotAReadStatementError(why)
-  }
-  if (stripped === undefined) return refuse('an unterminated literal or comment')
+  if (stripped === undefined) refuse('an unterminated literal or comment')
   const code = stripped.trim().replace(/^[(\s]+/, '')
   if (/;\s*\S/.test(code)) refuse('more than one statement')
   const start = READ_START.exec(code)?.[0]?.toLowerCase()
@@ -48,15 +49,18 @@ function codeOf(text: string, lexing: Lexing): string | undefined {
       let depth = 1
       i += 2
       while (i < text.length && depth > 0) {
-        if (lexing === 'postgres' && text.startsWith('/*', i)) (depth++, (i += 2))
-        else if (text.startsWith('*/', i)) (depth--, (i += 2))
+        if (lexing === 'postgres' && text.startsWith('/*', i)) depth++, (i += 2)
+        else if (text.startsWith('*/', i)) depth--, (i += 2)
         else i++
       }
       if (depth > 0) return undefined
       out += ' '
       continue
     }
-    const dollar = lexing === 'postgres' && !/[\w$]/.test(text[i - 1] ?? '') ? /^\$(?:[A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$/.exec(rest) : null
+    const dollar =
+      lexing === 'postgres' && !/[\w$]/.test(text[i - 1] ?? '')
+        ? /^\$(?:[A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$/.exec(rest)
+        : null
     if (dollar) {
       const end = text.indexOf(dollar[0], i + dollar[0].length)
       if (end < 0) return undefined

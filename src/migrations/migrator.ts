@@ -1,4 +1,10 @@
-import { type MigrateOptions, type MigrationResultSet, Migrator, type MigratorProps, type NoMigrations } from 'kysely/migration'
+import {
+  type MigrateOptions,
+  type MigrationResultSet,
+  Migrator,
+  type MigratorProps,
+  type NoMigrations,
+} from 'kysely/migration'
 import type { WriteBackend } from '../capability.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 

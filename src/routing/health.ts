@@ -71,7 +71,10 @@ export class HealthChecker {
     if (!this.migrationTable) return undefined
     const table = this.support.quote(this.migrationTable)
     try {
-      const row = await this.#query(this.primary, `select name from ${table} order by ${this.support.quote('timestamp')} desc, name desc limit 1`)
+      const row = await this.#query(
+        this.primary,
+        `select name from ${table} order by ${this.support.quote('timestamp')} desc, name desc limit 1`,
+      )
       return typeof row.name === 'string' ? row.name : undefined
     } catch (error) {
       if (this.support.isMissingTable(error)) return undefined
@@ -83,7 +86,11 @@ export class HealthChecker {
   async #hasMigration(node: Node, migration: string): Promise<boolean> {
     const table = this.support.quote(this.migrationTable as string)
     try {
-      const row = await this.#query(node, `select count(*) as n from ${table} where name = ${this.support.placeholder}`, [migration])
+      const row = await this.#query(
+        node,
+        `select count(*) as n from ${table} where name = ${this.support.placeholder}`,
+        [migration],
+      )
       return Number(row.n) > 0
     } catch (error) {
       if (this.support.isMissingTable(error)) return false
@@ -126,7 +133,13 @@ export class HealthChecker {
         this.pool.update(node, { ok: false, error }, now)
       } else {
         // Reachable but unable to say where it is: lag unknown, so it is drained.
-        const result = { position: undefined, positionText: null, lagMs: null, missingMigration: false, lagUnknowable: false }
+        const result = {
+          position: undefined,
+          positionText: null,
+          lagMs: null,
+          missingMigration: false,
+          lagUnknowable: false,
+        }
         this.pool.update(node, { ok: true, ...result }, now)
       }
     }
@@ -149,5 +162,4 @@ export class HealthChecker {
       return rows[0] ?? {}
     })
   }
-
 }

@@ -39,7 +39,9 @@ export function positionalRouter(
       if (ready) return ready
       // One wait per read at most: a node already excluded has timed out or failed this read.
       const candidate = exclude.size === 0 ? pool.closest(exclude) : undefined
-      return candidate ?? pool.fallback('wait-timeout', `no replica replayed the required position within ${maxWaitMs} ms`)
+      return (
+        candidate ?? pool.fallback('wait-timeout', `no replica replayed the required position within ${maxWaitMs} ms`)
+      )
     },
     async admit(node: Node, connection: DatabaseConnection) {
       const target = targetOf(state, floor)

@@ -1,7 +1,7 @@
 import { hasReached, type Position } from '../consistency/position.js'
 import type { Node } from '../driver/node.js'
 import type { Router } from '../driver/router.js'
-import { NoReplicaAvailableError, messageOf, redactSecrets } from '../errors.js'
+import { messageOf, NoReplicaAvailableError, redactSecrets } from '../errors.js'
 import type { DrainReason, FallbackReason, ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
 import { type ReplicaSelection, selector } from './strategies.js'
 
@@ -109,7 +109,8 @@ export class ReplicaPool {
    */
   closest(exclude: ReadonlySet<Node>): Node | undefined {
     const eligible = this.#eligible(exclude).filter((replica) => !replica.stuck)
-    return eligible.sort((a, b) => (a.lagMs ?? Number.POSITIVE_INFINITY) - (b.lagMs ?? Number.POSITIVE_INFINITY))[0]?.node
+    return eligible.sort((a, b) => (a.lagMs ?? Number.POSITIVE_INFINITY) - (b.lagMs ?? Number.POSITIVE_INFINITY))[0]
+      ?.node
   }
 
   /**
@@ -157,8 +158,7 @@ export class ReplicaPool {
     replica.position = result.position
     replica.positionText = result.positionText
     replica.lagMs = result.lagMs
-    const withinBudget =
-      result.lagUnknowable || (result.lagMs !== null && result.lagMs <= this.options.maxReplicaLagMs)
+    const withinBudget = result.lagUnknowable || (result.lagMs !== null && result.lagMs <= this.options.maxReplicaLagMs)
     const reason = result.missingMigration ? 'migration' : result.lagMs === null ? 'unknown-lag' : 'lag'
     this.#transition(replica, withinBudget && !result.missingMigration ? 'up' : 'lagging', undefined, reason)
   }

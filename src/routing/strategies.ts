@@ -31,7 +31,9 @@ export function selector<C extends ReplicaCandidate>(selection: ReplicaSelection
       return (candidates) => candidates[Math.floor(Math.random() * candidates.length)] as C
     case 'least-lag':
       return (candidates) =>
-        candidates.reduce((best, c) => ((c.lagMs ?? Number.POSITIVE_INFINITY) < (best.lagMs ?? Number.POSITIVE_INFINITY) ? c : best))
+        candidates.reduce((best, c) =>
+          (c.lagMs ?? Number.POSITIVE_INFINITY) < (best.lagMs ?? Number.POSITIVE_INFINITY) ? c : best,
+        )
     case 'round-robin': {
       let turn = 0
       return (candidates) => candidates[turn++ % candidates.length] as C

@@ -1,7 +1,7 @@
 // Starts one PostgreSQL and one MariaDB primary/replica pair for the whole integration run and
 // hands their connection info to the test files (which run in other processes) as plain JSON.
 import type { TestProject } from 'vitest/node'
-import { startMariaDbPair, startPostgresPair, type ReplicationEnv } from './replication.js'
+import { type ReplicationEnv, startMariaDbPair, startPostgresPair } from './replication.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {

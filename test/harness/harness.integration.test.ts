@@ -43,8 +43,9 @@ describe('PostgreSQL pair', () => {
   })
 
   it('connects as the non-superuser app role', async () => {
-    expect(await query(primaryUrl, 'select current_user as u, usesuper from pg_user where usename = current_user'))
-      .toEqual([{ u: 'app', usesuper: false }])
+    expect(
+      await query(primaryUrl, 'select current_user as u, usesuper from pg_user where usename = current_user'),
+    ).toEqual([{ u: 'app', usesuper: false }])
   })
 
   it('replicates a new table and row', async () => {

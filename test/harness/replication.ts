@@ -4,7 +4,7 @@
 import { execFile, spawn } from 'node:child_process'
 import { constants } from 'node:fs'
 import { access, appendFile, chown, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { createServer, type AddressInfo, type Server } from 'node:net'
+import { type AddressInfo, createServer, type Server } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -114,8 +114,22 @@ async function setUpPostgres(
   await pgExec(adminPostgresDb, 'create database app owner app')
   // A replication slot keeps the primary's WAL while a test has killed the replica.
   await pgTool(env, 'pg_basebackup', [
-    '-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', env.replicaDataDir,
-    '-R', '-X', 'stream', '-c', 'fast', '-C', '-S', 'replica',
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(primary.port),
+    '-U',
+    'postgres',
+    '-D',
+    env.replicaDataDir,
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+    '-C',
+    '-S',
+    'replica',
   ])
   // The replica copied the primary's config; a later `port` line wins.
   await appendFile(path.join(env.replicaDataDir, 'postgresql.conf'), `port = ${replicaPort}\n`)
@@ -248,13 +262,12 @@ export function controlMariaDb(env: MariaDbEnv): ReplicaControl {
   }
 }
 
-async function setUpMariaDb(
-  installDb: string,
-  primary: MariaDbServer,
-  replica: MariaDbServer,
-): Promise<void> {
+async function setUpMariaDb(installDb: string, primary: MariaDbServer, replica: MariaDbServer): Promise<void> {
   // allSettled semantics: cleaning up while the other server is still installing or starting would leak it.
-  await settleAll([primary, replica].map((server) => installMariaDb(installDb, server)), 'Installing MariaDB failed')
+  await settleAll(
+    [primary, replica].map((server) => installMariaDb(installDb, server)),
+    'Installing MariaDB failed',
+  )
   await settleAll(
     [primary, replica].map((server) => startMariaDb(server.command, server.logFile, server.rootUrl)),
     'Starting MariaDB failed',

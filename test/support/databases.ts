@@ -55,7 +55,9 @@ export function postgresFamily(): Family {
     },
     async createItems(db, table) {
       await sql`drop table if exists ${sql.table(table)}`.execute(db)
-      await sql`create table ${sql.table(table)} (id serial primary key, name text not null, qty int not null default 0)`.execute(db)
+      await sql`create table ${sql.table(table)} (id serial primary key, name text not null, qty int not null default 0)`.execute(
+        db,
+      )
       await sql`create sequence if not exists kysely_rw_test_seq`.execute(db)
     },
   }
@@ -86,7 +88,9 @@ export function mariadbFamily(): Family {
     },
     async createItems(db, table) {
       await sql`drop table if exists ${sql.table(table)}`.execute(db)
-      await sql`create table ${sql.table(table)} (id int auto_increment primary key, name varchar(100) not null, qty int not null default 0)`.execute(db)
+      await sql`create table ${sql.table(table)} (id int auto_increment primary key, name varchar(100) not null, qty int not null default 0)`.execute(
+        db,
+      )
       await sql`create sequence if not exists kysely_rw_test_seq`.execute(db)
     },
   }
