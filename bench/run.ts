@@ -7,14 +7,26 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type ConsistencyResult, consistencyMisses, renderConsistency, runConsistency } from './lib/consistency.js'
+import {
+  type ConsistencyResult,
+  consistencyHeadlines,
+  consistencyMisses,
+  renderConsistency,
+  runConsistency,
+} from './lib/consistency.js'
 import { createSchema, type Family, type FamilyName, startFamily } from './lib/db.js'
-import { type FailoverResult, failoverMisses, renderFailover, runFailover } from './lib/failover.js'
-import { type GuardResult, guardMisses, renderGuard, runGuard } from './lib/guard.js'
-import { type OverheadResult, overheadMisses, renderOverhead, runOverhead } from './lib/overhead.js'
+import { type FailoverResult, failoverHeadlines, failoverMisses, renderFailover, runFailover } from './lib/failover.js'
+import { type GuardResult, guardHeadlines, guardMisses, renderGuard, runGuard } from './lib/guard.js'
+import { type OverheadResult, overheadHeadlines, overheadMisses, renderOverhead, runOverhead } from './lib/overhead.js'
 import { ensureInstalled, peerVersions } from './lib/peers.js'
-import { renderTypecheck, runTypecheck, type TypecheckResult, typecheckMisses } from './lib/typecheck.js'
-import { errorMessage, execFileAsync, log } from './lib/util.js'
+import {
+  renderTypecheck,
+  runTypecheck,
+  type TypecheckResult,
+  typecheckHeadlines,
+  typecheckMisses,
+} from './lib/typecheck.js'
+import { errorMessage, execFileAsync, goal, type Headline, log, table } from './lib/util.js'
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.dirname(BENCH_DIR)
@@ -173,7 +185,21 @@ async function render(results: Results, run: RunInfo): Promise<string> {
     '- Absolute times on a shared 2-core machine are noise; the ratios, measured in the same run and interleaved, are the result. ' +
       'The databases, their replicas and the benchmark client share the same two cores.\n',
   )
+  const headlines: Headline[] = [
+    ...(results.guard ? guardHeadlines(results.guard) : []),
+    ...overheadHeadlines(results.overhead),
+    ...(results.typecheck ? typecheckHeadlines(results.typecheck) : []),
+    ...consistencyHeadlines(results.consistency),
+    ...failoverHeadlines(results.failover),
+  ]
   out.push('## Summary\n')
+  out.push(
+    table(
+      ['benchmark', 'measured in this run', 'goal', ''],
+      headlines.map((h) => [h.benchmark, h.measured, h.goal, goal(h.met)]),
+    ),
+  )
+  out.push('')
   if (results.errors.length > 0)
     out.push(`Benchmarks that failed to run: ${results.errors.map((e) => `\`${e}\``).join('; ')}\n`)
   out.push(

@@ -13,7 +13,7 @@ import {
   type StrategyFactory,
 } from './clients.js'
 import { type Family, measureVisibilityDelay, resetCounters } from './db.js'
-import { fmt, fmtInt, goal, log, median, pct, quantileSorted, sleep, table } from './util.js'
+import { fmt, fmtInt, goal, type Headline, log, median, pct, quantileSorted, sleep, table } from './util.js'
 
 export const CONSISTENCY = {
   users: 16,
@@ -249,5 +249,24 @@ export function consistencyMisses(results: readonly ConsistencyResult[]): string
       )
     }
     return misses
+  })
+}
+
+export function consistencyHeadlines(results: readonly ConsistencyResult[]): Headline[] {
+  return results.flatMap((result) => {
+    const rw = result.rows.find(isDefaultSessions)
+    const naive = naiveReference(result)
+    if (!rw || !naive) return []
+    const share = rw.replicaShare / naive.replicaShare
+    return [
+      {
+        benchmark: `consistency, ${result.family}: kysely-rw sessions`,
+        measured:
+          `${rw.stale} stale reads (naive: ${naive.stale}); replica share ${pct(rw.replicaShare)} = ${fmt(share, 2)} of ` +
+          `naive routing's; read p99 ${fmt(rw.p99Ms, 0)} ms (naive ${fmt(naive.p99Ms, 0)} ms)`,
+        goal: `0 stale, ≥ ${CONSISTENCY.goalShare} of naive's replica share`,
+        met: rw.stale === 0 && share >= CONSISTENCY.goalShare,
+      },
+    ]
   })
 }

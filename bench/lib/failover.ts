@@ -13,7 +13,7 @@ import {
   type UserHandle,
 } from './clients.js'
 import type { BenchDB, Family } from './db.js'
-import { fmt, fmtInt, goal, log, sleep, table } from './util.js'
+import { fmt, fmtInt, goal, type Headline, log, sleep, table } from './util.js'
 
 export const FAILOVER = {
   loopsPerClient: 4,
@@ -240,5 +240,27 @@ export function failoverMisses(results: readonly FailoverResult[]): string[] {
       )
     }
     return misses
+  })
+}
+
+export function failoverHeadlines(results: readonly FailoverResult[]): Headline[] {
+  return results.flatMap((result) => {
+    const rw = result.clients[0]
+    if (!rw) return []
+    const stopMs = Math.max(rw.lastReplicaContactMs ?? 0, result.lastRouteMs ?? 0)
+    const peers = result.clients
+      .slice(1)
+      .map((c) => `${c.failed}`)
+      .join(' and ')
+    return [
+      {
+        benchmark: `failover, ${result.family}: kysely-rw`,
+        measured:
+          `${rw.failed} failed reads (naive peers: ${peers}); no read to the dead replica after ${fmt(stopMs, 0)} ms; ` +
+          `readmitted ${fmt(rw.readmitMs, 0)} ms after the restart`,
+        goal: `0 failed; ≤ ${FAILOVER.healthCheckIntervalMs} ms`,
+        met: rw.failed === 0 && stopMs <= FAILOVER.healthCheckIntervalMs,
+      },
+    ]
   })
 }

@@ -7,7 +7,21 @@ import { Bench } from 'tinybench'
 import { type Backends, createBackends } from '../../src/index.js'
 import { type BenchDB, countRoundTrips, type Family } from './db.js'
 import { QUERIES, type QueryName } from './queries.js'
-import { fmt, fmtInt, goal, log, median, pct, quantile, quantileSorted, ratio, sum, table, until } from './util.js'
+import {
+  fmt,
+  fmtInt,
+  goal,
+  type Headline,
+  log,
+  median,
+  pct,
+  quantile,
+  quantileSorted,
+  ratio,
+  sum,
+  table,
+  until,
+} from './util.js'
 
 export const OVERHEAD = {
   rounds: 24,
@@ -310,4 +324,35 @@ export function overheadMisses(results: readonly OverheadResult[]): string[] {
       .filter((r) => r.variant !== 'plain' && r.ratio > OVERHEAD.goal)
       .map((r) => `${result.family}: ${r.query} via ${r.label} ${ratio(r.ratio)}`),
   )
+}
+
+export function overheadHeadlines(results: readonly OverheadResult[]): Headline[] {
+  return results.flatMap((result) => {
+    const line = (variant: VariantName) =>
+      result.rows
+        .filter((r) => r.variant === variant)
+        .map((r) => `${r.query} ${ratio(r.ratio, 2)}`)
+        .join(', ')
+    const backends = result.rows.filter((r) => r.variant === 'backend')
+    const sessions = result.rows.filter((r) => r.variant === 'session')
+    const extra = result.roundTrips
+      .filter((r) => r.variant === 'session' && r.primary > 1.5 && !r.query.includes('tx'))
+      .map((r) => r.query)
+    return [
+      {
+        benchmark: `runtime, ${result.family}: \`db.read\` / \`db.write\` ÷ plain Kysely`,
+        measured: line('backend'),
+        goal: `≤ ${OVERHEAD.goal}× on every query`,
+        met: backends.every((r) => r.ratio <= OVERHEAD.goal),
+      },
+      {
+        benchmark: `runtime, ${result.family}: sessions ÷ plain Kysely`,
+        measured:
+          line('session') +
+          (extra.length ? ` (${extra.join(', ')}: one extra round trip per write, for the session position)` : ''),
+        goal: `≤ ${OVERHEAD.goal}× on every query`,
+        met: sessions.every((r) => r.ratio <= OVERHEAD.goal),
+      },
+    ]
+  })
 }

@@ -86,3 +86,11 @@ export async function until(what: string, timeoutMs: number, check: () => boolea
     await sleep(20)
   }
 }
+
+/** One line of the summary table: a goal, what this run measured against it, and whether it is met. */
+export interface Headline {
+  readonly benchmark: string
+  readonly measured: string
+  readonly goal: string
+  readonly met: boolean
+}
