@@ -20,6 +20,7 @@ import { positionalRouter, type SessionState } from './routing/positional-router
 import { ReplicaPool } from './routing/replica-pool.js'
 import type { ReplicaSelection } from './routing/strategies.js'
 
+/** What `createBackends` needs: the database family, the primary, and optionally replicas and routing rules. */
 export interface BackendsConfig {
   /** `'postgres'` (pg, streaming replication) or `'mysql'` (mysql2; MySQL 8 and MariaDB). */
   readonly dialect: DialectName

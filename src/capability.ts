@@ -73,11 +73,13 @@ interface ReadQueries<DB>
     Pick<Kysely<DB>, 'fn' | 'dynamic' | 'case' | 'isTransaction'> {
   // `this`-typed so that the schema is read off the receiver: Kysely's read-only CTE types are
   // invariant in DB, which would stop a backend of a larger schema from passing as a smaller one.
+  /** A common table expression; on a read handle its body must be a SELECT. */
   with<D, N extends string, E extends ReadonlyCommonTableExpression<D, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): ReadonlyQueryCreatorWithCommonTableExpression<D & ReadTagged, N, E>
+  /** A recursive common table expression; on a read handle its body must be a SELECT. */
   withRecursive<D, N extends string, E extends ReadonlyRecursiveCommonTableExpression<D, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
@@ -114,8 +116,11 @@ interface Carries<D, C extends 'read' | 'write' = 'read' | 'write'> {
 export interface CanRead<DB> extends ReadQueries<DB> {
   readonly [capability]: 'read' | 'write'
   readonly [schema]: { readonly [T in keyof DB]: DB[T] } & { readonly [database]: DB }
+  /** The same backend with a Kysely plugin added; the capability is kept. */
   withPlugin(plugin: KyselyPlugin): CanRead<DB>
+  /** The same backend without plugins; the guard is not a plugin and stays. */
   withoutPlugins(): CanRead<DB>
+  /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): CanRead<DB>
   /** A transaction on whichever backend this is; the callback gets the same capability. */
   transaction(): BackendTransactionBuilder<CanRead<DB>>
@@ -129,8 +134,11 @@ export interface CanRead<DB> extends ReadQueries<DB> {
  */
 export interface ReadBackend<DB> extends CanRead<DB> {
   readonly [capability]: 'read'
+  /** The same backend with a Kysely plugin added; the capability is kept. */
   withPlugin(plugin: KyselyPlugin): ReadBackend<DB>
+  /** The same backend without plugins; the guard is not a plugin and stays. */
   withoutPlugins(): ReadBackend<DB>
+  /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): ReadBackend<DB>
   /**
    * A read-only, repeatable-read snapshot on one replica: every query in the callback sees the
@@ -161,30 +169,38 @@ export interface WriteBackend<DB>
   selectNoFrom: QueryCreator<DB>['selectNoFrom'] & CanRead<DB>['selectNoFrom']
   // The first overload admits data-modifying CTE bodies; the second is the read-only one inherited
   // from CanRead, kept so that a WriteBackend still is a CanRead.
+  /** A common table expression; on a read handle its body must be a SELECT. */
   with<D, N extends string, E extends CommonTableExpression<D, N>>(
     this: Carries<D, 'write'>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): QueryCreatorWithCommonTableExpression<D, N, E>
+  /** A common table expression; on a read handle its body must be a SELECT. */
   with<D, N extends string, E extends ReadonlyCommonTableExpression<D, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
+  /** A recursive common table expression; on a read handle its body must be a SELECT. */
   withRecursive<D, N extends string, E extends RecursiveCommonTableExpression<D, N>>(
     this: Carries<D, 'write'>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): QueryCreatorWithCommonTableExpression<D, N, E>
+  /** A recursive common table expression; on a read handle its body must be a SELECT. */
   withRecursive<D, N extends string, E extends ReadonlyRecursiveCommonTableExpression<D, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
   // `this`-typed for the same reason as `with`: Kysely 0.29's MergeQueryBuilder is invariant in DB.
+  /** Starts a MERGE into `targetTable`, as Kysely's `mergeInto`. */
   mergeInto<D, TR extends SimpleTableReference<D>>(this: Carries<D, 'write'>, targetTable: TR): MergeInto<D, TR>
+  /** The same backend with a Kysely plugin added; the capability is kept. */
   withPlugin(plugin: KyselyPlugin): WriteBackend<DB>
+  /** The same backend without plugins; the guard is not a plugin and stays. */
   withoutPlugins(): WriteBackend<DB>
+  /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): WriteBackend<DB>
   transaction(): BackendTransactionBuilder<WriteBackend<DB>>
   connection(): BackendConnectionBuilder<WriteBackend<DB>>
@@ -203,18 +219,23 @@ type MergeInto<DB, TR extends SimpleTableReference<DB>> = [TR] extends [keyof DB
 
 /** Starts a transaction whose callback receives a backend of capability `B`. */
 export interface BackendTransactionBuilder<B> {
+  /** Sets the isolation level of the transaction about to start. */
   setIsolationLevel(isolationLevel: IsolationLevel): BackendTransactionBuilder<B>
+  /** Runs `callback` in one transaction; commits when it resolves, rolls back when it throws. */
   execute<T>(callback: (tx: B) => Promise<T>): Promise<T>
 }
 
 /** Pins one connection; the callback receives a backend of capability `B`. */
 export interface BackendConnectionBuilder<B> {
+  /** Runs `callback` with one connection of this backend, released afterwards. */
   execute<T>(callback: (db: B) => Promise<T>, options?: ConnectionOptions): Promise<T>
 }
 
 /** Starts a controlled transaction `T`. */
 export interface ControlledTransactionStarter<T> {
+  /** Sets the isolation level of the transaction about to start. */
   setIsolationLevel(isolationLevel: IsolationLevel): ControlledTransactionStarter<T>
+  /** Begins the transaction and hands it over; end it with `commit()` or `rollback()`. */
   execute(): Promise<T>
 }
 
@@ -235,7 +256,9 @@ type ReleaseSavepoint<S extends string[], SN extends S[number]> = S extends [...
 interface TransactionControl {
   readonly isCommitted: boolean
   readonly isRolledBack: boolean
+  /** Commits the transaction (a Command: call `.execute()`). */
   commit(): Command<void>
+  /** Rolls the transaction back (a Command: call `.execute()`). */
   rollback(): Command<void>
 }
 
@@ -243,16 +266,19 @@ interface TransactionControl {
 export interface WriteControlledTransaction<DB, S extends string[] = []> extends WriteBackend<DB>, TransactionControl {
   // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
   // refuse a backend of a larger schema where a smaller one is asked for.
+  /** Sets a savepoint named `savepointName`. */
   savepoint<D, SN extends string>(
     this: Carries<D, 'write'>,
     savepointName: SN extends S ? never : SN,
   ): Command<WriteControlledTransaction<D, [...S, SN]>>
+  /** Rolls back to a savepoint set earlier in this transaction. */
   rollbackToSavepoint<D, SN extends S[number]>(
     this: Carries<D, 'write'>,
     savepointName: SN,
   ): RollbackToSavepoint<S, SN> extends string[]
     ? Command<WriteControlledTransaction<D, RollbackToSavepoint<S, SN>>>
     : never
+  /** Releases a savepoint set earlier in this transaction. */
   releaseSavepoint<D, SN extends S[number]>(
     this: Carries<D, 'write'>,
     savepointName: SN,
@@ -263,16 +289,19 @@ export interface WriteControlledTransaction<DB, S extends string[] = []> extends
 export interface ReadControlledTransaction<DB, S extends string[] = []> extends ReadBackend<DB>, TransactionControl {
   // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
   // refuse a backend of a larger schema where a smaller one is asked for.
+  /** Sets a savepoint named `savepointName`. */
   savepoint<D, SN extends string>(
     this: Carries<D, 'read'>,
     savepointName: SN extends S ? never : SN,
   ): Command<ReadControlledTransaction<D, [...S, SN]>>
+  /** Rolls back to a savepoint set earlier in this transaction. */
   rollbackToSavepoint<D, SN extends S[number]>(
     this: Carries<D, 'read'>,
     savepointName: SN,
   ): RollbackToSavepoint<S, SN> extends string[]
     ? Command<ReadControlledTransaction<D, RollbackToSavepoint<S, SN>>>
     : never
+  /** Releases a savepoint set earlier in this transaction. */
   releaseSavepoint<D, SN extends S[number]>(
     this: Carries<D, 'read'>,
     savepointName: SN,
