@@ -53,6 +53,12 @@ export interface BackendsConfig {
    * has it, also when another process ran the migration. Default `'kysely_migration'`; `false` skips it.
    */
   readonly migrationTable?: string | false
+  /**
+   * Throw TransactionEscapeError when a query inside `write.transaction().execute(cb)` runs on the outer
+   * `db.read` / `db.write` instead of `tx`. Default true. It rests on AsyncLocalStorage, which on Node 20
+   * slows every promise of the process a little (measured in bench/RESULTS.md); Node 24's is cheaper.
+   */
+  readonly detectTransactionEscapes?: boolean
   /** Receives routing and health events. Never given secrets. */
   readonly onEvent?: (event: BackendEvent) => void
 }
@@ -140,7 +146,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   )
   if (replicas.length > 0) checker.start()
 
-  const group = {}
+  const group = config.detectTransactionEscapes === false ? undefined : {}
   const guard = new ReadGuard(support.isReadOnlyRefusal, config.dialect)
   const isConnectionError = support.isConnectionError
   const plugins = config.plugins ?? []
@@ -268,7 +274,12 @@ function primaryForReads(
   return nodeFor(support, config, 'primary (read-only)', readOnlySession(support, config, enforcement))
 }
 
-function kyselyOn(driver: BackendDriver, dialect: Dialect, plugins: KyselyPlugin[], group: object): Kysely<any> {
+function kyselyOn(
+  driver: BackendDriver,
+  dialect: Dialect,
+  plugins: KyselyPlugin[],
+  group: object | undefined,
+): Kysely<any> {
   const executor = new DefaultQueryExecutor(
     dialect.createQueryCompiler(),
     dialect.createAdapter(),

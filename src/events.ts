@@ -51,6 +51,11 @@ export class Telemetry {
 
   constructor(private readonly listener: ((event: BackendEvent) => void) | undefined) {}
 
+  /** Whether anyone listens: per-query events are not even built otherwise. */
+  get listening(): boolean {
+    return this.listener !== undefined
+  }
+
   emit(event: BackendEvent): void {
     if (!this.listener) return
     try {

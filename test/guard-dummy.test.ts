@@ -359,3 +359,22 @@ describe('inside db.write.transaction()', () => {
     expect(statements()).toEqual(['begin', ...readOnly('select * from "pet"'), 'select * from "person"', 'commit'])
   })
 })
+
+describe('with detectTransactionEscapes: false', () => {
+  it('lets a query on the outer backend run inside the callback, on its own connection', async () => {
+    const own: Sent[] = []
+    const unwatched = createBackends<DB>({
+      dialect: 'postgres',
+      primary: recordingDialect(own),
+      detectTransactionEscapes: false,
+    })
+    try {
+      await unwatched.write.transaction().execute(async () => {
+        await unwatched.write.selectFrom('person').selectAll().execute()
+      })
+      expect(own.map((s) => s.sql)).toEqual(['begin', 'select * from "person"', 'commit'])
+    } finally {
+      await unwatched.destroy()
+    }
+  })
+})

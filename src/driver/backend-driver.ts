@@ -99,7 +99,7 @@ export class BackendDriver implements Driver {
         exclude.add(node)
         continue
       }
-      this.telemetry?.emit({ type: 'route', node: node.name, session: this.#session })
+      if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
       return new BackendConnection(inner, node, this)
     }
   }

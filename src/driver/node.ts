@@ -28,6 +28,8 @@ export class Node {
   readonly #owner: Node | undefined
   readonly #inUse = new Map<DatabaseConnection, Promise<void>>()
   readonly #release = new Map<DatabaseConnection, () => void>()
+  /** Set once another node borrows this one's driver: only then can a connection be handed out twice. */
+  #shared = false
   #init: Promise<void> | undefined
   #destroyed: Promise<void> | undefined
 
@@ -41,6 +43,7 @@ export class Node {
   ) {
     this.#owner = owner
     this.#driver = owner ? owner.driver : dialect.createDriver()
+    if (owner) owner.#shared = true
   }
 
   get driver(): Driver {
@@ -52,6 +55,7 @@ export class Node {
     if (this.#destroyed) throw new Error(`The backends were destroyed; ${this.name} is closed.`)
     this.#init ??= this.#driver.init()
     await this.#init
+    if (!this.#shared) return this.#driver.acquireConnection()
     for (;;) {
       const connection = await this.#driver.acquireConnection()
       const busy = this.#inUse.get(connection)
@@ -65,6 +69,7 @@ export class Node {
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
     if (this.#owner) return this.#owner.releaseConnection(connection)
+    if (!this.#shared) return this.#driver.releaseConnection(connection)
     const wake = this.#release.get(connection)
     this.#inUse.delete(connection)
     this.#release.delete(connection)

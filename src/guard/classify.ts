@@ -43,6 +43,25 @@ const NESTED_WRITES: Partial<Record<OperationNode['kind'], StatementKind>> = {
 }
 
 const LOCKS = new Set(['ForUpdate', 'ForNoKeyUpdate', 'ForShare', 'ForKeyShare'])
+
+// Nodes that hold names, operators or parameter values and never a query: the walk does not go into
+// them (a parameter may be a large array or JSON document).
+const LEAVES = new Set<string>([
+  'IdentifierNode',
+  'SchemableIdentifierNode',
+  'TableNode',
+  'ColumnNode',
+  'ReferenceNode',
+  'OperatorNode',
+  'ValueNode',
+  'PrimitiveValueListNode',
+  'DefaultInsertValueNode',
+  'DataTypeNode',
+  'LimitNode',
+  'OffsetNode',
+  'SelectAllNode',
+  'JSONPathLegNode',
+])
 const RAW_LOCK = /\bfor\s+(?:update|no\s+key\s+update|share|key\s+share)\b|\block\s+in\s+share\s+mode\b/i
 
 /**
@@ -90,6 +109,7 @@ function findNestedWrite(root: OperationNode, lexing: Lexing): Classification | 
     }
     const node = value as OperationNode & Record<string, unknown>
     if (typeof node.kind === 'string') {
+      if (LEAVES.has(node.kind)) continue
       const write = NESTED_WRITES[node.kind]
       if (write) {
         return denied('data-modifying cte', `A SELECT carrying a nested ${write.toUpperCase()}`)

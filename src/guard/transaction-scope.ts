@@ -21,10 +21,12 @@ const storage = new AsyncLocalStorage<Scope>()
 export class ScopedConnectionProvider {
   constructor(
     private readonly driver: Driver,
-    private readonly group: object,
+    /** The `createBackends` call; undefined when escape detection is switched off. */
+    private readonly group: object | undefined,
   ) {}
 
   async provideConnection<T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
+    if (!this.group) return this.#unscoped(consumer)
     const outer = storage.getStore()
     if (outer?.writeTransaction && outer.group === this.group) {
       throw new TransactionEscapeError()
@@ -32,6 +34,15 @@ export class ScopedConnectionProvider {
     const connection = await this.driver.acquireConnection()
     try {
       return await storage.run({ group: this.group, connection, writeTransaction: false }, consumer, connection)
+    } finally {
+      await this.driver.releaseConnection(connection)
+    }
+  }
+
+  async #unscoped<T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
+    const connection = await this.driver.acquireConnection()
+    try {
+      return await consumer(connection)
     } finally {
       await this.driver.releaseConnection(connection)
     }
