@@ -263,7 +263,8 @@ export function consistencyHeadlines(results: readonly ConsistencyResult[]): Hea
         benchmark: `consistency, ${result.family}: kysely-rw sessions`,
         measured:
           `${rw.stale} stale reads (naive: ${naive.stale}); replica share ${pct(rw.replicaShare)} = ${fmt(share, 2)} of ` +
-          `naive routing's; read p99 ${fmt(rw.p99Ms, 0)} ms (naive ${fmt(naive.p99Ms, 0)} ms)`,
+          `naive routing's; read p99 ${fmt(rw.p99Ms, 0)} ms (naive ${fmt(naive.p99Ms, 0)} ms); ` +
+          `${fmtInt(rw.reads)} reads done in the time naive routing did ${fmtInt(naive.reads)}`,
         goal: `0 stale, ≥ ${CONSISTENCY.goalShare} of naive's replica share`,
         met: rw.stale === 0 && share >= CONSISTENCY.goalShare,
       },
