@@ -100,9 +100,15 @@ async function main(): Promise<void> {
       })
       if (!family) continue
       const f = family
+      // Servers outlive this process: stop them on Ctrl-C, on kill, and on a crash (an unheard 'error' event).
       const stopOnSignal = () => void f.stop().finally(() => process.exit(130))
+      const stopOnCrash = (error: unknown) => {
+        log(`crashed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+        void f.stop().finally(() => process.exit(1))
+      }
       process.once('SIGINT', stopOnSignal)
       process.once('SIGTERM', stopOnSignal)
+      process.once('uncaughtException', stopOnCrash)
       try {
         if (wanted('overhead'))
           await attempt(`overhead ${name}`, async () => void results.overhead.push(await runOverhead(f)))
@@ -113,6 +119,7 @@ async function main(): Promise<void> {
       } finally {
         process.off('SIGINT', stopOnSignal)
         process.off('SIGTERM', stopOnSignal)
+        process.off('uncaughtException', stopOnCrash)
         await f.stop().catch((error) => log(`stopping ${name} failed: ${errorMessage(error)}`))
       }
     }
