@@ -42,6 +42,8 @@ const NESTED_WRITES: Partial<Record<OperationNode['kind'], StatementKind>> = {
   MergeQueryNode: 'merge',
 }
 
+const MAY_WRITE = /\b(?:insert|update|delete|merge|share)\b/i
+
 const LOCKS = new Set(['ForUpdate', 'ForNoKeyUpdate', 'ForShare', 'ForKeyShare'])
 
 // Nodes that hold names, operators or parameter values and never a query: the walk does not go into
@@ -69,9 +71,12 @@ const RAW_LOCK = /\bfor\s+(?:update|no\s+key\s+update|share|key\s+share)\b|\bloc
  * carries a data-modifying statement at any depth (a CTE body, a subquery) or a locking clause.
  * Raw SQL as a whole query is not a read: only `readSql` declares one (and checks its text).
  */
-export function classify(node: RootOperationNode, lexing: Lexing = 'postgres'): Classification {
+export function classify(node: RootOperationNode, lexing: Lexing = 'postgres', sql?: string): Classification {
   const kind = ROOT[node.kind]
   if (kind === 'select') {
+    // A nested INSERT/UPDATE/DELETE/MERGE or a lock clause shows in the compiled text; without any of
+    // those words there is nothing to find, and the tree walk (microseconds on large queries) is skipped.
+    if (sql !== undefined && !MAY_WRITE.test(sql)) return READ
     return findNestedWrite(node, lexing) ?? READ
   }
   if (kind === 'insert' && (node as { replace?: boolean }).replace) {

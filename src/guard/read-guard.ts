@@ -14,7 +14,7 @@ export class ReadGuard {
   /** Throws before anything is sent when the query is not a read. */
   check(query: CompiledQuery): void {
     if (isDeclaredRead(query)) return
-    const classification = classify(query.query, this.lexing)
+    const classification = classify(query.query, this.lexing, query.sql)
     if (classification.write) {
       throw new WriteOnReadBackendError(classification.kind, classification.detail)
     }
