@@ -38,7 +38,11 @@ write.insertInto('orders').values({ user_id: 1, total: 25, status: 'paid', place
 const rename: Updateable<Users> = { name: 'Ada' }
 write.updateTable('users').set(rename).where('id', '=', 1)
 write.transaction().execute(async (tx) => {
-  const { id } = await tx.insertInto('orders').values({ user_id: 1, total: 10 }).returning('id').executeTakeFirstOrThrow()
+  const { id } = await tx
+    .insertInto('orders')
+    .values({ user_id: 1, total: 10 })
+    .returning('id')
+    .executeTakeFirstOrThrow()
   expectType<string>(id)
   await tx.insertInto('order_lines').values({ order_id: id, product_id: 1, quantity: 2 }).execute()
 })
