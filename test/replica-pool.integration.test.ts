@@ -1,14 +1,19 @@
 // The replica pool on real replication: lag drains a replica, a killed replica loses no read, and the
-// selection strategies spread reads as documented.
+// selection strategies spread reads over two real replicas of one primary as documented. Which server
+// served a read is asked of the server itself (`serverSql`), not only of `db.stats()`.
 import { sql } from 'kysely'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   type BackendEvent,
+  type BackendStats,
   type Backends,
   type BackendsConfig,
+  type CanRead,
   createBackends,
   NoReplicaAvailableError,
   PrimaryUnavailableError,
+  type ReplicaCandidate,
+  type ReplicaStatus,
   readSql,
 } from '../src/index.js'
 import { type Family, families, type TestDB } from './support/databases.js'
@@ -24,12 +29,14 @@ describe.each(families)('%s', (_name, familyOf) => {
     const setup = createBackends<TestDB>({ dialect: family.dialect, primary: family.primaryUrl })
     await family.createItems(setup.write, 'items')
     await setup.destroy()
-    await family.control.waitForReplicaCatchUp()
+    await Promise.all([family.control.waitForReplicaCatchUp(), family.control2.waitForReplicaCatchUp()])
   })
 
   afterEach(async () => {
-    await family.control.resumeReplay()
+    // Both, whatever failed: a replica left paused would lag in every later test and file.
+    const resumed = await Promise.allSettled([family.control.resumeReplay(), family.control2.resumeReplay()])
     await Promise.all(opened.splice(0).map((db) => db.destroy()))
+    for (const result of resumed) if (result.status === 'rejected') throw result.reason
   })
 
   function open(config: Partial<BackendsConfig>, events: BackendEvent[] = []): Backends<TestDB> {
@@ -43,6 +50,25 @@ describe.each(families)('%s', (_name, familyOf) => {
     })
     opened.push(db)
     return db
+  }
+
+  const bothReplicas = () => [family.replicaUrl, family.replica2Url]
+
+  /** Runs `count` reads one after another on `backend`; who served each, as the server says. */
+  async function serversOf(backend: CanRead<TestDB>, count: number): Promise<string[]> {
+    const servers: string[] = []
+    for (let i = 0; i < count; i++) {
+      const { rows } = await readSql<{ server: string }>`${sql.raw(family.serverSql)}`.execute(backend)
+      servers.push(String(rows[0]?.server))
+    }
+    return servers
+  }
+
+  async function bothCheckedAndUp(db: Backends<TestDB>): Promise<void> {
+    await until(
+      () => db.replicas().every((r) => r.lastCheck !== null && r.lagMs !== null && r.state === 'up'),
+      'both replicas to be measured and up',
+    )
   }
 
   it('drains a replica whose lag passes the budget within one interval, and readmits it once caught up', async () => {
@@ -134,37 +160,114 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(events.some((e) => e.type === 'route' && e.session)).toBe(true)
   })
 
-  it.each([
-    ['round-robin', (counts: number[]) => expect(counts).toEqual([50, 50])],
-    ['random', (counts: number[]) => expect(Math.min(...counts)).toBeGreaterThan(20)],
-  ] as const)('spreads reads over two replicas with %s', async (selection, check) => {
-    const db = open({ replicas: [family.replicaUrl, family.replicaUrl], replicaSelection: selection })
-    for (let i = 0; i < 100; i++) await db.read.selectFrom('items').select('id').limit(1).execute()
-    const stats = db.stats()
-    const counts = ['replica 1', 'replica 2'].map((prefix) => readsOn(stats, prefix))
-    expect(counts[0]! + counts[1]!).toBe(100)
-    check(counts)
+  it('round-robin alternates 100 reads over the two replicas, 50 on each, as the servers tell', async () => {
+    const db = open({ replicas: bothReplicas(), replicaSelection: 'round-robin' })
+    await bothCheckedAndUp(db)
+    const servers = await serversOf(db.read, 100)
+    expect(tally(servers)).toEqual({ 'replica 1': 50, 'replica 2': 50 })
+    expect(servers.filter((server, i) => server === servers[i - 1])).toEqual([])
+    expect(readsByReplica(db.stats())).toEqual([50, 50])
+    // Each node name carries the port of its own replica.
+    expect(db.replicas().map((r) => r.name)).toEqual([
+      expect.stringMatching(new RegExp(`^replica 1 .*:${new URL(family.replicaUrl).port}/`)),
+      expect.stringMatching(new RegExp(`^replica 2 .*:${new URL(family.replica2Url).port}/`)),
+    ])
   })
 
-  it('sends every read to the replica a custom selection returns', async () => {
-    const seen: string[][] = []
-    const custom = open({
-      replicas: [family.replicaUrl, family.replicaUrl],
+  it('random gives each of the two replicas more than 20 of 100 reads, as the servers tell', async () => {
+    const db = open({ replicas: bothReplicas(), replicaSelection: 'random' })
+    await bothCheckedAndUp(db)
+    const servers = await serversOf(db.read, 100)
+    const counts = tally(servers)
+    expect(Object.keys(counts).sort()).toEqual(['replica 1', 'replica 2'])
+    expect(counts['replica 1']).toBeGreaterThan(20)
+    expect(counts['replica 2']).toBeGreaterThan(20)
+    expect(readsByReplica(db.stats())).toEqual([counts['replica 1'], counts['replica 2']])
+  })
+
+  it.each([1, 2])('sends every read to replica %i when a custom selection picks it among both', async (chosen) => {
+    const seen: ReplicaCandidate[][] = []
+    const db = open({
+      replicas: bothReplicas(),
       replicaSelection: (candidates) => {
-        seen.push(candidates.map((c) => c.name))
-        return candidates[candidates.length - 1]!
+        seen.push([...candidates])
+        return candidates.find((c) => c.name.startsWith(`replica ${chosen} `)) ?? candidates[0]!
       },
     })
-    for (let i = 0; i < 10; i++) await custom.read.selectFrom('items').select('id').limit(1).execute()
-    expect(readsOn(custom.stats(), 'replica 2')).toBe(10)
-    expect(seen).toHaveLength(10)
-    expect(seen[0]?.map((name) => name.split(' ').slice(0, 2).join(' '))).toEqual(['replica 1', 'replica 2'])
+    await bothCheckedAndUp(db)
+    const servers = await serversOf(db.read, 20)
+    expect(tally(servers)).toEqual({ [`replica ${chosen}`]: 20 })
+    expect(readsByReplica(db.stats())).toEqual(chosen === 1 ? [20, 0] : [0, 20])
+    expect(seen).toHaveLength(20)
+    for (const candidates of seen) {
+      expect(candidates.map((c) => c.name)).toEqual(db.replicas().map((r) => r.name))
+      expect(candidates.every((c) => typeof c.lagMs === 'number')).toBe(true)
+    }
   })
 
-  it('gives a drained (dead) replica no reads while the other serves them', async () => {
+  it.each([
+    [2, 1],
+    [1, 2],
+  ] as const)(
+    'least-lag sends every read to replica %i while replica %i lags further behind',
+    async (other, paused) => {
+      const events: BackendEvent[] = []
+      // A budget nothing reaches: both replicas stay eligible, only their lag tells them apart.
+      const db = open({ replicas: bothReplicas(), replicaSelection: 'least-lag', maxReplicaLagMs: 600_000 }, events)
+      await bothCheckedAndUp(db)
+      await (paused === 1 ? family.control : family.control2).pauseReplay()
+      const writes = writeSteadily(db)
+      try {
+        // Well past what a streaming replica shows, so the other one stays measured below it.
+        await until(() => {
+          const lag = db.replicas().map((r) => r.lagMs ?? 0)
+          return lag[paused - 1]! > 5 * INTERVAL_MS && lag[paused - 1]! > lag[other - 1]!
+        }, `replica ${paused} to be measured further behind than replica ${other}`)
+        const before = db.stats()
+        const servers = await serversOf(db.read, 20)
+        expect(tally(servers)).toEqual({ [`replica ${other}`]: 20 })
+        const moved = readsByReplica(db.stats()).map((n, i) => n - readsByReplica(before)[i]!)
+        expect(moved).toEqual(other === 2 ? [0, 20] : [20, 0])
+      } finally {
+        await writes.stop()
+      }
+      expect(db.replicas().map((r) => r.state)).toEqual(['up', 'up'])
+      expect(events.filter((e) => e.type === 'drain' || e.type === 'fallback')).toEqual([])
+    },
+  )
+
+  it('gives a replica drained for lag no reads while the other serves them, and spreads reads again once readmitted', async () => {
+    const events: BackendEvent[] = []
+    const db = open({ replicas: bothReplicas(), maxReplicaLagMs: 300, healthCheckIntervalMs: INTERVAL_MS }, events)
+    await bothCheckedAndUp(db)
+    const [replica1] = db.replicas().map((r) => r.name)
+
+    await family.control.pauseReplay()
+    const writes = writeSteadily(db)
+    try {
+      await until(() => events.some((e) => e.type === 'drain' && e.replica === replica1), 'the drain of replica 1')
+    } finally {
+      await writes.stop()
+    }
+    // Paused, replica 1 only falls further behind; replica 2 replays the last writes and stays up.
+    await until(() => sameStates(db, ['lagging', 'up']), 'replica 1 drained and replica 2 up')
+    const before = db.stats()
+    const servers = await serversOf(db.read, 20)
+    expect(tally(servers)).toEqual({ 'replica 2': 20 })
+    const after = db.stats()
+    expect(readsByReplica(after).map((n, i) => n - readsByReplica(before)[i]!)).toEqual([0, 20])
+    expect(after.fallbacks - before.fallbacks).toBe(0)
+
+    await family.control.resumeReplay()
+    await until(() => events.some((e) => e.type === 'readmit' && e.replica === replica1), 'the readmit of replica 1')
+    await until(() => sameStates(db, ['up', 'up']), 'both replicas up')
+    expect(tally(await serversOf(db.read, 20))).toEqual({ 'replica 1': 10, 'replica 2': 10 })
+  })
+
+  it('gives a dead replica no reads while the other serves them', async () => {
     const db = open({ replicas: [family.replicaUrl, deadUrl(family)] })
     await until(() => db.replicas()[1]?.state === 'down', 'the dead replica to be marked down')
-    for (let i = 0; i < 20; i++) await db.read.selectFrom('items').select('id').limit(1).execute()
+    expect(tally(await serversOf(db.read, 20))).toEqual({ 'replica 1': 20 })
     const stats = db.stats()
     expect(readsOn(stats, 'replica 2')).toBe(0)
     expect(readsOn(stats, 'replica 1')).toBe(20)
@@ -178,6 +281,23 @@ function readsOn(stats: { readsByNode: Record<string, number> }, prefix: string)
   return Object.entries(stats.readsByNode)
     .filter(([name]) => name.startsWith(prefix))
     .reduce((sum, [, count]) => sum + count, 0)
+}
+
+/** Reads on replica 1 and on replica 2, by `db.stats()`. */
+function readsByReplica(stats: BackendStats): [number, number] {
+  return [readsOn(stats, 'replica 1 '), readsOn(stats, 'replica 2 ')]
+}
+
+/** How many times each server appears. */
+function tally(servers: string[]): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const server of servers) counts[server] = (counts[server] ?? 0) + 1
+  return counts
+}
+
+function sameStates(db: Backends<TestDB>, states: ReplicaStatus['state'][]): boolean {
+  const now = db.replicas().map((r) => r.state)
+  return now.length === states.length && now.every((state, i) => state === states[i])
 }
 
 // Port 1 on loopback: nothing listens there, connections are refused at once.

@@ -5,7 +5,7 @@ import { inject } from 'vitest'
 import type {} from './global-setup.js'
 import type { ReplicationEnv } from './replication.js'
 
-export type { MariaDbEnv, PostgresEnv, ReplicaControl, ReplicationEnv } from './replication.js'
+export type { MariaDbEnv, PostgresEnv, ReplicaControl, ReplicaIndex, ReplicationEnv } from './replication.js'
 export { controlMariaDb, controlPostgres } from './replication.js'
 
 /** Connection info of the pairs that global-setup.ts started for this run. */

@@ -1,4 +1,4 @@
-// Starts one PostgreSQL and one MariaDB primary/replica pair for the whole integration run and
+// Starts one PostgreSQL and one MariaDB primary, each with two replicas, for the whole integration run and
 // hands their connection info to the test files (which run in other processes) as plain JSON.
 import type { TestProject } from 'vitest/node'
 import { type ReplicationEnv, startMariaDbPair, startPostgresPair } from './replication.js'

@@ -1,9 +1,10 @@
-// Proves the harness gives real replication: replicas lag when paused, refuse writes, die and come back.
+// Proves the harness gives real replication: replicas lag when paused, refuse writes, die and come back,
+// and the second replica of each primary is controlled on its own.
 import { randomUUID } from 'node:crypto'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { controlMariaDb, controlPostgres, replication } from './control.js'
+import { controlMariaDb, controlPostgres, type ReplicaControl, replication } from './control.js'
 
 const env = replication()
 
@@ -14,8 +15,9 @@ const uniqueTable = () => `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe('PostgreSQL pair', () => {
-  const { primaryUrl, replicaUrl, adminPrimaryUrl, adminReplicaUrl } = env.postgres
+  const { primaryUrl, replicaUrl, adminPrimaryUrl, adminReplicaUrl, replica2Url, adminReplica2Url } = env.postgres
   const replica = controlPostgres(env.postgres)
+  const replica2 = controlPostgres(env.postgres, 2)
 
   async function query<Row = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []) {
     const client = new pg.Client({ connectionString: url })
@@ -89,11 +91,32 @@ describe('PostgreSQL pair', () => {
     await replica.waitForReplicaCatchUp()
     expect(await ids(replicaUrl, table)).toEqual([1])
   })
+
+  it('has a second replica in recovery on a port of its own', async () => {
+    expect(await query(adminReplica2Url, 'select pg_is_in_recovery() as r, inet_server_port() as port')).toEqual([
+      { r: true, port: Number(new URL(replica2Url).port) },
+    ])
+    expect(new URL(replica2Url).port).not.toBe(new URL(replicaUrl).port)
+  })
+
+  it('pauses, waits on, kills and restarts the second replica alone', async () => {
+    await pausesAndKillsReplica2Alone({
+      primaryUrl,
+      replicaUrl,
+      replica2Url,
+      replica,
+      replica2,
+      createTable,
+      ids,
+      query,
+    })
+  })
 })
 
 describe('MariaDB pair', () => {
-  const { primaryUrl, replicaUrl } = env.mariadb
+  const { primaryUrl, replicaUrl, replica2Url } = env.mariadb
   const replica = controlMariaDb(env.mariadb)
+  const replica2 = controlMariaDb(env.mariadb, 2)
 
   async function query<Row = Record<string, unknown>>(url: string, sql: string) {
     const connection = await mysql.createConnection(url)
@@ -117,6 +140,7 @@ describe('MariaDB pair', () => {
   it('tells primary and replica apart by server id', async () => {
     expect(await query(primaryUrl, 'SELECT @@server_id AS id')).toEqual([{ id: 1 }])
     expect(await query(replicaUrl, 'SELECT @@server_id AS id')).toEqual([{ id: 2 }])
+    expect(await query(replica2Url, 'SELECT @@server_id AS id, @@read_only AS ro')).toEqual([{ id: 3, ro: 1 }])
   })
 
   it('replicates a new table and row', async () => {
@@ -166,4 +190,63 @@ describe('MariaDB pair', () => {
     expect(await ids(replicaUrl, table)).toEqual([1])
     expect(await query(replicaUrl, 'SELECT @@server_id AS id')).toEqual([{ id: 2 }])
   })
+
+  it('pauses, waits on, kills and restarts the second replica alone', async () => {
+    await pausesAndKillsReplica2Alone({
+      primaryUrl,
+      replicaUrl,
+      replica2Url,
+      replica,
+      replica2,
+      createTable,
+      ids,
+      query,
+    })
+  })
 })
+
+/**
+ * Replica 2's controls act on replica 2 and leave replica 1 alone: its paused replay hides a row that
+ * replica 1 shows (and its catch-up wait times out), and while it is killed replica 1 still answers.
+ */
+async function pausesAndKillsReplica2Alone(pair: {
+  primaryUrl: string
+  replicaUrl: string
+  replica2Url: string
+  replica: ReplicaControl
+  replica2: ReplicaControl
+  createTable(): Promise<string>
+  ids(url: string, table: string): Promise<number[]>
+  query(url: string, sql: string): Promise<unknown[]>
+}): Promise<void> {
+  const { primaryUrl, replicaUrl, replica2Url, replica, replica2 } = pair
+  const table = await pair.createTable()
+  await pair.query(primaryUrl, `insert into ${table} values (1)`)
+  await replica2.waitForReplicaCatchUp()
+  expect(await pair.ids(replica2Url, table)).toEqual([1])
+
+  await replica2.pauseReplay()
+  try {
+    await pair.query(primaryUrl, `insert into ${table} values (2)`)
+    await replica.waitForReplicaCatchUp()
+    expect(await pair.ids(replicaUrl, table)).toEqual([1, 2])
+    await expect(replica2.waitForReplicaCatchUp(PAUSED_WAIT_MS)).rejects.toThrow(/did not reach|Timed out/)
+    expect(await pair.ids(replica2Url, table)).toEqual([1])
+  } finally {
+    await replica2.resumeReplay()
+  }
+  await replica2.waitForReplicaCatchUp()
+  expect(await pair.ids(replica2Url, table)).toEqual([1, 2])
+
+  await replica2.killReplica()
+  try {
+    await expect(pair.query(replica2Url, 'select 1')).rejects.toThrow(/ECONNREFUSED/)
+    await pair.query(primaryUrl, `insert into ${table} values (3)`)
+    await replica.waitForReplicaCatchUp()
+    expect(await pair.ids(replicaUrl, table)).toEqual([1, 2, 3])
+  } finally {
+    await replica2.startReplica()
+  }
+  await replica2.waitForReplicaCatchUp()
+  expect(await pair.ids(replica2Url, table)).toEqual([1, 2, 3])
+}

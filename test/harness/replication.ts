@@ -1,6 +1,7 @@
-// Real primary + replica pairs of PostgreSQL and MariaDB for integration tests, on free ports in
-// temp dirs. Everything a worker process needs to control a replica lives in a JSON-safe env
+// Real primaries, each with two replicas, of PostgreSQL and MariaDB for integration tests, on free
+// ports in temp dirs. Everything a worker process needs to control a replica lives in a JSON-safe env
 // object, so global-setup.ts can start the servers and test files can still pause or kill them.
+// The unnumbered `replica…` fields are replica 1 (most tests use only it); `replica2…` is replica 2.
 import { execFile, spawn } from 'node:child_process'
 import { constants } from 'node:fs'
 import { access, appendFile, chown, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
@@ -19,15 +20,20 @@ export interface ReplicaControl {
   waitForReplicaCatchUp(timeoutMs?: number): Promise<void>
 }
 
+/** Which replica a control acts on: 1 is the one the unnumbered fields describe. */
+export type ReplicaIndex = 1 | 2
+
 interface PairUrls {
   primaryUrl: string
   replicaUrl: string
   adminPrimaryUrl: string
   adminReplicaUrl: string
+  replica2Url: string
+  adminReplica2Url: string
 }
 
 export interface PostgresEnv extends PairUrls {
-  /** Temp dir holding both data dirs, logs and unix sockets. */
+  /** Temp dir holding all data dirs, logs and unix sockets. */
   dir: string
   /** PostgreSQL's bin dir (pg_ctl, initdb, pg_basebackup). */
   binDir: string
@@ -35,15 +41,20 @@ export interface PostgresEnv extends PairUrls {
   runAs: string | null
   replicaDataDir: string
   replicaLogFile: string
+  replica2DataDir: string
+  replica2LogFile: string
 }
 
 export interface MariaDbEnv extends PairUrls {
-  /** Temp dir holding both data dirs, pid files, logs and sockets. */
+  /** Temp dir holding all data dirs, pid files, logs and sockets. */
   dir: string
   /** Full argv of the replica's mariadbd; startReplica runs it again. */
   replicaCommand: string[]
   replicaPidFile: string
   replicaLogFile: string
+  replica2Command: string[]
+  replica2PidFile: string
+  replica2LogFile: string
 }
 
 export interface ReplicationEnv {
@@ -69,40 +80,59 @@ const isRoot = process.getuid?.() === 0
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
+/** Starts a PostgreSQL primary with two streaming replicas; the pair's controls act on replica 1. */
 export async function startPostgresPair(): Promise<PostgresPair> {
   const binDir = await findPostgresBinDir()
   const runAs = isRoot ? await requireOsUser('postgres') : null
-  const [primaryPort, replicaPort] = await freePortPair()
+  const [primaryPort, replicaPort, replica2Port] = await freePorts()
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kysely-rw-pg-'))
   if (runAs) await chownToUser(dir, runAs)
   const env: PostgresEnv = {
-    ...pairUrls('postgres', primaryPort, replicaPort, 'app', 'postgres'),
+    ...pairUrls('postgres', [primaryPort, replicaPort, replica2Port], 'app', 'postgres'),
     dir,
     binDir,
     runAs,
     replicaDataDir: path.join(dir, 'replica'),
     replicaLogFile: path.join(dir, 'replica.log'),
+    replica2DataDir: path.join(dir, 'replica2'),
+    replica2LogFile: path.join(dir, 'replica2.log'),
   }
   const primary = { dataDir: path.join(dir, 'primary'), logFile: path.join(dir, 'primary.log'), port: primaryPort }
   const stop = once(() => stopPostgres(env, primary.dataDir))
-  await startOrCleanUp('PostgreSQL', stop, () => setUpPostgres(env, primary, replicaPort))
+  await startOrCleanUp('PostgreSQL', stop, () => setUpPostgres(env, primary, [replicaPort, replica2Port]))
   return { ...env, ...controlPostgres(env), stop }
 }
 
-export function controlPostgres(env: PostgresEnv): ReplicaControl {
+interface PgReplica {
+  adminUrl: string
+  dataDir: string
+  logFile: string
+  /** Replication slot on the primary: it keeps the WAL this replica has not received yet. */
+  slot: string
+}
+
+function pgReplica(env: PostgresEnv, index: ReplicaIndex): PgReplica {
+  return index === 1
+    ? { adminUrl: env.adminReplicaUrl, dataDir: env.replicaDataDir, logFile: env.replicaLogFile, slot: 'replica' }
+    : { adminUrl: env.adminReplica2Url, dataDir: env.replica2DataDir, logFile: env.replica2LogFile, slot: 'replica2' }
+}
+
+/** Controls replica 1 or replica 2 of the PostgreSQL primary. */
+export function controlPostgres(env: PostgresEnv, index: ReplicaIndex = 1): ReplicaControl {
+  const replica = pgReplica(env, index)
   return {
-    pauseReplay: () => pgExec(env.adminReplicaUrl, 'select pg_wal_replay_pause()'),
-    resumeReplay: () => pgExec(env.adminReplicaUrl, 'select pg_wal_replay_resume()'),
-    killReplica: () => pgStop(env, env.replicaDataDir),
-    startReplica: () => pgStart(env, env.replicaDataDir, env.replicaLogFile),
-    waitForReplicaCatchUp: (timeoutMs = CATCH_UP_TIMEOUT_MS) => waitForPgReplay(env, timeoutMs),
+    pauseReplay: () => pgExec(replica.adminUrl, 'select pg_wal_replay_pause()'),
+    resumeReplay: () => pgExec(replica.adminUrl, 'select pg_wal_replay_resume()'),
+    killReplica: () => pgStop(env, replica.dataDir),
+    startReplica: () => pgStart(env, replica.dataDir, replica.logFile),
+    waitForReplicaCatchUp: (timeoutMs = CATCH_UP_TIMEOUT_MS) => waitForPgReplay(env, replica.adminUrl, timeoutMs),
   }
 }
 
 async function setUpPostgres(
   env: PostgresEnv,
   primary: { dataDir: string; logFile: string; port: number },
-  replicaPort: number,
+  replicaPorts: [number, number],
 ): Promise<void> {
   // -A trust also trusts replication connections from 127.0.0.1: initdb's pg_hba template has them.
   await pgTool(env, 'initdb', ['-D', primary.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync'])
@@ -112,28 +142,46 @@ async function setUpPostgres(
   const adminPostgresDb = `postgres://postgres@127.0.0.1:${primary.port}/postgres`
   await pgExec(adminPostgresDb, 'create role app login')
   await pgExec(adminPostgresDb, 'create database app owner app')
-  // A replication slot keeps the primary's WAL while a test has killed the replica.
+  // A replication slot keeps the primary's WAL while a test has killed its replica. Created here,
+  // reserving WAL at once, rather than by pg_basebackup -C: with two base backups at once, one's
+  // checkpoint could otherwise remove a segment the other still has to stream.
+  for (const index of [1, 2] as const) {
+    await pgExec(adminPostgresDb, `select pg_create_physical_replication_slot('${pgReplica(env, index).slot}', true)`)
+  }
+  // Both replicas at once. allSettled semantics: cleaning up while the other is still copying or
+  // starting would leak its server.
+  await settleAll(
+    [
+      setUpPgReplica(env, pgReplica(env, 1), primary.port, replicaPorts[0]),
+      setUpPgReplica(env, pgReplica(env, 2), primary.port, replicaPorts[1]),
+    ],
+    'Starting the PostgreSQL replicas failed',
+  )
+}
+
+async function setUpPgReplica(env: PostgresEnv, replica: PgReplica, primaryPort: number, port: number): Promise<void> {
   await pgTool(env, 'pg_basebackup', [
     '-h',
     '127.0.0.1',
     '-p',
-    String(primary.port),
+    String(primaryPort),
     '-U',
     'postgres',
     '-D',
-    env.replicaDataDir,
+    replica.dataDir,
     '-R',
     '-X',
     'stream',
     '-c',
     'fast',
-    '-C',
+    // Like the servers' fsync = off: a test cluster need not survive a power cut.
+    '--no-sync',
     '-S',
-    'replica',
+    replica.slot,
   ])
   // The replica copied the primary's config; a later `port` line wins.
-  await appendFile(path.join(env.replicaDataDir, 'postgresql.conf'), `port = ${replicaPort}\n`)
-  await pgStart(env, env.replicaDataDir, env.replicaLogFile)
+  await appendFile(path.join(replica.dataDir, 'postgresql.conf'), `port = ${port}\n`)
+  await pgStart(env, replica.dataDir, replica.logFile)
 }
 
 function pgConfig(socketDir: string, port: number): string {
@@ -143,7 +191,8 @@ function pgConfig(socketDir: string, port: number): string {
     `listen_addresses = '127.0.0.1'`,
     `unix_socket_directories = '${socketDir}'`,
     'wal_level = replica',
-    'max_wal_senders = 5',
+    // Two concurrent base backups take two senders each, then each replica streams with one.
+    'max_wal_senders = 10',
     'hot_standby = on',
     'fsync = off',
     'max_connections = 200',
@@ -191,20 +240,23 @@ async function pgStop(env: PostgresEnv, dataDir: string): Promise<void> {
 }
 
 async function stopPostgres(env: PostgresEnv, primaryDataDir: string): Promise<void> {
-  await settleAll([pgStop(env, primaryDataDir), pgStop(env, env.replicaDataDir)], 'Stopping PostgreSQL failed')
+  await settleAll(
+    [primaryDataDir, env.replicaDataDir, env.replica2DataDir].map((dataDir) => pgStop(env, dataDir)),
+    'Stopping PostgreSQL failed',
+  )
   await rm(env.dir, { recursive: true, force: true })
 }
 
-async function waitForPgReplay(env: PostgresEnv, timeoutMs: number): Promise<void> {
+async function waitForPgReplay(env: PostgresEnv, adminReplicaUrl: string, timeoutMs: number): Promise<void> {
   const { lsn } = firstRow(
     'primary WAL position',
     await pgQuery<{ lsn: string }>(env.adminPrimaryUrl, 'select pg_current_wal_lsn()::text as lsn'),
   )
-  await waitUntil(`PostgreSQL replica to replay up to ${lsn}`, timeoutMs, async () => {
+  await waitUntil(`PostgreSQL replica (${adminReplicaUrl}) to replay up to ${lsn}`, timeoutMs, async () => {
     const { replayed } = firstRow(
       'replica replay position',
       await pgQuery<{ replayed: boolean | null }>(
-        env.adminReplicaUrl,
+        adminReplicaUrl,
         'select pg_last_wal_replay_lsn() >= $1::pg_lsn as replayed',
         [lsn],
       ),
@@ -230,46 +282,59 @@ async function pgExec(url: string, sql: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // MariaDB
 
+/**
+ * Starts a MariaDB primary (server id 1) with two GTID replicas (server ids 2 and 3); the pair's
+ * controls act on replica 1.
+ */
 export async function startMariaDbPair(): Promise<MariaDbPair> {
   const binaries = await findMariaDbBinaries()
-  const [primaryPort, replicaPort] = await freePortPair()
+  const [primaryPort, replicaPort, replica2Port] = await freePorts()
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kysely-rw-mariadb-'))
   const primary = mariadbServer(binaries.mariadbd, dir, 'primary', primaryPort, 1, [
     '--log-bin=mysql-bin',
     '--binlog-format=ROW',
   ])
   const replica = mariadbServer(binaries.mariadbd, dir, 'replica', replicaPort, 2, ['--read-only=1'])
+  const replica2 = mariadbServer(binaries.mariadbd, dir, 'replica2', replica2Port, 3, ['--read-only=1'])
   const env: MariaDbEnv = {
-    ...pairUrls('mysql', primaryPort, replicaPort, `app:${APP_PASSWORD}`, 'root'),
+    ...pairUrls('mysql', [primaryPort, replicaPort, replica2Port], `app:${APP_PASSWORD}`, 'root'),
     dir,
     replicaCommand: replica.command,
     replicaPidFile: replica.pidFile,
     replicaLogFile: replica.logFile,
+    replica2Command: replica2.command,
+    replica2PidFile: replica2.pidFile,
+    replica2LogFile: replica2.logFile,
   }
-  const stop = once(() => stopMariaDb(dir, [primary.pidFile, replica.pidFile]))
-  await startOrCleanUp('MariaDB', stop, () => setUpMariaDb(binaries.installDb, primary, replica))
+  const stop = once(() => stopMariaDb(dir, [primary.pidFile, replica.pidFile, replica2.pidFile]))
+  await startOrCleanUp('MariaDB', stop, () => setUpMariaDb(binaries.installDb, primary, [replica, replica2]))
   return { ...env, ...controlMariaDb(env), stop }
 }
 
-export function controlMariaDb(env: MariaDbEnv): ReplicaControl {
+/** Controls replica 1 (server id 2) or replica 2 (server id 3) of the MariaDB primary. */
+export function controlMariaDb(env: MariaDbEnv, index: ReplicaIndex = 1): ReplicaControl {
+  const [adminUrl, command, pidFile, logFile] =
+    index === 1
+      ? [env.adminReplicaUrl, env.replicaCommand, env.replicaPidFile, env.replicaLogFile]
+      : [env.adminReplica2Url, env.replica2Command, env.replica2PidFile, env.replica2LogFile]
   return {
-    pauseReplay: () => mysqlExec(env.adminReplicaUrl, 'STOP SLAVE SQL_THREAD'),
-    resumeReplay: () => mysqlExec(env.adminReplicaUrl, 'START SLAVE SQL_THREAD'),
-    killReplica: () => killMariaDb(env.replicaPidFile),
-    startReplica: () => startMariaDb(env.replicaCommand, env.replicaLogFile, env.adminReplicaUrl),
-    waitForReplicaCatchUp: (timeoutMs = CATCH_UP_TIMEOUT_MS) =>
-      waitForGtid(env.adminPrimaryUrl, env.adminReplicaUrl, timeoutMs),
+    pauseReplay: () => mysqlExec(adminUrl, 'STOP SLAVE SQL_THREAD'),
+    resumeReplay: () => mysqlExec(adminUrl, 'START SLAVE SQL_THREAD'),
+    killReplica: () => killMariaDb(pidFile),
+    startReplica: () => startMariaDb(command, logFile, adminUrl),
+    waitForReplicaCatchUp: (timeoutMs = CATCH_UP_TIMEOUT_MS) => waitForGtid(env.adminPrimaryUrl, adminUrl, timeoutMs),
   }
 }
 
-async function setUpMariaDb(installDb: string, primary: MariaDbServer, replica: MariaDbServer): Promise<void> {
-  // allSettled semantics: cleaning up while the other server is still installing or starting would leak it.
+async function setUpMariaDb(installDb: string, primary: MariaDbServer, replicas: MariaDbServer[]): Promise<void> {
+  const servers = [primary, ...replicas]
+  // allSettled semantics: cleaning up while another server is still installing or starting would leak it.
   await settleAll(
-    [primary, replica].map((server) => installMariaDb(installDb, server)),
+    servers.map((server) => installMariaDb(installDb, server)),
     'Installing MariaDB failed',
   )
   await settleAll(
-    [primary, replica].map((server) => startMariaDb(server.command, server.logFile, server.rootUrl)),
+    servers.map((server) => startMariaDb(server.command, server.logFile, server.rootUrl)),
     'Starting MariaDB failed',
   )
   // Created on the primary so that it replicates. Without SUPER or READ ONLY ADMIN, read_only
@@ -277,12 +342,17 @@ async function setUpMariaDb(installDb: string, primary: MariaDbServer, replica: 
   await mysqlExec(primary.rootUrl, 'CREATE DATABASE app')
   await mysqlExec(primary.rootUrl, `CREATE USER app@'%' IDENTIFIED BY '${APP_PASSWORD}'`)
   await mysqlExec(primary.rootUrl, `GRANT ALL ON app.* TO app@'%'`)
-  await mysqlExec(
-    replica.rootUrl,
-    `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primary.port}, MASTER_USER='root', MASTER_USE_GTID=slave_pos`,
+  await settleAll(
+    replicas.map(async (replica) => {
+      await mysqlExec(
+        replica.rootUrl,
+        `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primary.port}, MASTER_USER='root', MASTER_USE_GTID=slave_pos`,
+      )
+      await mysqlExec(replica.rootUrl, 'START SLAVE')
+      await waitForGtid(primary.rootUrl, replica.rootUrl, START_TIMEOUT_MS)
+    }),
+    'Starting MariaDB replication failed',
   )
-  await mysqlExec(replica.rootUrl, 'START SLAVE')
-  await waitForGtid(primary.rootUrl, replica.rootUrl, START_TIMEOUT_MS)
 }
 
 async function installMariaDb(installDb: string, server: MariaDbServer): Promise<void> {
@@ -418,7 +488,7 @@ async function waitForGtid(primaryRootUrl: string, replicaRootUrl: string, timeo
   if (result !== 0) {
     const [status] = await mysqlQuery<Record<string, unknown>>(replicaRootUrl, 'SHOW SLAVE STATUS')
     throw new Error(
-      `MariaDB replica did not reach GTID ${pos} within ${timeoutMs} ms ` +
+      `MariaDB replica (${replicaRootUrl}) did not reach GTID ${pos} within ${timeoutMs} ms ` +
         `(Gtid_IO_Pos=${status?.Gtid_IO_Pos}, SQL running=${status?.Slave_SQL_Running}, ` +
         `IO error=${status?.Last_IO_Error}, SQL error=${status?.Last_SQL_Error})`,
     )
@@ -451,18 +521,28 @@ async function canConnect(url: string): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------
 // Shared
 
-function pairUrls(scheme: string, primaryPort: number, replicaPort: number, app: string, admin: string): PairUrls {
+function pairUrls(
+  scheme: string,
+  [primaryPort, replicaPort, replica2Port]: Ports,
+  app: string,
+  admin: string,
+): PairUrls {
   const url = (credentials: string, port: number) => `${scheme}://${credentials}@127.0.0.1:${port}/app`
   return {
     primaryUrl: url(app, primaryPort),
     replicaUrl: url(app, replicaPort),
     adminPrimaryUrl: url(admin, primaryPort),
     adminReplicaUrl: url(admin, replicaPort),
+    replica2Url: url(app, replica2Port),
+    adminReplica2Url: url(admin, replica2Port),
   }
 }
 
-/** Two ports the OS just handed out; both held open together so they are distinct. */
-async function freePortPair(): Promise<[number, number]> {
+/** Ports of a primary and its two replicas. */
+type Ports = [primary: number, replica: number, replica2: number]
+
+/** Three ports the OS just handed out; all held open together so they are distinct. */
+async function freePorts(): Promise<Ports> {
   const listen = async () => {
     const server = createServer()
     await new Promise<void>((resolve, reject) => {
@@ -471,9 +551,9 @@ async function freePortPair(): Promise<[number, number]> {
     })
     return server
   }
-  const servers = await Promise.all([listen(), listen()])
+  const servers = await Promise.all([listen(), listen(), listen()])
   const port = (server: Server) => (server.address() as AddressInfo).port
-  const ports: [number, number] = [port(servers[0]), port(servers[1])]
+  const ports: Ports = [port(servers[0]), port(servers[1]), port(servers[2])]
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
   return ports
 }

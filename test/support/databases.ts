@@ -18,10 +18,19 @@ export interface TestDB {
 export interface Family {
   readonly dialect: 'postgres' | 'mysql'
   readonly primaryUrl: string
+  /** Replica 1, the one most tests use. */
   readonly replicaUrl: string
   readonly control: ReplicaControl
+  /** Replica 2 of the same primary, for tests that spread reads over two replicas. */
+  readonly replica2Url: string
+  readonly control2: ReplicaControl
   /** A `select` whose single row's `where` column says which server answered: 'primary' | 'replica'. */
   readonly whereSql: string
+  /**
+   * A `select` whose single row's `server` column names the server that answered, as the server
+   * itself tells (its port, or its server id): 'primary' | 'replica 1' | 'replica 2'.
+   */
+  readonly serverSql: string
   /** A `select` whose single row's `ro` column is truthy when the session is read-only. */
   readonly readOnlySql: string
   /** A select expression that the database refuses in a read-only session. */
@@ -38,7 +47,16 @@ export function postgresFamily(): Family {
     primaryUrl: env.primaryUrl,
     replicaUrl: env.replicaUrl,
     control: controlPostgres(env),
+    replica2Url: env.replica2Url,
+    control2: controlPostgres(env, 2),
     whereSql: `select case when pg_is_in_recovery() then 'replica' else 'primary' end as "where"`,
+    serverSql: [
+      'select case inet_server_port()',
+      ...[env.primaryUrl, env.replicaUrl, env.replica2Url].map(
+        (url, i) => `when ${new URL(url).port} then '${i === 0 ? 'primary' : `replica ${i}`}'`,
+      ),
+      `else 'port ' || inet_server_port() end as server`,
+    ].join(' '),
     readOnlySql: `select current_setting('transaction_read_only') = 'on' as ro`,
     writingSelect: `nextval('kysely_rw_test_seq')`,
     recordingReplica(sent) {
@@ -70,7 +88,11 @@ export function mariadbFamily(): Family {
     primaryUrl: env.primaryUrl,
     replicaUrl: env.replicaUrl,
     control: controlMariaDb(env),
-    whereSql: `select case when @@server_id = 2 then 'replica' else 'primary' end as \`where\``,
+    replica2Url: env.replica2Url,
+    control2: controlMariaDb(env, 2),
+    whereSql: `select case when @@server_id = 1 then 'primary' else 'replica' end as \`where\``,
+    // Server ids: 1 the primary, 2 replica 1, 3 replica 2 (see test/harness/replication.ts).
+    serverSql: `select case @@server_id when 1 then 'primary' when 2 then 'replica 1' when 3 then 'replica 2' else concat('server id ', @@server_id) end as server`,
     // MariaDB names it tx_read_only; MySQL 8 transaction_read_only.
     readOnlySql: 'select @@session.tx_read_only as ro',
     writingSelect: 'nextval(kysely_rw_test_seq)',
