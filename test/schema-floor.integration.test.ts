@@ -78,7 +78,7 @@ describe.each(families)('%s', (_name, familyOf) => {
 
     await family.control.resumeReplay()
     await family.control.waitForReplicaCatchUp()
-    await until(async () => (await servedBy(db)) === 'replica', 'reads to return to the replica')
+    await until(async () => (await servedBy(db)) === 'replica', 'reads to return to the replica', 15_000)
     const before = db.stats()
     expect(await readStatus(db.read)).toHaveLength(3)
     expect(db.stats().fallbacks).toBe(before.fallbacks)
