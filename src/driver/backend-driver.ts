@@ -82,11 +82,13 @@ export class BackendDriver implements Driver {
   async #acquire(exclude: Set<Node>): Promise<BackendConnection> {
     for (;;) {
       const node = this.router.choose(exclude)
-      let inner: DatabaseConnection
+      let inner: DatabaseConnection | undefined
       try {
         inner = await node.acquireConnection()
         await this.#prepareSession(node, inner)
       } catch (error) {
+        // A connection that could not be made read-only goes back to its pool, never to a caller.
+        if (inner) await node.releaseConnection(inner).catch(() => {})
         if (this.router.failed(node, error)) {
           exclude.add(node)
           continue
