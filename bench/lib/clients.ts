@@ -49,14 +49,16 @@ const writeOwn = async (db: Kysely<BenchDB>, user: number, value: number) => {
 // kysely-rw's backends are Kysely instances at run time; the cast lets the same query functions serve.
 const asKysely = (backend: unknown) => backend as Kysely<BenchDB>
 
+/** One Kysely instance serving both the reads and the writes of every user. */
+const kyselyStrategy = (family: Family, label: string, kind: Strategy['kind'], db: Kysely<BenchDB>): Strategy => ({
+  label,
+  kind,
+  forUser: (user) => ({ read: () => readOwn(family, db, user), write: (value) => writeOwn(db, user, value) }),
+  destroy: () => db.destroy(),
+})
+
 export const primaryOnly: StrategyFactory = async (family) => {
-  const db = family.plain(family.primaryUrl)
-  return {
-    label: 'everything on the primary (plain Kysely)',
-    kind: 'primary',
-    forUser: (user) => ({ read: () => readOwn(family, db, user), write: (value) => writeOwn(db, user, value) }),
-    destroy: () => db.destroy(),
-  }
+  return kyselyStrategy(family, 'everything on the primary (plain Kysely)', 'primary', family.plain(family.primaryUrl))
 }
 
 export const kyselyReplication: StrategyFactory = async (family) => {
@@ -69,12 +71,7 @@ export const kyselyReplication: StrategyFactory = async (family) => {
       replicaUrls: [family.replicaUrl],
     }),
   )
-  return {
-    label: 'naive routing: kysely-replication',
-    kind: 'naive',
-    forUser: (user) => ({ read: () => readOwn(family, db, user), write: (value) => writeOwn(db, user, value) }),
-    destroy: () => db.destroy(),
-  }
+  return kyselyStrategy(family, 'naive routing: kysely-replication', 'naive', db)
 }
 
 export const drizzleReplicas: StrategyFactory = async (family) => {

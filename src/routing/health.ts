@@ -69,31 +69,34 @@ export class HealthChecker {
   /** The migration the primary applied last; undefined when none was (or there is no table). */
   async #latestMigration(): Promise<string | undefined> {
     if (!this.migrationTable) return undefined
-    const table = this.support.quote(this.migrationTable)
-    try {
-      const row = await this.#query(
-        this.primary,
-        `select name from ${table} order by ${this.support.quote('timestamp')} desc, name desc limit 1`,
-      )
-      return typeof row.name === 'string' ? row.name : undefined
-    } catch (error) {
-      if (this.support.isMissingTable(error)) return undefined
-      throw error
-    }
+    const timestamp = this.support.quote('timestamp')
+    const row = await this.#onMigrationTable(
+      this.primary,
+      (table) => `select name from ${table} order by ${timestamp} desc, name desc limit 1`,
+    )
+    return typeof row?.name === 'string' ? row.name : undefined
   }
 
   /** Whether the replica has applied `migration` (a missing table means it has not). */
   async #hasMigration(node: Node, migration: string): Promise<boolean> {
-    const table = this.support.quote(this.migrationTable as string)
+    const row = await this.#onMigrationTable(
+      node,
+      (table) => `select count(*) as n from ${table} where name = ${this.support.placeholder}`,
+      [migration],
+    )
+    return Number(row?.n ?? 0) > 0
+  }
+
+  /** One row from a query on the migration table; undefined where the table does not exist yet. */
+  async #onMigrationTable(
+    node: Node,
+    sql: (table: string) => string,
+    parameters: unknown[] = [],
+  ): Promise<Record<string, unknown> | undefined> {
     try {
-      const row = await this.#query(
-        node,
-        `select count(*) as n from ${table} where name = ${this.support.placeholder}`,
-        [migration],
-      )
-      return Number(row.n) > 0
+      return await this.#query(node, sql(this.support.quote(this.migrationTable as string)), parameters)
     } catch (error) {
-      if (this.support.isMissingTable(error)) return false
+      if (this.support.isMissingTable(error)) return undefined
       throw error
     }
   }
