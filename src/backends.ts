@@ -1,6 +1,7 @@
 import { CompiledQuery, DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
 import type { Migrator } from 'kysely/migration'
 import type { ReadBackend, WriteBackend } from './capability.js'
+import { type BackendsConfig, resolveOptions } from './config.js'
 import { laterOf, parsePosition } from './consistency/position.js'
 import { SchemaFloor } from './consistency/schema-floor.js'
 import { decodeToken, encodeToken } from './consistency/token.js'
@@ -11,57 +12,15 @@ import { BackendDriver, type BackendDriverOptions } from './driver/backend-drive
 import { Node, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
 import { fixedRouter } from './driver/router.js'
 import { ConfigurationError, InvalidSessionTokenError } from './errors.js'
-import { type BackendEvent, type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
+import { type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
 import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
 import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
 import { HealthChecker } from './routing/health.js'
 import { positionalRouter, type SessionState } from './routing/positional-router.js'
 import { ReplicaPool } from './routing/replica-pool.js'
-import type { ReplicaSelection } from './routing/strategies.js'
 
-/** What `createBackends` needs: the database family, the primary, and optionally replicas and routing rules. */
-export interface BackendsConfig {
-  /** `'postgres'` (pg, streaming replication) or `'mysql'` (mysql2; MySQL 8 and MariaDB). */
-  readonly dialect: DialectName
-  /** The primary: a connection string, the driver's pool config, or a Kysely `Dialect`. */
-  readonly primary: NodeConfig
-  /** The replicas, in the same forms. None: reads run on the primary, in read-only sessions. */
-  readonly replicas?: readonly NodeConfig[]
-  /** Kysely plugins for both backends (CamelCasePlugin and friends). */
-  readonly plugins?: KyselyPlugin[]
-  /**
-   * How read sessions are made read-only in the database. `'connection'` (default) costs nothing per
-   * query: a startup parameter on PostgreSQL, one statement per new connection on MySQL. Choose
-   * `'transaction'` behind a pooler in transaction mode (PgBouncer), where session settings do not
-   * stick: every read then runs in its own `BEGIN READ ONLY … COMMIT`.
-   */
-  readonly readOnlySessions?: ReadOnlyEnforcement
-  /** How a read picks among eligible replicas. Default `'round-robin'`. */
-  readonly replicaSelection?: ReplicaSelection
-  /** A replica further behind than this is drained until it catches up. Default 5000. */
-  readonly maxReplicaLagMs?: number
-  /** How often replicas are measured. Default 1000. */
-  readonly healthCheckIntervalMs?: number
-  /** When no replica can serve a read: run it on the primary (default) or throw NoReplicaAvailableError. */
-  readonly whenNoReplica?: 'primary' | 'error'
-  /** Sessions: how long a read may wait for a replica to replay the session's writes. Default 1000. */
-  readonly readYourWrites?: { readonly maxWaitMs?: number }
-  /**
-   * Kysely's migration table (`schema.table` allowed), compared between the primary and each replica
-   * on every health check: a replica without the primary's latest migration serves no read until it
-   * has it, also when another process ran the migration. Default `'kysely_migration'`; `false` skips it.
-   */
-  readonly migrationTable?: string | false
-  /**
-   * Throw TransactionEscapeError when a query inside `write.transaction().execute(cb)` runs on the outer
-   * `db.read` / `db.write` instead of `tx`. Default true. It rests on AsyncLocalStorage, which on Node 20
-   * slows every promise of the process a little (measured in bench/RESULTS.md); Node 24's is cheaper.
-   */
-  readonly detectTransactionEscapes?: boolean
-  /** Receives routing and health events. Never given secrets. */
-  readonly onEvent?: (event: BackendEvent) => void
-}
+export type { BackendsConfig } from './config.js'
 
 /**
  * A read-your-writes session: its reads never see data older than its own last write (or than the
@@ -119,14 +78,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   if (!support) {
     throw new ConfigurationError(`Unknown dialect "${String(config.dialect)}": use 'postgres' or 'mysql'.`)
   }
-  if (!config.primary) throw new ConfigurationError('createBackends needs a primary.')
-  const enforcement = oneOf(config.readOnlySessions, ['connection', 'transaction'], 'readOnlySessions')
-  const whenNoReplica = oneOf(config.whenNoReplica, ['primary', 'error'], 'whenNoReplica')
-  const selection = config.replicaSelection ?? 'round-robin'
-  if (typeof selection !== 'function') oneOf(selection, ['round-robin', 'random', 'least-lag'], 'replicaSelection')
-  const maxReplicaLagMs = positive(config.maxReplicaLagMs, 5000, 'maxReplicaLagMs')
-  const intervalMs = positive(config.healthCheckIntervalMs, 1000, 'healthCheckIntervalMs')
-  const maxWaitMs = positive(config.readYourWrites?.maxWaitMs, 1000, 'readYourWrites.maxWaitMs')
+  const { enforcement, whenNoReplica, selection, maxReplicaLagMs, intervalMs, maxWaitMs } = resolveOptions(config)
 
   const primary = nodeFor(support, config.primary, 'primary', undefined)
   const replicas = (config.replicas ?? []).map((replica, i) =>
@@ -213,25 +165,6 @@ async function primaryPosition(primary: Node, support: DialectSupport): Promise<
     const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(primaryPosition))
     return rows[0]?.pos ?? undefined
   })
-}
-
-/** The value, or the first choice when absent; anything else is a configuration error, never a guess. */
-function oneOf<T extends string>(value: T | undefined, choices: readonly T[], name: string): T {
-  if (value === undefined) return choices[0] as T
-  if (!choices.includes(value)) {
-    throw new ConfigurationError(
-      `${name} must be ${choices.map((c) => `'${c}'`).join(' or ')}, not ${JSON.stringify(value)}.`,
-    )
-  }
-  return value
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new ConfigurationError(`${name} must be a positive number of milliseconds, not ${String(value)}.`)
-  }
-  return value
 }
 
 function nodeFor(
