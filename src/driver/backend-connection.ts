@@ -14,6 +14,8 @@ export class BackendConnection implements DatabaseConnection {
   inTransaction = false
   /** Set when the open transaction changed the schema: its COMMIT raises the schema floor. */
   schemaChanged = false
+  /** Set while the connection holds a turn of the primary's fallback budget. */
+  budgeted = false
 
   constructor(
     readonly inner: DatabaseConnection,
