@@ -1,6 +1,7 @@
 import { CompiledQuery, type DatabaseConnection } from 'kysely'
 import { parsePosition } from '../consistency/position.js'
 import type { DialectSupport, Probe, ReplicationStatements } from '../dialects/dialect.js'
+import { cutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
 import { messageOf, redactSecrets } from '../errors.js'
 import type { Telemetry } from '../events.js'
@@ -182,7 +183,7 @@ export class Topology {
     if (!outcome.ok && this.#current === candidate) {
       // Writes in flight on a primary that hangs would wait until TCP gives up: they fail now, as
       // outcome unknown, instead.
-      if (isTimeout(outcome.error)) candidate.write.cut(new Error(`${candidate.write.name} did not answer in time`))
+      if (isTimeout(outcome.error)) candidate.write.cut(cutError(`${candidate.write.name} did not answer in time`))
     }
     this.#decide(outcome.ok ? undefined : outcome.error)
   }
