@@ -57,6 +57,8 @@ export class Topology {
   readonly #checks = new Map<Candidate, CandidateCheck | undefined>()
   readonly #clock: LagClock
   #current: Candidate | undefined
+  /** The last candidate seen taking writes: a change from it is a failover. */
+  #lastPrimary: Candidate | undefined
   #primaryProbe: Probe | undefined
   #latestMigration: string | undefined
   #cluster: string | undefined
@@ -79,6 +81,7 @@ export class Topology {
     this.#clock = new LagClock(options.historyMs)
     // Until the first round says otherwise, the first candidate is taken to be the primary.
     this.#current = candidates[0]
+    this.#lastPrimary = candidates[0]
     for (const candidate of candidates) {
       this.#monitors.push(
         this.#monitor(
@@ -210,10 +213,13 @@ export class Topology {
       this.#primaryDown = false
       this.telemetry.emit({ type: 'primary-up', node: next.write.name })
     }
-    if (next !== current) {
-      this.#current = next
+    if (next !== current) this.#current = next
+    if (next !== this.#lastPrimary) {
+      // Positions of a new primary do not compare with the old one's timing.
       this.#clock.reset()
-      if (current) this.telemetry.emit({ type: 'primary-changed', from: current.write.name, to: next.write.name })
+      const from = this.#lastPrimary
+      if (from) this.telemetry.emit({ type: 'primary-changed', from: from.write.name, to: next.write.name })
+      this.#lastPrimary = next
     }
     const check = this.#checks.get(next) as CandidateCheck
     this.#primaryProbe = check.probe
