@@ -1,4 +1,11 @@
-import { CompiledQuery, DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
+import {
+  CompiledQuery,
+  DefaultQueryExecutor,
+  type Dialect,
+  Kysely,
+  type KyselyPlugin,
+  type PostgresCursorConstructor,
+} from 'kysely'
 import type { Migrator } from 'kysely/migration'
 import type { ReadBackend, WriteBackend } from './capability.js'
 import { type BackendsConfig, resolveOptions } from './config.js'
@@ -92,11 +99,12 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   }
   const { enforcement, whenNoReplica, selection, maxReplicaLagMs, intervalMs, maxWaitMs } = resolveOptions(config)
 
-  const primary = nodeFor(support, config.primary, 'primary', undefined)
+  const { cursor } = config
+  const primary = nodeFor(support, config.primary, 'primary', undefined, cursor)
   const replicas = (config.replicas ?? []).map((replica, i) =>
-    nodeFor(support, replica, `replica ${i + 1}`, readOnlySession(support, replica, enforcement)),
+    nodeFor(support, replica, `replica ${i + 1}`, readOnlySession(support, replica, enforcement), cursor),
   )
-  const primaryRead = primaryForReads(support, config.primary, primary, enforcement)
+  const primaryRead = primaryForReads(support, config.primary, primary, enforcement, cursor)
   const telemetry = new Telemetry(config.onEvent)
   const pool = new ReplicaPool(replicas, primaryRead, { selection, maxReplicaLagMs, whenNoReplica }, telemetry)
   const migrationTable = config.migrationTable === false ? undefined : (config.migrationTable ?? 'kysely_migration')
@@ -185,11 +193,13 @@ function nodeFor(
   config: NodeConfig,
   role: string,
   readOnly: ReadOnlySession | undefined,
+  cursor: PostgresCursorConstructor | undefined,
 ): Node {
   if (isDialect(config)) return new Node(role, config, readOnly)
   const dialect = support.createDialect(config, {
     readOnly: readOnly?.enforcement === 'connection',
     trackPositions: readOnly === undefined,
+    cursor,
   })
   return new Node(`${role} ${support.describe(config)}`, dialect, readOnly)
 }
@@ -211,13 +221,14 @@ function primaryForReads(
   config: NodeConfig,
   primary: Node,
   enforcement: ReadOnlyEnforcement,
+  cursor: PostgresCursorConstructor | undefined,
 ): Node {
   if (isDialect(config)) {
     // One ready-made dialect may be a single connection (PGlite): share its driver, and never change
     // the session the write backend also uses.
     return new Node('primary (read-only)', config, readOnlySession(support, config, 'transaction'), primary)
   }
-  return nodeFor(support, config, 'primary (read-only)', readOnlySession(support, config, enforcement))
+  return nodeFor(support, config, 'primary (read-only)', readOnlySession(support, config, enforcement), cursor)
 }
 
 function kyselyOn(

@@ -1,4 +1,4 @@
-import type { KyselyPlugin } from 'kysely'
+import type { KyselyPlugin, PostgresCursorConstructor } from 'kysely'
 import type { DialectName, NodeConfig } from './dialects/dialect.js'
 import type { ReadOnlyEnforcement } from './driver/node.js'
 import { ConfigurationError } from './errors.js'
@@ -44,6 +44,12 @@ export interface BackendsConfig {
    * slows every promise of the process a little (measured in bench/RESULTS.md); Node 24's is cheaper.
    */
   readonly detectTransactionEscapes?: boolean
+  /**
+   * PostgreSQL: the cursor class `.stream()` reads with, for pools kysely-rw creates. Default: `pg-cursor`,
+   * loaded on the first `.stream()` when it is installed (an optional peer). A ready-made `Dialect`
+   * brings its own.
+   */
+  readonly cursor?: PostgresCursorConstructor
   /** Receives routing and health events. Never given secrets. */
   readonly onEvent?: (event: BackendEvent) => void
 }

@@ -1,4 +1,4 @@
-import type { DatabaseConnection, Dialect } from 'kysely'
+import type { DatabaseConnection, Dialect, PostgresCursorConstructor } from 'kysely'
 
 /** Which database family the backends speak. `'mysql'` covers MySQL 8 and MariaDB (mysql2). */
 export type DialectName = 'postgres' | 'mysql'
@@ -14,6 +14,8 @@ export interface DialectOptions {
   readonly readOnly: boolean
   /** Report the position of each write and COMMIT to the capture sink, where the protocol allows it. */
   readonly trackPositions: boolean
+  /** PostgreSQL: the cursor class `.stream()` uses; pg-cursor, loaded on first use, when absent. */
+  readonly cursor?: PostgresCursorConstructor | undefined
 }
 
 /** What kysely-rw must know about a database family; one implementation per family. */
