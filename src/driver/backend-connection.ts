@@ -20,6 +20,8 @@ export class BackendConnection implements DatabaseConnection {
   inTransaction = false
   /** Set when the open transaction changed the schema: its COMMIT raises the schema floor. */
   schemaChanged = false
+  /** Set while the connection holds a turn of the primary's fallback budget. */
+  budgeted = false
 
   /** Set once the user aborted the query in flight: its failure then says nothing about the node. */
   #aborted = false
