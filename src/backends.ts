@@ -45,6 +45,18 @@ export interface Backends<DB> {
   readonly write: WriteBackend<DB>
   /** A replica per query (the primary in a read-only session when none is eligible). */
   readonly read: ReadBackend<DB>
+  /**
+   * The primary as a plain `Kysely<DB>`, for tools and code typed `Kysely<DB>`: kysely-ctl, Kysely's
+   * `Migrator`, third-party adapters. It is the write backend itself (one instance), so it keeps every
+   * guarantee of `write`: a schema change raises the schema floor, a query escaping a write transaction
+   * is caught. Its `destroy()` ends the whole group, like {@link Backends.destroy}. Prefer `write` in
+   * application code: only `WriteBackend<DB>` tells a write from a read at compile time.
+   *
+   * ```ts
+   * const migrator = new Migrator({ db: db.kysely, provider })
+   * ```
+   */
+  readonly kysely: Kysely<DB>
   /** A read-your-writes session; pass a token from `session.token()` to continue one. */
   session(token?: string): Session<DB>
   /** Each replica's state, lag and last check. */
@@ -161,6 +173,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const write = backend(writeOptions) as unknown as WriteBackend<DB>
   return {
     write,
+    kysely: write as unknown as Kysely<DB>,
     read: backend(readOptions({ position: undefined, foreign: false }, false)) as unknown as ReadBackend<DB>,
     session(token?: string): Session<DB> {
       const state = sessionState(token, live)

@@ -1,4 +1,4 @@
-import type { KyselyPlugin } from 'kysely'
+import type { KyselyPlugin, PostgresCursorConstructor } from 'kysely'
 import type { DialectName, NodeConfig } from './dialects/dialect.js'
 import type { ReadOnlyEnforcement } from './driver/node.js'
 import { ConfigurationError } from './errors.js'
@@ -50,6 +50,12 @@ export interface BackendsConfig {
    * slows every promise of the process a little (measured in bench/RESULTS.md); Node 24's is cheaper.
    */
   readonly detectTransactionEscapes?: boolean
+  /**
+   * PostgreSQL: the cursor class `.stream()` reads with, for pools kysely-rw creates. Default: `pg-cursor`,
+   * loaded on the first `.stream()` when it is installed (an optional peer). A ready-made `Dialect`
+   * brings its own.
+   */
+  readonly cursor?: PostgresCursorConstructor
   /** Receives routing and health events. Never given secrets. */
   readonly onEvent?: (event: BackendEvent) => void
   /**
@@ -96,6 +102,7 @@ export interface ResolvedOptions {
   readonly fallbackMaxConcurrent: number
   readonly fallbackMaxQueueMs: number
   readonly staleReadsMaxLagMs: number | undefined
+  readonly cursor: PostgresCursorConstructor | undefined
 }
 
 /** Checks every option and fills in defaults; a value outside the documented ones is an error, never a guess. */
@@ -123,7 +130,17 @@ export function resolveOptions(config: BackendsConfig): ResolvedOptions {
       config.staleReads === undefined
         ? undefined
         : positive(config.staleReads.maxLagMs ?? Number.NaN, 0, 'staleReads.maxLagMs'),
+    cursor: cursorOption(config.cursor),
   }
+}
+
+function cursorOption(cursor: PostgresCursorConstructor | undefined): PostgresCursorConstructor | undefined {
+  if (cursor !== undefined && typeof cursor !== 'function') {
+    throw new ConfigurationError(
+      "cursor must be pg-cursor's class (import Cursor from 'pg-cursor'), not an instance or a name.",
+    )
+  }
+  return cursor
 }
 
 /** The value, or the first choice when absent; anything else is a configuration error, never a guess. */

@@ -50,6 +50,7 @@ export class NodeFactory {
       sockets,
       deadlines: { connectTimeoutMs: this.options.connectTimeoutMs, keepAliveDelayMs: KEEPALIVE_DELAY_MS },
       poolSize,
+      cursor: this.options.cursor,
     })
     return new Node(`${role} ${this.support.describe(config)}`, dialect, readOnly, this.#deadlines, sockets)
   }

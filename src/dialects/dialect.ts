@@ -1,4 +1,4 @@
-import type { DatabaseConnection, Dialect } from 'kysely'
+import type { DatabaseConnection, Dialect, PostgresCursorConstructor } from 'kysely'
 import type { SocketRegistry } from './sockets.js'
 
 /** Which database family the backends speak. `'mysql'` covers MySQL 8 and MariaDB (mysql2). */
@@ -15,6 +15,8 @@ export interface DialectOptions {
   readonly readOnly: boolean
   /** Report the position of each write and COMMIT to the capture sink, where the protocol allows it. */
   readonly trackPositions: boolean
+  /** PostgreSQL: the cursor class `.stream()` uses; pg-cursor, loaded on first use, when absent. */
+  readonly cursor?: PostgresCursorConstructor | undefined
   /** Where the pool registers each connection's socket, so that a node declared down can cut them. */
   readonly sockets: SocketRegistry
   /** Bounds on connecting, applied where the user's pool config does not set its own. */

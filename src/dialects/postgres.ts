@@ -2,6 +2,7 @@ import { CompiledQuery, PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
+import { cursorFor } from './pg-cursor.js'
 
 // A startup parameter: every transaction of the session is read-only, at no extra round trip.
 const READ_ONLY_OPTION = '-c default_transaction_read_only=on'
@@ -90,7 +91,7 @@ const REPLICATION: ReplicationStatements = {
 }
 
 export const postgres: DialectSupport = {
-  createDialect(config, { readOnly, trackPositions, sockets, deadlines, poolSize }) {
+  createDialect(config, { readOnly, trackPositions, sockets, deadlines, poolSize, cursor }) {
     const poolConfig: Record<string, unknown> = {
       // No wait without an end, and no process kept alive by idle connections: the user's values win.
       connectionTimeoutMillis: deadlines.connectTimeoutMs,
@@ -104,6 +105,7 @@ export const postgres: DialectSupport = {
       poolConfig.options = [poolConfig.options, READ_ONLY_OPTION].filter(Boolean).join(' ')
     }
     return new PostgresDialect({
+      cursor: cursorFor(cursor),
       // Imported on first use so that `pg` stays an optional peer for MySQL users.
       pool: async () => {
         const pg = await import('pg')
