@@ -23,7 +23,7 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(Date.now() - started).toBeLessThan(6_000)
   })
 
-  it('destroy() on db.write, as kysely-ctl calls it, ends everything', async () => {
+  it('destroy() on db.kysely (the write backend), as kysely-ctl calls it, ends everything', async () => {
     const { stdout } = await child('write-destroy', 6_000)
     expect(stdout.trim()).toBe('destroyed')
   })

@@ -1,6 +1,7 @@
 // Run as a child process by destroy.integration.test.ts. Modes:
 // - `destroy`: uses both backends, destroys them, and must then exit on its own;
-// - `write-destroy`: the same, but calls destroy() on db.write, as kysely-ctl and other tools do;
+// - `write-destroy`: the same, but calls destroy() on db.kysely (the primary as a Kysely, which runs on
+//   the write backend), as kysely-ctl and other tools do;
 // - `idle`: never calls destroy(); it must still exit on its own once idle, as with plain Kysely;
 // - `queued`: destroys while a query waits for a connection; that query must reject, not hang.
 import { createBackends, readSql } from '../../src/index.js'
@@ -11,7 +12,7 @@ await readSql`select 1 as one`.execute(db.read)
 await readSql`select 1 as one`.execute(db.write)
 await db.write.transaction().execute((tx) => readSql`select 1 as one`.execute(tx))
 if (mode === 'destroy') await db.destroy()
-if (mode === 'write-destroy') await db.write.destroy()
+if (mode === 'write-destroy') await db.kysely.destroy()
 if (mode === 'queued') {
   // Holds the write pool's connections so that one more query queues, then destroys.
   const held = Array.from({ length: 10 }, () =>
