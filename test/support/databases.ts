@@ -4,6 +4,7 @@ import mysql2 from 'mysql2'
 import pg from 'pg'
 import type { WriteBackend } from '../../src/index.js'
 import { controlMariaDb, controlPostgres, type ReplicaControl, replication } from '../harness/control.js'
+import type { ScenarioTarget } from './fault-scenarios.js'
 
 export interface Item {
   id: Generated<number>
@@ -122,3 +123,14 @@ export const families: ReadonlyArray<[string, () => Family]> = [
   ['PostgreSQL', postgresFamily],
   ['MariaDB', mariadbFamily],
 ]
+
+/** A family as the fault scenarios (test/support/fault-scenarios.ts) take it. */
+export function scenarioTarget(family: Family): ScenarioTarget {
+  return {
+    dialect: family.dialect,
+    primaryUrl: family.primaryUrl,
+    replicaUrls: [family.replicaUrl, family.replica2Url],
+    controls: [family.control, family.control2],
+    createTable: (db, table) => family.createItems(db, table),
+  }
+}
