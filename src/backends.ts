@@ -1,4 +1,12 @@
-import { CompiledQuery, DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
+import {
+  CompiledQuery,
+  DefaultQueryExecutor,
+  type Dialect,
+  Kysely,
+  type KyselyPlugin,
+  MysqlDialect,
+  PostgresDialect,
+} from 'kysely'
 import type { Migrator } from 'kysely/migration'
 import type { ReadBackend, WriteBackend } from './capability.js'
 import { type BackendsConfig, resolveOptions } from './config.js'
@@ -11,7 +19,7 @@ import { postgres } from './dialects/postgres.js'
 import { BackendDriver, type BackendDriverOptions } from './driver/backend-driver.js'
 import { Node, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
 import { fixedRouter } from './driver/router.js'
-import { ConfigurationError, InvalidSessionTokenError } from './errors.js'
+import { InvalidSessionTokenError } from './errors.js'
 import { type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
 import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
@@ -74,15 +82,13 @@ const SUPPORT: Record<DialectName, () => DialectSupport> = { postgres: () => pos
  * ```
  */
 export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
-  const support = SUPPORT[config.dialect]?.()
-  if (!support) {
-    throw new ConfigurationError(`Unknown dialect "${String(config.dialect)}": use 'postgres' or 'mysql'.`)
-  }
-  const { enforcement, whenNoReplica, selection, maxReplicaLagMs, intervalMs, maxWaitMs } = resolveOptions(config)
+  const { enforcement, whenNoReplica, selection, maxReplicaLagMs, intervalMs, maxWaitMs, tokenSecret } =
+    resolveOptions(config)
+  const support = SUPPORT[config.dialect]()
 
   const primary = nodeFor(support, config.primary, 'primary', undefined)
   const replicas = (config.replicas ?? []).map((replica, i) =>
-    nodeFor(support, replica, `replica ${i + 1}`, readOnlySession(support, replica, enforcement)),
+    nodeFor(support, replica, `replica ${i + 1}`, readOnlySession(support, replica, enforcement, true)),
   )
   const primaryRead = primaryForReads(support, config.primary, primary, enforcement)
   const telemetry = new Telemetry(config.onEvent)
@@ -119,7 +125,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
       guard,
     }) as unknown as ReadBackend<DB>,
     session(token?: string): Session<DB> {
-      const state = sessionState(token, checker)
+      const state = sessionState(token, checker, tokenSecret)
       return {
         write: backend({
           ...writeOptions,
@@ -130,7 +136,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
           },
         }) as unknown as WriteBackend<DB>,
         read: backend({ role: 'read', router: readRouter(state), guard, session: true }) as unknown as ReadBackend<DB>,
-        token: () => encodeToken({ cluster: checker.cluster ?? '', position: state.position }),
+        token: () => encodeToken({ cluster: checker.cluster ?? '', position: state.position }, tokenSecret),
       }
     },
     replicas: () => pool.status(),
@@ -147,10 +153,14 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   }
 }
 
-function sessionState(token: string | undefined, checker: HealthChecker): SessionState {
+function sessionState(
+  token: string | undefined,
+  checker: HealthChecker,
+  secret: string | Uint8Array | undefined,
+): SessionState {
   if (token === undefined) return { position: undefined, foreign: false }
   if (typeof token !== 'string') throw new InvalidSessionTokenError(token)
-  const decoded = decodeToken(token)
+  const decoded = decodeToken(token, secret)
   if (!decoded) return { position: undefined, foreign: true }
   if (!decoded.position) return { position: undefined, foreign: false }
   // A position from another cluster or history can only be honoured on the primary; a cluster not
@@ -185,10 +195,26 @@ function readOnlySession(
   support: DialectSupport,
   config: NodeConfig,
   enforcement: ReadOnlyEnforcement,
+  replica = false,
 ): ReadOnlySession {
-  if (enforcement === 'transaction') return { enforcement, transactionSql: support.readOnlyTransactionSql }
+  const own = !isDialect(config)
+  // MySQL pools kysely-rw creates answer its session reset; after one, the session is made read-only again.
+  const reset =
+    own && support.placeholder === '?'
+      ? { restoreSql: enforcement === 'connection' ? support.readOnlySessionSql : undefined }
+      : undefined
+  if (enforcement === 'transaction') {
+    // Kysely's own drivers start the transaction read-only; only others (PGlite) need the statement after BEGIN.
+    const appliesAccessMode = own || config instanceof PostgresDialect || config instanceof MysqlDialect
+    return {
+      enforcement,
+      replica,
+      reset,
+      transactionSql: appliesAccessMode ? undefined : support.readOnlyTransactionSql,
+    }
+  }
   // A pool kysely-rw creates starts its sessions read-only; a ready-made dialect's are made so by statement.
-  return isDialect(config) ? { enforcement, sessionSql: support.readOnlySessionSql } : { enforcement }
+  return own ? { enforcement, replica, reset } : { enforcement, replica, sessionSql: support.readOnlySessionSql }
 }
 
 // With no replica, reads go to the primary, still in read-only sessions, so that a misrouted write

@@ -1,5 +1,6 @@
 import { CompiledQuery, PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
+import { explainStartupRefusal } from '../guard/session-rules.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 
@@ -32,6 +33,17 @@ function trackCommits(client: { query: QueryFn }): void {
       return commit
     })
   }
+}
+
+/** A pooler's refusal of the read-only startup parameter comes back saying which option to use instead. */
+function refuseStartupQuietly(pool: { connect: (...args: unknown[]) => unknown }): void {
+  const connect = pool.connect.bind(pool)
+  pool.connect = (...args: unknown[]) =>
+    args.length > 0
+      ? connect(...args)
+      : (connect() as Promise<unknown>).catch((error: unknown) => {
+          throw explainStartupRefusal(error)
+        })
 }
 
 const REPLICATION: ReplicationStatements = {
@@ -72,6 +84,7 @@ export const postgres: DialectSupport = {
         // A server that goes away errors its clients, idle or checked out: the pool drops them and the
         // query in flight rejects; an unheard 'error' event would crash the process instead.
         pool.on('error', () => {})
+        refuseStartupQuietly(pool)
         pool.on('connect', (client) => {
           client.on('error', () => {})
           if (trackPositions) trackCommits(client as unknown as { query: QueryFn })
