@@ -59,7 +59,9 @@ function check(lexed: Lexed | undefined, _lexing: Lexing): asserts lexed is Lexe
   if (!start) refuse(`a statement starting with "${code.split(/\s/, 1)[0] ?? ''}"`)
   if (start === 'explain' && /\banaly[sz]e\b/i.test(code)) refuse('EXPLAIN ANALYZE (it executes the statement)')
   if (LOCK.test(code)) refuse('a locking read')
-  if (start === 'with' && /\b(?:insert|update|delete|merge)\b/i.test(code)) refuse('a data-modifying WITH')
+  // A write word outside literals, names and comments: a data-modifying WITH, at the top or in a subquery.
+  if (/\b(?:insert|update|delete|merge)\b/i.test(code))
+    refuse(start === 'with' ? 'a data-modifying WITH' : 'a write inside a read')
   if ((start === 'select' || start === 'with') && /\binto\b/i.test(code)) refuse('SELECT … INTO')
 }
 
