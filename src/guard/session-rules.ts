@@ -133,8 +133,11 @@ async function readOnlyBypass(send: Send): Promise<string | undefined> {
  */
 export function explainStartupRefusal(error: unknown): unknown {
   if (!/unsupported startup parameter/i.test(messageOf(error))) return error
-  return new ConfigurationError(
+  const refusal = new ConfigurationError(
     `The server or pooler refused the read-only startup parameter (${messageOf(error)}). ${READ_ONLY_HINT}`,
     { cause: error },
   )
+  // The driver's SQLSTATE (08P01) stays: the node is unreachable as configured, and is marked down with
+  // this message rather than drained for an unknown reason.
+  return Object.assign(refusal, { code: (error as { code?: unknown } | null)?.code })
 }
