@@ -90,9 +90,7 @@ const common: Attempt[] = [
     run: (r) =>
       r
         .getExecutor()
-        .provideConnection((c: any) =>
-          (c.inner ?? c.driver?.inner).executeQuery(CompiledQuery.raw('delete from guard_t')),
-        ),
+        .provideConnection((c: any) => (c.inner ?? c.unguarded).executeQuery(CompiledQuery.raw('delete from guard_t'))),
   },
   {
     name: 'CompiledQuery.raw with two statements',
