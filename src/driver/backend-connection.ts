@@ -1,4 +1,10 @@
-import { CompiledQuery, type DatabaseConnection, type IsolationLevel, type QueryResult } from 'kysely'
+import {
+  CompiledQuery,
+  type ControlConnectionProvider,
+  type DatabaseConnection,
+  type IsolationLevel,
+  type QueryResult,
+} from 'kysely'
 import { redactDriverError, WriteOnReadBackendError } from '../errors.js'
 import { oneStatementQuery } from '../guard/one-statement.js'
 import type { GuardedQuery } from '../guard/read-guard.js'
@@ -29,6 +35,11 @@ export class BackendConnection implements DatabaseConnection {
   schemaChanged = false
   /** Set when a read of the open read transaction may have changed the session. */
   sessionTouched = false
+  /** Set while the connection holds a turn of the primary's fallback budget. */
+  budgeted = false
+
+  /** Set once the user aborted the query in flight: its failure then says nothing about the node. */
+  #aborted = false
 
   constructor(
     inner: DatabaseConnection,
@@ -46,7 +57,7 @@ export class BackendConnection implements DatabaseConnection {
     try {
       return await this.executeRead<R>(guarded, options)
     } catch (error) {
-      if (!this.inTransaction && this.driver.router.failed(this.node, error)) {
+      if (!this.inTransaction && !this.#aborted && this.driver.router.failed(this.node, error)) {
         // The query may have run, but a read has no effect: run it once more elsewhere.
         return this.driver.readElsewhere<R>(guarded, this.node, options)
       }
@@ -87,6 +98,49 @@ export class BackendConnection implements DatabaseConnection {
     } finally {
       if (wrapped) await this.#endRead(guarded)
     }
+  }
+
+  /**
+   * Kysely's `inflightQueryAbortStrategy: 'cancel query'`: cancels the query in flight on this
+   * connection's server. Absent when the node's dialect cannot cancel, so that Kysely says so before
+   * running the query.
+   */
+  get cancelQuery(): ((provider: ControlConnectionProvider) => Promise<void>) | undefined {
+    return innerOf(this).cancelQuery ? this.#cancelQuery : undefined
+  }
+
+  /**
+   * Kysely's `inflightQueryAbortStrategy: 'kill session'`: ends the session the query runs in, and with
+   * it the connection, which the pool replaces. Absent when the node's dialect cannot.
+   */
+  get killSession(): ((provider: ControlConnectionProvider) => Promise<void>) | undefined {
+    return innerOf(this).killSession ? this.#killSession : undefined
+  }
+
+  /** Lets the inner connection learn its server-side session id before a cancellable query starts. */
+  get collectSessionInfo(): (() => Promise<void>) | undefined {
+    return innerOf(this).collectSessionInfo ? this.#collectSessionInfo : undefined
+  }
+
+  // Kysely's control connections come from the backend's own provider, which would route the cancel
+  // through the guard and the replica pool to any node (a KILL on the wrong replica could end another
+  // client's session); the cancel must reach the server that runs the query.
+  #control(): ControlConnectionProvider {
+    return (consumer) => this.node.withConnection(consumer)
+  }
+
+  async #cancelQuery(): Promise<void> {
+    this.#aborted = true
+    await innerOf(this).cancelQuery?.(this.#control())
+  }
+
+  async #killSession(): Promise<void> {
+    this.#aborted = true
+    await innerOf(this).killSession?.(this.#control())
+  }
+
+  async #collectSessionInfo(): Promise<void> {
+    await innerOf(this).collectSessionInfo?.()
   }
 
   /** Begins a read-only transaction on the node, applying the session rules of its database. */

@@ -9,13 +9,14 @@ import {
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { ReplicationStatements } from '../dialects/dialect.js'
-import { PrimaryUnavailableError, redactDriverError } from '../errors.js'
+import { PrimaryUnavailableError, redactDriverError, WriteOutcomeUnknownError } from '../errors.js'
 import type { Telemetry } from '../events.js'
 import { classify, isSchemaChange } from '../guard/classify.js'
 import { oneStatementQuery } from '../guard/one-statement.js'
 import type { GuardedQuery, ReadGuard } from '../guard/read-guard.js'
 import { verifySession } from '../guard/session-rules.js'
 import { markWriteTransaction } from '../guard/transaction-scope.js'
+import type { FallbackBudget } from '../routing/fallback-budget.js'
 import { BackendConnection, innerOf, RESET_QUERY } from './backend-connection.js'
 import type { Node } from './node.js'
 import type { Router } from './router.js'
@@ -41,6 +42,10 @@ export interface BackendDriverOptions {
   readonly replication?: (connection: DatabaseConnection) => Promise<ReplicationStatements>
   /** Tells a lost connection from an SQL error, to report an unreachable primary as such. */
   readonly isConnectionError: (error: unknown) => boolean
+  /** On read backends: bounds the reads that fall back to the primary (nodes for which `isFallback`). */
+  readonly fallbackBudget?: { readonly isFallback: (node: Node) => boolean; readonly budget: FallbackBudget }
+  /** Ends every node of the backends group: what `destroy()` on any of its Kysely instances does. */
+  readonly destroyAll?: () => Promise<void>
 }
 
 /**
@@ -60,9 +65,13 @@ export class BackendDriver implements Driver {
   readonly #floor: SchemaFloor | undefined
   readonly #replication: ((connection: DatabaseConnection) => Promise<ReplicationStatements>) | undefined
   readonly #isConnectionError: (error: unknown) => boolean
+  readonly #fallbackBudget: BackendDriverOptions['fallbackBudget']
+  readonly #destroyAll: (() => Promise<void>) | undefined
 
   constructor(options: BackendDriverOptions) {
     this.#isConnectionError = options.isConnectionError
+    this.#fallbackBudget = options.fallbackBudget
+    this.#destroyAll = options.destroyAll
     this.#floor = options.floor
     this.#replication = options.replication
     this.#session = options.session ?? false
@@ -83,12 +92,15 @@ export class BackendDriver implements Driver {
 
   async #acquire(exclude: Set<Node>): Promise<BackendConnection> {
     for (;;) {
-      const node = this.router.choose(exclude)
+      const chosen = this.router.choose(exclude)
+      const node = chosen instanceof Promise ? await chosen : chosen
+      const budgeted = await this.#enterBudget(node)
       let inner: DatabaseConnection | undefined
       try {
         inner = await node.acquireConnection()
         await this.#prepareSession(node, inner)
       } catch (error) {
+        if (budgeted) this.#fallbackBudget?.budget.leave()
         // A connection that could not be made read-only goes back to its pool, never to a caller.
         if (inner) await node.releaseConnection(inner).catch(() => {})
         if (this.router.failed(node, error)) {
@@ -99,23 +111,27 @@ export class BackendDriver implements Driver {
           ? new PrimaryUnavailableError(node.name, { cause: error })
           : redactDriverError(error)
       }
-      if (this.router.admit && !(await this.#admitted(node, inner))) {
-        exclude.add(node)
-        continue
-      }
       if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
-      return new BackendConnection(inner, node, this)
+      const connection = new BackendConnection(inner, node, this)
+      connection.budgeted = budgeted
+      return connection
     }
   }
 
-  async #admitted(node: Node, inner: DatabaseConnection): Promise<boolean> {
-    try {
-      if (await this.router.admit?.(node, inner)) return true
-    } catch (error) {
-      this.router.failed(node, error)
+  /** A turn in the primary's fallback budget, for a read that falls back to it; true when one was taken. */
+  async #enterBudget(node: Node): Promise<boolean> {
+    const fallback = this.#fallbackBudget
+    if (!fallback?.isFallback(node)) return false
+    const turn = fallback.budget.enter()
+    if (turn) {
+      try {
+        await turn
+      } catch (error) {
+        this.telemetry?.fallbackRefused()
+        throw error
+      }
     }
-    await node.releaseConnection(inner)
-    return false
+    return true
   }
 
   // Connections whose session was made read-only by statement (drivers handed in ready-made).
@@ -182,17 +198,33 @@ export class BackendDriver implements Driver {
     options: ExecuteOptions,
   ): Promise<QueryResult<R>> {
     this.telemetry?.write()
-    const schemaChange = this.#floor !== undefined && isSchemaChange(query.query, query.sql)
-    if (conn.inTransaction) {
-      if (schemaChange) conn.schemaChanged = true
-      return innerOf(conn).executeQuery<R>(query, options)
+    try {
+      const schemaChange = this.#floor !== undefined && isSchemaChange(query.query, query.sql)
+      if (conn.inTransaction) {
+        if (schemaChange) conn.schemaChanged = true
+        return await innerOf(conn).executeQuery<R>(query, options)
+      }
+      const forSession = this.#recorder !== undefined && classify(query.query).write
+      if (!schemaChange && !forSession) return await innerOf(conn).executeQuery<R>(query, options)
+      const sink: PositionSink = { position: undefined }
+      const result = await capturePositions(sink, () => innerOf(conn).executeQuery<R>(query, options))
+      this.#committed(await this.#positionOf(conn, sink), schemaChange)
+      return result
+    } catch (error) {
+      throw this.#lostWrite(conn, error, conn.inTransaction || classify(query.query).write)
     }
-    const forSession = this.#recorder !== undefined && classify(query.query).write
-    if (!schemaChange && !forSession) return innerOf(conn).executeQuery<R>(query, options)
-    const sink: PositionSink = { position: undefined }
-    const result = await capturePositions(sink, () => innerOf(conn).executeQuery<R>(query, options))
-    this.#committed(await this.#positionOf(conn, sink), schemaChange)
-    return result
+  }
+
+  /**
+   * The error a query on the primary fails with. A lost connection while a write (or anything inside a
+   * transaction) was in flight leaves its outcome unknown; kysely-rw never retries it.
+   */
+  #lostWrite(conn: BackendConnection, error: unknown, mayHaveWritten: boolean): unknown {
+    if (!this.#isConnectionError(error)) return error
+    this.router.failed(conn.node, error)
+    return mayHaveWritten
+      ? new WriteOutcomeUnknownError(conn.node.name, { cause: error })
+      : new PrimaryUnavailableError(conn.node.name, { cause: error })
   }
 
   async #positionOf(conn: BackendConnection, sink: PositionSink): Promise<string | undefined> {
@@ -231,6 +263,8 @@ export class BackendDriver implements Driver {
       const sink: PositionSink = { position: undefined }
       await capturePositions(sink, () => conn.node.driver.commitTransaction(innerOf(conn)))
       this.#committed(await this.#positionOf(conn, sink), conn.schemaChanged)
+    } catch (error) {
+      throw this.role === 'write' ? this.#lostWrite(conn, error, true) : error
     } finally {
       this.#ended(conn)
     }
@@ -241,6 +275,10 @@ export class BackendDriver implements Driver {
     if (this.role === 'read') return this.#endRead(conn)
     try {
       await conn.node.driver.rollbackTransaction(innerOf(conn))
+    } catch (error) {
+      // A lost connection took the transaction with it (the server rolls it back); the error worth
+      // reporting is the one that ended the transaction, which Kysely rethrows unless this throws.
+      if (!this.#isConnectionError(error)) throw error
     } finally {
       this.#ended(conn)
     }
@@ -263,11 +301,17 @@ export class BackendDriver implements Driver {
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
     const conn = connection as BackendConnection
+    if (conn.budgeted) {
+      conn.budgeted = false
+      this.#fallbackBudget?.budget.leave()
+    }
     await conn.node.releaseConnection(innerOf(conn))
   }
 
   async destroy(): Promise<void> {
-    // Nodes belong to the backends group; `Backends.destroy()` ends them once.
+    // Nodes belong to the backends group: tools that call destroy() on the Kysely instance they were
+    // given (kysely-ctl, test fixtures) end the whole group, as with plain Kysely.
+    await this.#destroyAll?.()
   }
 
   // A read transaction has nothing to commit; ending it with ROLLBACK undoes what it did to the session.
