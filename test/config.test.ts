@@ -5,11 +5,11 @@ const base: BackendsConfig = { dialect: 'postgres', primary: 'postgres://app:sec
 
 describe('createBackends refuses configuration it would otherwise have to guess at', () => {
   it.each([
-    [{ dialect: 'sqlite' as never }, /Unknown dialect "sqlite"/],
+    [{ dialect: 'sqlite' as never }, /Unknown dialect \(a string of 6 characters\)/],
     [{ primary: '' }, /needs a primary/],
     [
       { readOnlySessions: 'Transaction' as never },
-      /readOnlySessions must be 'connection' or 'transaction', not "Transaction"/,
+      /readOnlySessions must be 'connection' or 'transaction', not a string of 11 characters/,
     ],
     [{ whenNoReplica: 'replica' as never }, /whenNoReplica must be 'primary' or 'error'/],
     [{ replicaSelection: 'fastest' as never }, /replicaSelection must be 'round-robin' or 'random' or 'least-lag'/],
