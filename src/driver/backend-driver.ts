@@ -13,7 +13,7 @@ import { PrimaryUnavailableError } from '../errors.js'
 import type { Telemetry } from '../events.js'
 import { classify, isSchemaChange } from '../guard/classify.js'
 import type { ReadGuard } from '../guard/read-guard.js'
-import { markWriteTransaction } from '../guard/transaction-scope.js'
+import { enterWriteTransaction, leaveWriteTransaction } from '../guard/transaction-scope.js'
 import { BackendConnection } from './backend-connection.js'
 import type { Node } from './node.js'
 import type { Router } from './router.js'
@@ -179,8 +179,14 @@ export class BackendDriver implements Driver {
       // A read transaction is a consistent snapshot: repeatable read unless asked for another level.
       await conn.beginReadOnly(settings.isolationLevel ?? 'repeatable read')
     } else {
-      await conn.node.driver.beginTransaction(conn.inner, settings)
-      markWriteTransaction(connection, true)
+      // Before the first await: the scope must be entered while Kysely's consumer runs synchronously.
+      enterWriteTransaction(connection)
+      try {
+        await conn.node.driver.beginTransaction(conn.inner, settings)
+      } catch (error) {
+        leaveWriteTransaction(connection)
+        throw error
+      }
     }
     conn.inTransaction = true
   }
@@ -236,6 +242,6 @@ export class BackendDriver implements Driver {
   #ended(conn: BackendConnection): void {
     conn.inTransaction = false
     conn.schemaChanged = false
-    if (this.role === 'write') markWriteTransaction(conn, false)
+    if (this.role === 'write') leaveWriteTransaction(conn)
   }
 }
