@@ -17,7 +17,7 @@ import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
 import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
 import { HealthChecker } from './routing/health.js'
-import { positionalRouter, type SessionState } from './routing/positional-router.js'
+import { isUnsettled, positionalRouter, recordPending, type SessionState } from './routing/positional-router.js'
 import { ReplicaPool } from './routing/replica-pool.js'
 
 export type { BackendsConfig } from './config.js'
@@ -124,13 +124,17 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
         write: backend({
           ...writeOptions,
           session: true,
-          recorder(text) {
-            const position = parsePosition(text)
-            if (position) state.position = laterOf(state.position, position)
+          recorder: {
+            record(text) {
+              const position = parsePosition(text)
+              if (position) state.position = laterOf(state.position, position)
+            },
+            pending: (settled) => recordPending(state, settled),
           },
         }) as unknown as WriteBackend<DB>,
         read: backend({ role: 'read', router: readRouter(state), guard, session: true }) as unknown as ReadBackend<DB>,
-        token: () => encodeToken({ cluster: checker.cluster ?? '', position: state.position }),
+        token: () =>
+          encodeToken({ cluster: checker.cluster ?? '', position: state.position, unsettled: isUnsettled(state) }),
       }
     },
     replicas: () => pool.status(),
@@ -152,11 +156,12 @@ function sessionState(token: string | undefined, checker: HealthChecker): Sessio
   if (typeof token !== 'string') throw new InvalidSessionTokenError(token)
   const decoded = decodeToken(token)
   if (!decoded) return { position: undefined, foreign: true }
-  if (!decoded.position) return { position: undefined, foreign: false }
+  const unknown = decoded.unsettled === true
+  if (!decoded.position && !unknown) return { position: undefined, foreign: false }
   // A position from another cluster or history can only be honoured on the primary; a cluster not
   // known yet (before the first health check) is not guessed to be this one.
   const foreign = decoded.cluster === '' || decoded.cluster !== checker.cluster
-  return { position: decoded.position, foreign }
+  return { position: decoded.position, foreign, unknown }
 }
 
 async function primaryPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {

@@ -17,7 +17,7 @@ export interface ReplicaStatus {
 export type DrainReason = 'lag' | 'unknown-lag' | 'migration'
 
 /** Why a read ran on the primary instead of a replica. */
-export type FallbackReason = 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error'
+export type FallbackReason = 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error' | 'unknown-position'
 
 /** What `onEvent` receives. Names are node names; messages are redacted. */
 export type BackendEvent =

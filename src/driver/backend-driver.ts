@@ -21,7 +21,12 @@ import type { Router } from './router.js'
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
 /** Receives the position of each commit of a session's write backend. */
-export type PositionRecorder = (position: string) => void
+export interface PositionRecorder {
+  /** A commit's position, known as its result is handed back. */
+  record(position: string): void
+  /** A commit whose position is read after its result was handed back; `settled` gives it. */
+  pending(settled: Promise<string | undefined>): void
+}
 
 export interface BackendDriverOptions {
   readonly role: 'read' | 'write'
@@ -58,6 +63,8 @@ export class BackendDriver implements Driver {
   readonly #floor: SchemaFloor | undefined
   readonly #replication: ((connection: DatabaseConnection) => Promise<ReplicationStatements>) | undefined
   readonly #isConnectionError: (error: unknown) => boolean
+  /** Connections still reading a write's position: back to their pool once it is read. */
+  readonly #releaseAfter = new WeakMap<BackendConnection, Promise<unknown>>()
 
   constructor(options: BackendDriverOptions) {
     this.#isConnectionError = options.isConnectionError
@@ -76,6 +83,8 @@ export class BackendDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
+    const ready = this.router.ready?.()
+    if (ready) await ready
     return this.#acquire(new Set())
   }
 
@@ -156,12 +165,25 @@ export class BackendDriver implements Driver {
     if (!schemaChange && !forSession) return conn.inner.executeQuery<R>(query, options)
     const sink: PositionSink = { position: undefined }
     const result = await capturePositions(sink, () => conn.inner.executeQuery<R>(query, options))
-    this.#committed(await this.#positionOf(conn, sink), schemaChange)
+    if (sink.position !== undefined || !this.#replication) {
+      this.#committed(sink.position, schemaChange)
+    } else if (schemaChange || !this.#recorder) {
+      // The floor holds every read of the process, and DDL is rare: its position is read in line.
+      this.#committed(await this.#positionOf(conn), schemaChange)
+    } else {
+      // A session's autocommit write whose driver did not report the position (PostgreSQL's extended
+      // protocol cannot carry a second statement): the result goes back now, the position is read one
+      // round trip later on the same connection, and the session's next read waits for it.
+      const settled = this.#positionOf(conn)
+      const prior = this.#releaseAfter.get(conn)
+      this.#releaseAfter.set(conn, prior ? Promise.allSettled([prior, settled]) : settled)
+      this.#recorder.pending(settled)
+    }
     return result
   }
 
-  async #positionOf(conn: BackendConnection, sink: PositionSink): Promise<string | undefined> {
-    if (sink.position !== undefined || !this.#replication) return sink.position
+  async #positionOf(conn: BackendConnection): Promise<string | undefined> {
+    if (!this.#replication) return undefined
     const { sessionPosition } = await this.#replication(conn.inner)
     const { rows } = await conn.inner.executeQuery<{ pos: string | null }>(CompiledQuery.raw(sessionPosition))
     return rows[0]?.pos ?? undefined
@@ -170,7 +192,7 @@ export class BackendDriver implements Driver {
   #committed(position: string | undefined, schemaChange: boolean): void {
     if (!position) return
     if (schemaChange) this.#floor?.raise(position)
-    this.#recorder?.(position)
+    this.#recorder?.record(position)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -200,7 +222,7 @@ export class BackendDriver implements Driver {
       }
       const sink: PositionSink = { position: undefined }
       await capturePositions(sink, () => conn.node.driver.commitTransaction(conn.inner))
-      this.#committed(await this.#positionOf(conn, sink), conn.schemaChanged)
+      this.#committed(sink.position ?? (await this.#positionOf(conn)), conn.schemaChanged)
     } finally {
       this.#ended(conn)
     }
@@ -232,7 +254,12 @@ export class BackendDriver implements Driver {
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
     const conn = connection as BackendConnection
-    await conn.node.releaseConnection(conn.inner)
+    const after = this.#releaseAfter.get(conn)
+    if (!after) return conn.node.releaseConnection(conn.inner)
+    // Not awaited: the write's caller has its result; the connection follows once the position is in.
+    this.#releaseAfter.delete(conn)
+    const release = () => conn.node.releaseConnection(conn.inner)
+    void after.then(release, release)
   }
 
   async destroy(): Promise<void> {

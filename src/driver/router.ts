@@ -10,6 +10,11 @@ export interface Router {
    * (a session read whose replica did not replay its position in time).
    */
   admit?(node: Node, connection: DatabaseConnection): Promise<boolean>
+  /**
+   * Something to wait for before a node is chosen (a session position still being read); undefined
+   * when there is nothing, so that a plain read does not pay for an await.
+   */
+  ready?(): Promise<void> | undefined
   /** A connection to `node` failed; true when the request may be retried on another node. */
   failed(node: Node, error: unknown): boolean
 }

@@ -115,12 +115,14 @@ export class ReplicaPool {
 
   /**
    * Where a read goes when no replica can serve it: the primary, or an error if so configured. A
-   * session token that cannot be checked here always goes to the primary: no replica can be shown to
-   * honour it, and a tampered cookie must not turn into failing reads.
+   * session token that cannot be checked here, or a session position that could not be learnt, always
+   * goes to the primary: no replica can be shown to honour it, and a tampered cookie must not turn into
+   * failing reads.
    */
   fallback(reason: FallbackReason, detail: string): Node {
     if (this.#replicas.length === 0) return this.primary
-    if (this.options.whenNoReplica === 'error' && reason !== 'foreign-token') throw new NoReplicaAvailableError(detail)
+    if (this.options.whenNoReplica === 'error' && reason !== 'foreign-token' && reason !== 'unknown-position')
+      throw new NoReplicaAvailableError(detail)
     this.telemetry.fallback(reason, this.primary.name)
     return this.primary
   }
