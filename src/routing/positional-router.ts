@@ -90,8 +90,9 @@ export function positionalRouter(
     ready() {
       if (!pool.hasReplicas) return undefined
       if (state.pending) return state.pending
-      if (state.unknown) return (state.learning ??= learn())
-      return undefined
+      if (!state.unknown) return undefined
+      state.learning ??= learn()
+      return state.learning
     },
     choose(exclude) {
       const target = targetOf(state, floor)
