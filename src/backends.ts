@@ -5,20 +5,24 @@ import { type BackendsConfig, resolveOptions } from './config.js'
 import { laterOf, parsePosition } from './consistency/position.js'
 import { SchemaFloor } from './consistency/schema-floor.js'
 import { decodeToken, encodeToken } from './consistency/token.js'
-import { type DialectName, type DialectSupport, isDialect, type NodeConfig } from './dialects/dialect.js'
+import type { DialectName, DialectSupport, NodeConfig } from './dialects/dialect.js'
 import { createMysqlSupport } from './dialects/mysql.js'
 import { postgres } from './dialects/postgres.js'
 import { BackendDriver, type BackendDriverOptions } from './driver/backend-driver.js'
-import { Node, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
-import { fixedRouter } from './driver/router.js'
+import type { Node } from './driver/node.js'
 import { ConfigurationError, InvalidSessionTokenError } from './errors.js'
 import { type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
 import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
 import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
-import { HealthChecker } from './routing/health.js'
+import { NodeFactory } from './node-factory.js'
+import { FallbackBudget } from './routing/fallback-budget.js'
 import { isUnsettled, positionalRouter, recordPending, type SessionState } from './routing/positional-router.js'
+import { primaryRouter } from './routing/primary-router.js'
+import { ReplayWaits } from './routing/replay-waits.js'
 import { ReplicaPool } from './routing/replica-pool.js'
+import type { Candidate } from './topology/topology.js'
+import { Topology } from './topology/topology.js'
 
 export type { BackendsConfig } from './config.js'
 
@@ -41,6 +45,18 @@ export interface Backends<DB> {
   readonly write: WriteBackend<DB>
   /** A replica per query (the primary in a read-only session when none is eligible). */
   readonly read: ReadBackend<DB>
+  /**
+   * The primary as a plain `Kysely<DB>`, for tools and code typed `Kysely<DB>`: kysely-ctl, Kysely's
+   * `Migrator`, third-party adapters. It is the write backend itself (one instance), so it keeps every
+   * guarantee of `write`: a schema change raises the schema floor, a query escaping a write transaction
+   * is caught. Its `destroy()` ends the whole group, like {@link Backends.destroy}. Prefer `write` in
+   * application code: only `WriteBackend<DB>` tells a write from a read at compile time.
+   *
+   * ```ts
+   * const migrator = new Migrator({ db: db.kysely, provider })
+   * ```
+   */
+  readonly kysely: Kysely<DB>
   /** A read-your-writes session; pass a token from `session.token()` to continue one. */
   session(token?: string): Session<DB>
   /** Each replica's state, lag and last check. */
@@ -78,48 +94,91 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   if (!support) {
     throw new ConfigurationError(`Unknown dialect "${String(config.dialect)}": use 'postgres' or 'mysql'.`)
   }
-  const { enforcement, whenNoReplica, selection, maxReplicaLagMs, intervalMs, maxWaitMs } = resolveOptions(config)
+  const options = resolveOptions(config)
+  const { enforcement, whenNoReplica, selection, maxReplicaLagMs, maxWaitMs } = options
+  const nodes = new NodeFactory(support, options)
 
-  const primary = nodeFor(support, config.primary, 'primary', undefined)
-  const replicas = (config.replicas ?? []).map((replica, i) =>
-    nodeFor(support, replica, `replica ${i + 1}`, readOnlySession(support, replica, enforcement)),
+  const candidateConfigs: readonly NodeConfig[] = Array.isArray(config.primary) ? config.primary : [config.primary]
+  const candidates = candidateConfigs.map((candidate, i) =>
+    nodes.candidate(candidate, candidateConfigs.length === 1 ? 'primary' : `primary ${i + 1}`),
   )
-  const primaryRead = primaryForReads(support, config.primary, primary, enforcement)
+  const first = candidates[0] as Candidate
+  const replicas = (config.replicas ?? []).map((replica, i) => nodes.replica(replica, `replica ${i + 1}`))
   const telemetry = new Telemetry(config.onEvent)
-  const pool = new ReplicaPool(replicas, primaryRead, { selection, maxReplicaLagMs, whenNoReplica }, telemetry)
   const migrationTable = config.migrationTable === false ? undefined : (config.migrationTable ?? 'kysely_migration')
-  const checker = new HealthChecker(
-    support,
-    primary,
-    pool,
-    intervalMs,
-    Math.max(10 * maxReplicaLagMs, 60_000),
-    migrationTable,
+  let topology: Topology | undefined
+  const pool = new ReplicaPool(
+    replicas.map((replica) => replica.node),
+    () => (topology?.primary ?? first).read,
+    new Set(candidates.map((candidate) => candidate.read)),
+    {
+      selection,
+      maxReplicaLagMs,
+      whenNoReplica,
+      staleReadsMaxLagMs: options.staleReadsMaxLagMs,
+      budget: new FallbackBudget(options.fallbackMaxConcurrent, options.fallbackMaxQueueMs),
+    },
+    telemetry,
   )
-  if (replicas.length > 0) checker.start()
+  topology = new Topology(support, candidates, replicas, pool, telemetry, {
+    intervalMs: options.intervalMs,
+    timeoutMs: options.healthCheckTimeoutMs,
+    historyMs: Math.max(10 * maxReplicaLagMs, 60_000),
+    migrationTable,
+  })
+  const live = topology
+  live.start()
+
+  const allNodes = [...new Set(candidates.flatMap((c) => [c.write, c.read, c.monitor]))].concat(
+    ...replicas.map((r) => (r.monitor === r.node ? [r.node] : [r.node, r.monitor])),
+  )
+  let destroyed: Promise<void> | undefined
+  const destroyAll = () =>
+    (destroyed ??= (async () => {
+      await live.stop()
+      await Promise.all(allNodes.map((node) => node.destroy()))
+    })())
 
   const group = config.detectTransactionEscapes === false ? undefined : {}
   const guard = new ReadGuard(support.isReadOnlyRefusal, config.dialect)
   const isConnectionError = support.isConnectionError
   const plugins = config.plugins ?? []
-  const backend = (options: Omit<BackendDriverOptions, 'isConnectionError' | 'telemetry'>) =>
-    kyselyOn(new BackendDriver({ ...options, isConnectionError, telemetry }), primary.dialect, plugins, group)
+  const backend = (driverOptions: Omit<BackendDriverOptions, 'isConnectionError' | 'telemetry' | 'destroyAll'>) =>
+    kyselyOn(
+      new BackendDriver({ ...driverOptions, isConnectionError, telemetry, destroyAll }),
+      first.write.dialect,
+      plugins,
+      group,
+    )
   const floor = new SchemaFloor()
   const replicaRouter = pool.router(isConnectionError)
-  const readRouter = (state: SessionState) =>
-    positionalRouter(state, floor, pool, support, maxWaitMs, telemetry, replicaRouter)
-  const writeOptions = { role: 'write', router: fixedRouter(primary), floor, replication: support.replication } as const
+  const waits = new ReplayWaits(pool, support, telemetry)
+  const fallbackBudget =
+    replicas.length > 0 ? { isFallback: (node: Node) => pool.isPrimary(node), budget: pool.budget } : undefined
+  const readOptions = (state: SessionState, session: boolean) =>
+    ({
+      role: 'read',
+      router: positionalRouter(state, floor, pool, waits, maxWaitMs, replicaRouter, () =>
+        writtenPosition((live.primary ?? first).write, support),
+      ),
+      guard,
+      session,
+      fallbackBudget,
+    }) as const
+  const writeOptions = {
+    role: 'write',
+    router: primaryRouter(live, candidates, isConnectionError),
+    floor,
+    replication: support.replication,
+  } as const
 
   const write = backend(writeOptions) as unknown as WriteBackend<DB>
   return {
     write,
-    read: backend({
-      role: 'read',
-      router: readRouter({ position: undefined, foreign: false }),
-      guard,
-    }) as unknown as ReadBackend<DB>,
+    kysely: write as unknown as Kysely<DB>,
+    read: backend(readOptions({ position: undefined, foreign: false }, false)) as unknown as ReadBackend<DB>,
     session(token?: string): Session<DB> {
-      const state = sessionState(token, checker)
+      const state = sessionState(token, live)
       return {
         write: backend({
           ...writeOptions,
@@ -132,26 +191,23 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
             pending: (settled) => recordPending(state, settled),
           },
         }) as unknown as WriteBackend<DB>,
-        read: backend({ role: 'read', router: readRouter(state), guard, session: true }) as unknown as ReadBackend<DB>,
+        read: backend(readOptions(state, true)) as unknown as ReadBackend<DB>,
         token: () =>
-          encodeToken({ cluster: checker.cluster ?? '', position: state.position, unsettled: isUnsettled(state) }),
+          encodeToken({ cluster: live.cluster ?? '', position: state.position, unsettled: isUnsettled(state) }),
       }
     },
     replicas: () => pool.status(),
     migrator: (props) =>
-      new BackendMigrator(write, floor, () => primaryPosition(primary, support), {
+      new BackendMigrator(write, floor, () => primaryPosition((live.primary ?? first).write, support), {
         ...props,
         migrationTableName: props.migrationTableName ?? migrationTable,
       }),
     stats: () => telemetry.snapshot(),
-    async destroy() {
-      await checker.stop()
-      await Promise.all([primary, primaryRead, ...replicas].map((node) => node.destroy()))
-    },
+    destroy: destroyAll,
   }
 }
 
-function sessionState(token: string | undefined, checker: HealthChecker): SessionState {
+function sessionState(token: string | undefined, topology: Topology): SessionState {
   if (token === undefined) return { position: undefined, foreign: false }
   if (typeof token !== 'string') throw new InvalidSessionTokenError(token)
   const decoded = decodeToken(token)
@@ -160,8 +216,17 @@ function sessionState(token: string | undefined, checker: HealthChecker): Sessio
   if (!decoded.position && !unknown) return { position: undefined, foreign: false }
   // A position from another cluster or history can only be honoured on the primary; a cluster not
   // known yet (before the first health check) is not guessed to be this one.
-  const foreign = decoded.cluster === '' || decoded.cluster !== checker.cluster
+  const foreign = decoded.cluster === '' || decoded.cluster !== topology.cluster
   return { position: decoded.position, foreign, unknown }
+}
+
+/** A position past every commit the primary acknowledged: for a session whose last write's position is unknown. */
+async function writtenPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {
+  return primary.withConnection(async (connection) => {
+    const { writtenPosition } = await support.replication(connection)
+    const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(writtenPosition))
+    return rows[0]?.pos ?? undefined
+  })
 }
 
 async function primaryPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {
@@ -170,46 +235,6 @@ async function primaryPosition(primary: Node, support: DialectSupport): Promise<
     const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(primaryPosition))
     return rows[0]?.pos ?? undefined
   })
-}
-
-function nodeFor(
-  support: DialectSupport,
-  config: NodeConfig,
-  role: string,
-  readOnly: ReadOnlySession | undefined,
-): Node {
-  if (isDialect(config)) return new Node(role, config, readOnly)
-  const dialect = support.createDialect(config, {
-    readOnly: readOnly?.enforcement === 'connection',
-    trackPositions: readOnly === undefined,
-  })
-  return new Node(`${role} ${support.describe(config)}`, dialect, readOnly)
-}
-
-function readOnlySession(
-  support: DialectSupport,
-  config: NodeConfig,
-  enforcement: ReadOnlyEnforcement,
-): ReadOnlySession {
-  if (enforcement === 'transaction') return { enforcement, transactionSql: support.readOnlyTransactionSql }
-  // A pool kysely-rw creates starts its sessions read-only; a ready-made dialect's are made so by statement.
-  return isDialect(config) ? { enforcement, sessionSql: support.readOnlySessionSql } : { enforcement }
-}
-
-// With no replica, reads go to the primary, still in read-only sessions, so that a misrouted write
-// fails in development exactly as it would on a replica.
-function primaryForReads(
-  support: DialectSupport,
-  config: NodeConfig,
-  primary: Node,
-  enforcement: ReadOnlyEnforcement,
-): Node {
-  if (isDialect(config)) {
-    // One ready-made dialect may be a single connection (PGlite): share its driver, and never change
-    // the session the write backend also uses.
-    return new Node('primary (read-only)', config, readOnlySession(support, config, 'transaction'), primary)
-  }
-  return nodeFor(support, config, 'primary (read-only)', readOnlySession(support, config, enforcement))
 }
 
 function kyselyOn(

@@ -1,4 +1,4 @@
-import type { KyselyPlugin } from 'kysely'
+import type { KyselyPlugin, PostgresCursorConstructor } from 'kysely'
 import type { DialectName, NodeConfig } from './dialects/dialect.js'
 import type { ReadOnlyEnforcement } from './driver/node.js'
 import { ConfigurationError } from './errors.js'
@@ -9,8 +9,14 @@ import type { ReplicaSelection } from './routing/strategies.js'
 export interface BackendsConfig {
   /** `'postgres'` (pg, streaming replication) or `'mysql'` (mysql2; MySQL 8 and MariaDB). */
   readonly dialect: DialectName
-  /** The primary: a connection string, the driver's pool config, or a Kysely `Dialect`. */
-  readonly primary: NodeConfig
+  /**
+   * The primary: a connection string, the driver's pool config, or a Kysely `Dialect`. Or a list of
+   * candidates (as libpq's multi-host `target_session_attrs=read-write`): writes go to the one that is
+   * a primary now (PostgreSQL: not in recovery; MySQL/MariaDB: `read_only` off), re-decided every
+   * health check and at once when it fails, so a promoted replica takes writes without a restart. A
+   * server may be both a candidate and a replica: while it is the primary it serves no replica reads.
+   */
+  readonly primary: NodeConfig | readonly NodeConfig[]
   /** The replicas, in the same forms. None: reads run on the primary, in read-only sessions. */
   readonly replicas?: readonly NodeConfig[]
   /** Kysely plugins for both backends (CamelCasePlugin and friends). */
@@ -45,8 +51,41 @@ export interface BackendsConfig {
    * nothing otherwise (measured in bench/RESULTS.md); Node 24's costs no promise anything.
    */
   readonly detectTransactionEscapes?: boolean
+  /**
+   * PostgreSQL: the cursor class `.stream()` reads with, for pools kysely-rw creates. Default: `pg-cursor`,
+   * loaded on the first `.stream()` when it is installed (an optional peer). A ready-made `Dialect`
+   * brings its own.
+   */
+  readonly cursor?: PostgresCursorConstructor
   /** Receives routing and health events. Never given secrets. */
   readonly onEvent?: (event: BackendEvent) => void
+  /**
+   * Deadlines, in milliseconds. Each has a default, so that nothing waits forever on a server that
+   * hangs instead of failing (a frozen VM, a partition that drops packets: TCP alone gives up only
+   * after about 15 minutes).
+   */
+  readonly timeouts?: {
+    /** Connecting to a server (pools kysely-rw creates; a pool config's own value wins). Default 5000. */
+    readonly connectMs?: number
+    /** Waiting for a pool connection, connecting included. Default 5000. */
+    readonly acquireMs?: number
+    /** A health check that has not answered by then marks its node down. Default 1000. */
+    readonly healthCheckMs?: number
+    /** `destroy()` lets queries in flight finish this long, then cuts their connections. Default 5000. */
+    readonly destroyMs?: number
+  }
+  /**
+   * The primary's budget for reads that fall back to it because no replica can serve them: at most
+   * `maxConcurrent` at once (default 10); a surplus read waits up to `maxQueueMs` (default 500) for a
+   * turn, then fails with NoReplicaAvailableError. Only applies when replicas are configured.
+   */
+  readonly fallbackReads?: { readonly maxConcurrent?: number; readonly maxQueueMs?: number }
+  /**
+   * Opt-in bounded staleness: when no replica is within `maxReplicaLagMs`, plain reads (never session
+   * reads, never past the schema floor) keep using the least lagged replica while its lag is at most
+   * `maxLagMs`, instead of moving to the primary. Counted in `stats().staleReads`.
+   */
+  readonly staleReads?: { readonly maxLagMs: number }
 }
 
 /** The options of a {@link BackendsConfig}, checked and with their defaults. */
@@ -57,11 +96,22 @@ export interface ResolvedOptions {
   readonly maxReplicaLagMs: number
   readonly intervalMs: number
   readonly maxWaitMs: number
+  readonly connectTimeoutMs: number
+  readonly acquireTimeoutMs: number
+  readonly healthCheckTimeoutMs: number
+  readonly destroyTimeoutMs: number
+  readonly fallbackMaxConcurrent: number
+  readonly fallbackMaxQueueMs: number
+  readonly staleReadsMaxLagMs: number | undefined
+  readonly cursor: PostgresCursorConstructor | undefined
 }
 
 /** Checks every option and fills in defaults; a value outside the documented ones is an error, never a guess. */
 export function resolveOptions(config: BackendsConfig): ResolvedOptions {
-  if (!config.primary) throw new ConfigurationError('createBackends needs a primary.')
+  const candidates = Array.isArray(config.primary) ? config.primary : [config.primary]
+  if (candidates.length === 0 || candidates.some((candidate) => !candidate)) {
+    throw new ConfigurationError('createBackends needs a primary.')
+  }
   const selection = config.replicaSelection ?? 'round-robin'
   if (typeof selection !== 'function') oneOf(selection, ['round-robin', 'random', 'least-lag'], 'replicaSelection')
   return {
@@ -71,7 +121,27 @@ export function resolveOptions(config: BackendsConfig): ResolvedOptions {
     maxReplicaLagMs: positive(config.maxReplicaLagMs, 5000, 'maxReplicaLagMs'),
     intervalMs: positive(config.healthCheckIntervalMs, 1000, 'healthCheckIntervalMs'),
     maxWaitMs: positive(config.readYourWrites?.maxWaitMs, 1000, 'readYourWrites.maxWaitMs'),
+    connectTimeoutMs: positive(config.timeouts?.connectMs, 5000, 'timeouts.connectMs'),
+    acquireTimeoutMs: positive(config.timeouts?.acquireMs, 5000, 'timeouts.acquireMs'),
+    healthCheckTimeoutMs: positive(config.timeouts?.healthCheckMs, 1000, 'timeouts.healthCheckMs'),
+    destroyTimeoutMs: positive(config.timeouts?.destroyMs, 5000, 'timeouts.destroyMs'),
+    fallbackMaxConcurrent: positive(config.fallbackReads?.maxConcurrent, 10, 'fallbackReads.maxConcurrent'),
+    fallbackMaxQueueMs: positive(config.fallbackReads?.maxQueueMs, 500, 'fallbackReads.maxQueueMs'),
+    staleReadsMaxLagMs:
+      config.staleReads === undefined
+        ? undefined
+        : positive(config.staleReads.maxLagMs ?? Number.NaN, 0, 'staleReads.maxLagMs'),
+    cursor: cursorOption(config.cursor),
   }
+}
+
+function cursorOption(cursor: PostgresCursorConstructor | undefined): PostgresCursorConstructor | undefined {
+  if (cursor !== undefined && typeof cursor !== 'function') {
+    throw new ConfigurationError(
+      "cursor must be pg-cursor's class (import Cursor from 'pg-cursor'), not an instance or a name.",
+    )
+  }
+  return cursor
 }
 
 /** The value, or the first choice when absent; anything else is a configuration error, never a guess. */

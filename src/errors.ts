@@ -121,3 +121,29 @@ export class InvalidSessionTokenError extends TypeError {
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
+
+/**
+ * The connection to the primary was lost while a write or COMMIT was in flight: it may or may not have
+ * been applied. kysely-rw never retries it; check the data (or make the write idempotent) before
+ * trying again.
+ */
+export class WriteOutcomeUnknownError extends Error {
+  override readonly name = 'WriteOutcomeUnknownError'
+  constructor(node: string, options: { cause: unknown }) {
+    super(
+      `The connection to the primary (${node}) was lost while a write was in flight: ` +
+        `${redactSecrets(messageOf(options.cause))}. Whether it was applied is unknown, and it was not retried: ` +
+        'check the data before writing again.',
+      options,
+    )
+  }
+}
+
+/** A query was issued, or was still waiting for a connection, after `destroy()`. */
+export class BackendsDestroyedError extends Error {
+  override readonly name = 'BackendsDestroyedError'
+  readonly code = 'BACKENDS_DESTROYED'
+  constructor(node: string) {
+    super(`The backends were destroyed (destroy() was called); ${node} is closed. Create new backends to query again.`)
+  }
+}

@@ -1,11 +1,20 @@
-/** How a replica stands after its last health check. */
-export type ReplicaState = 'up' | 'lagging' | 'down'
+/**
+ * How a replica stands after its last health check. Only `'up'` serves reads:
+ * - `'lagging'`: behind past `maxReplicaLagMs`, lag unknown, or a migration missing;
+ * - `'down'`: unreachable, or no answer within `timeouts.healthCheckMs`;
+ * - `'not-a-replica'`: it replicates from another cluster (a misconfiguration);
+ * - `'writable'`: it takes writes, so it is no replica (a misconfiguration);
+ * - `'primary'`: it is the current primary (a candidate promoted after a failover).
+ */
+export type ReplicaState = 'up' | 'lagging' | 'down' | 'not-a-replica' | 'writable' | 'primary'
 
 /** One replica as `db.replicas()` reports it. */
 export interface ReplicaStatus {
   /** Host, port and database (or `replica N` for a ready-made dialect); never credentials. */
   readonly name: string
   readonly state: ReplicaState
+  /** Why it serves no reads, in words (redacted); null while up. */
+  readonly problem: string | null
   /** Replication lag as last measured; null when unknown (down, or the server does not report it). */
   readonly lagMs: number | null
   /** The replay position last seen (an LSN or a GTID position), when known. */
@@ -19,6 +28,8 @@ export type DrainReason = 'lag' | 'unknown-lag' | 'migration'
 /** Why a read ran on the primary instead of a replica. */
 export type FallbackReason = 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error' | 'unknown-position'
 
+const FALLBACK_REASONS: readonly FallbackReason[] = ['no-replica', 'wait-timeout', 'foreign-token', 'replica-error']
+
 /** What `onEvent` receives. Names are node names; messages are redacted. */
 export type BackendEvent =
   | { readonly type: 'route'; readonly node: string; readonly session: boolean }
@@ -27,6 +38,16 @@ export type BackendEvent =
   | { readonly type: 'down'; readonly replica: string; readonly error: string }
   | { readonly type: 'fallback'; readonly reason: FallbackReason; readonly node: string }
   | { readonly type: 'wait'; readonly replica: string; readonly ms: number; readonly reached: boolean }
+  | {
+      readonly type: 'misconfigured'
+      readonly replica: string
+      readonly state: 'not-a-replica' | 'writable'
+      readonly detail: string
+    }
+  | { readonly type: 'primary-down'; readonly node: string; readonly error: string }
+  | { readonly type: 'primary-up'; readonly node: string }
+  | { readonly type: 'primary-changed'; readonly from: string; readonly to: string }
+  | { readonly type: 'stale-read'; readonly replica: string; readonly lagMs: number | null }
 
 /** Counters since `createBackends`, as `db.stats()` returns them. */
 export interface BackendStats {
@@ -36,6 +57,12 @@ export interface BackendStats {
   readonly writes: number
   /** Reads that ran on the primary because no replica could serve them. */
   readonly fallbacks: number
+  /** The same, by reason. */
+  readonly fallbacksByReason: Readonly<Record<FallbackReason, number>>
+  /** Reads refused because the primary's fallback budget (`fallbackReads`) was spent. */
+  readonly fallbacksRefused: number
+  /** Plain reads served by a replica past `maxReplicaLagMs` under `staleReads` (bounded staleness). */
+  readonly staleReads: number
   /** Session reads that waited for a replica to replay their position, and the total time waited. */
   readonly waits: number
   readonly waitMs: number
@@ -46,6 +73,12 @@ export class Telemetry {
   readonly #readsByNode: Record<string, number> = {}
   #writes = 0
   #fallbacks = 0
+  readonly #fallbacksByReason = Object.fromEntries(FALLBACK_REASONS.map((r) => [r, 0])) as Record<
+    FallbackReason,
+    number
+  >
+  #fallbacksRefused = 0
+  #staleReads = 0
   #waits = 0
   #waitMs = 0
 
@@ -75,7 +108,17 @@ export class Telemetry {
 
   fallback(reason: FallbackReason, node: string): void {
     this.#fallbacks++
+    this.#fallbacksByReason[reason]++
     this.emit({ type: 'fallback', reason, node })
+  }
+
+  fallbackRefused(): void {
+    this.#fallbacksRefused++
+  }
+
+  staleRead(replica: string, lagMs: number | null): void {
+    this.#staleReads++
+    this.emit({ type: 'stale-read', replica, lagMs })
   }
 
   waited(replica: string, ms: number, reached: boolean): void {
@@ -89,6 +132,9 @@ export class Telemetry {
       readsByNode: { ...this.#readsByNode },
       writes: this.#writes,
       fallbacks: this.#fallbacks,
+      fallbacksByReason: { ...this.#fallbacksByReason },
+      fallbacksRefused: this.#fallbacksRefused,
+      staleReads: this.#staleReads,
       waits: this.#waits,
       waitMs: this.#waitMs,
     }

@@ -1,4 +1,5 @@
-import type { DatabaseConnection, Dialect } from 'kysely'
+import type { DatabaseConnection, Dialect, PostgresCursorConstructor } from 'kysely'
+import type { SocketRegistry } from './sockets.js'
 
 /** Which database family the backends speak. `'mysql'` covers MySQL 8 and MariaDB (mysql2). */
 export type DialectName = 'postgres' | 'mysql'
@@ -14,6 +15,37 @@ export interface DialectOptions {
   readonly readOnly: boolean
   /** Report the position of each write and COMMIT to the capture sink, where the protocol allows it. */
   readonly trackPositions: boolean
+  /** PostgreSQL: the cursor class `.stream()` uses; pg-cursor, loaded on first use, when absent. */
+  readonly cursor?: PostgresCursorConstructor | undefined
+  /** Where the pool registers each connection's socket, so that a node declared down can cut them. */
+  readonly sockets: SocketRegistry
+  /** Bounds on connecting, applied where the user's pool config does not set its own. */
+  readonly deadlines: PoolDeadlines
+  /** A pool of this many connections at most (a node's monitor needs one); the user's size otherwise. */
+  readonly poolSize?: number
+}
+
+/** What a pool kysely-rw creates is told, so that no connection waits forever on a server that hangs. */
+export interface PoolDeadlines {
+  /** Connecting (and, on pg, waiting for a free pool connection) gives up after this. */
+  readonly connectTimeoutMs: number
+  /** TCP keepalive probes start after a connection was idle this long. */
+  readonly keepAliveDelayMs: number
+}
+
+/** What one round trip tells about a server: its role, its position and who it replicates from. */
+export interface Probe {
+  /** True when the server takes writes: PostgreSQL not in recovery, MySQL/MariaDB `@@read_only = 0`. */
+  readonly writable: boolean
+  /** A primary's current position, or a replica's replay position; null when the server does not say. */
+  readonly position: string | null
+  /**
+   * On a writable server, the identity session tokens carry: it changes with a failover (PostgreSQL:
+   * system identifier and timeline; MariaDB: server id and GTID domain; MySQL: server uuid).
+   */
+  readonly cluster: string | null
+  /** Facts compared by `notAReplicaOf`, opaque to everything else. */
+  readonly identity: Readonly<Record<string, string | null>>
 }
 
 /** What kysely-rw must know about a database family; one implementation per family. */
@@ -60,6 +92,16 @@ export interface ReplicationStatements {
   readonly writtenPosition: string
   /** Waits on a replica connection until it has replayed `position`; false when `timeoutMs` passed. */
   waitForPosition(connection: DatabaseConnection, position: string, timeoutMs: number): Promise<boolean>
+  /** One statement whose single row `readProbe` reads; needs no privileges beyond connecting. */
+  readonly probe: string
+  readProbe(row: Record<string, unknown>): Probe
+  /**
+   * Why a server that claims to be a replica cannot be one of this primary (another cluster's system
+   * identifier, GTIDs from servers or domains the primary never had, a position ahead of the
+   * primary's); undefined when nothing the servers expose says so. Comparisons of positions are only
+   * made when `primaryIsLater`: the primary was probed after the replica, so it cannot be behind it.
+   */
+  notAReplicaOf(replica: Probe, primary: Probe, primaryIsLater: boolean): string | undefined
 }
 
 export function isDialect(config: NodeConfig): config is Dialect {

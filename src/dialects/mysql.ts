@@ -2,6 +2,7 @@ import { CompiledQuery, type DatabaseConnection, MysqlDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
+import { cutError, type SocketRegistry } from './sockets.js'
 
 const READ_ONLY_SESSION = 'set session transaction read only'
 
@@ -23,6 +24,46 @@ const MARIADB: ReplicationStatements & { readonly trackPositions: string } = {
     )
     return Number(rows[0]?.reached) === 0
   },
+  probe:
+    'select @@read_only as ro, @@server_id as server_id, @@gtid_domain_id as domain, ' +
+    '@@gtid_binlog_pos as binlog, @@gtid_slave_pos as slave',
+  readProbe(row) {
+    const writable = Number(row.ro) === 0
+    const text = (value: unknown) => (value == null ? null : String(value))
+    return {
+      writable,
+      position: text(writable ? row.binlog : row.slave),
+      cluster: writable ? `${text(row.server_id)}:${text(row.domain)}` : null,
+      identity: { serverId: text(row.server_id), binlog: text(row.binlog), slave: text(row.slave) },
+    }
+  },
+  notAReplicaOf(replica, primary, primaryIsLater) {
+    // Without replication privileges the GTIDs are what tell: each names its domain, the server that
+    // wrote it and its sequence number. A replica of this primary has only GTIDs the primary has too.
+    const have = gtids(primary.identity.binlog)
+    if (replica.identity.serverId !== null && replica.identity.serverId === primary.identity.serverId) {
+      return `it has the primary's server id ${replica.identity.serverId}`
+    }
+    if (!primaryIsLater) return undefined
+    for (const [domain, { server, seq }] of gtids(replica.identity.slave)) {
+      const own = have.get(domain)
+      if (!own) return `it replicated GTID domain ${domain}, which the primary has never written`
+      if (seq > own.seq) return `it is ahead of the primary in GTID domain ${domain} (${seq} > ${own.seq})`
+      if (seq === own.seq && server !== own.server) {
+        return `its GTID ${domain}-${server}-${seq} was written by another server than the primary's ${domain}-${own.server}-${own.seq}`
+      }
+    }
+    return undefined
+  },
+}
+
+function gtids(text: string | null | undefined): Map<string, { server: string; seq: bigint }> {
+  const result = new Map<string, { server: string; seq: bigint }>()
+  for (const part of (text ?? '').split(',')) {
+    const match = /^\s*(\d+)-(\d+)-(\d+)\s*$/.exec(part)
+    if (match) result.set(match[1] as string, { server: match[2] as string, seq: BigInt(match[3] as string) })
+  }
+  return result
 }
 
 /**
@@ -44,6 +85,18 @@ const MYSQL: ReplicationStatements & { readonly trackPositions: string } = {
     )
     return Number(rows[0]?.timedOut) === 0
   },
+  probe: 'select @@read_only as ro, @@server_uuid as server_uuid, @@global.gtid_executed as pos',
+  readProbe(row) {
+    const writable = Number(row.ro) === 0
+    return {
+      writable,
+      position: row.pos == null ? null : String(row.pos),
+      cluster: writable && row.server_uuid != null ? String(row.server_uuid) : null,
+      identity: {},
+    }
+  },
+  // MySQL exposes no source of a replica's data without privileges; read_only is all that is checked.
+  notAReplicaOf: () => undefined,
 }
 
 type Flavor = typeof MARIADB
@@ -81,6 +134,29 @@ function trackGtids(connection: { query: QueryFn }): void {
   }
 }
 
+interface PooledSocket {
+  stream?: { destroy(error?: Error): void; ref(): void; unref(): void }
+  once(event: 'end' | 'error', listener: () => void): void
+}
+
+interface WatchedPool {
+  on(event: 'connection' | 'acquire' | 'release', listener: (connection: PooledSocket) => void): void
+}
+
+/**
+ * Registers each connection's socket for cutting, and lets idle ones not keep the process alive (mysql2
+ * has no `allowExitOnIdle`): a script that forgets `destroy()` still exits once its queries are done.
+ */
+function watchSockets(pool: WatchedPool, sockets: SocketRegistry): void {
+  pool.on('connection', (connection) => {
+    sockets.add(connection, () => connection.stream?.destroy(cutError()))
+    connection.once('end', () => sockets.delete(connection))
+    connection.once('error', () => sockets.delete(connection))
+  })
+  pool.on('acquire', (connection) => connection.stream?.ref())
+  pool.on('release', (connection) => connection.stream?.unref())
+}
+
 /** The MySQL / MariaDB family. One per `createBackends`: it learns which of the two the servers are. */
 export function createMysqlSupport(): DialectSupport {
   let flavor: Promise<Flavor> | undefined
@@ -92,13 +168,21 @@ export function createMysqlSupport(): DialectSupport {
     return flavor
   }
   return {
-    createDialect(config, { readOnly, trackPositions }) {
-      const poolConfig: Record<string, unknown> = typeof config === 'string' ? { uri: config } : { ...config }
+    createDialect(config, { readOnly, trackPositions, sockets, deadlines, poolSize }) {
+      const poolConfig: Record<string, unknown> = {
+        // No connect without an end: the user's values win.
+        connectTimeout: deadlines.connectTimeoutMs,
+        enableKeepAlive: true,
+        keepAliveInitialDelay: deadlines.keepAliveDelayMs,
+        ...(typeof config === 'string' ? { uri: config } : config),
+      }
+      if (poolSize !== undefined) poolConfig.connectionLimit = poolSize
       return new MysqlDialect({
         // Imported on first use so that `mysql2` stays an optional peer for PostgreSQL users.
         pool: async () => {
           const mysql2 = await import('mysql2')
           const pool = mysql2.createPool(poolConfig)
+          watchSockets(pool as unknown as WatchedPool, sockets)
           if (trackPositions) {
             pool.on('connection', (connection) => trackGtids(connection as unknown as { query: QueryFn }))
           }

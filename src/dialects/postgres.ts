@@ -2,6 +2,7 @@ import { CompiledQuery, PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
+import { cursorFor } from './pg-cursor.js'
 
 // A startup parameter: every transaction of the session is read-only, at no extra round trip.
 const READ_ONLY_OPTION = '-c default_transaction_read_only=on'
@@ -19,6 +20,12 @@ const COMMIT_WITH_POSITION = `commit; ${SESSION_POSITION}`
 
 type QueryFn = (...args: unknown[]) => Promise<unknown>
 
+// pg's Client keeps its socket on `connection.stream`; destroying it fails the query in flight with
+// "Connection terminated unexpectedly" and takes the client out of its pool.
+interface PgClientInternals {
+  connection?: { stream?: { destroy(): void } }
+}
+
 /** Lets a session learn its COMMIT's position without another round trip. */
 function trackCommits(client: { query: QueryFn }): void {
   // Looked up on each call rather than bound once, so that instrumentation of pg's Client still applies.
@@ -33,6 +40,15 @@ function trackCommits(client: { query: QueryFn }): void {
     })
   }
 }
+
+// Everything a node monitor needs in one round trip. pg_walfile_name() names the primary's timeline at
+// once after a promotion; pg_control_checkpoint() would only after the next checkpoint.
+const PROBE =
+  'select not pg_is_in_recovery() as writable, ' +
+  '(select system_identifier::text from pg_control_system()) as system, ' +
+  'case when pg_is_in_recovery() then pg_last_wal_replay_lsn()::text ' +
+  'else pg_current_wal_flush_lsn()::text end as pos, ' +
+  'case when pg_is_in_recovery() then null else substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) end as timeline'
 
 const REPLICATION: ReplicationStatements = {
   cluster:
@@ -57,16 +73,41 @@ const REPLICATION: ReplicationStatements = {
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)))
     }
   },
+  probe: PROBE,
+  readProbe(row) {
+    const system = row.system == null ? null : String(row.system)
+    const timeline = typeof row.timeline === 'string' ? Number.parseInt(row.timeline, 16) : null
+    return {
+      writable: row.writable === true,
+      position: typeof row.pos === 'string' ? row.pos : null,
+      cluster: system !== null && timeline !== null ? `${system}:${timeline}` : null,
+      identity: { system },
+    }
+  },
+  notAReplicaOf(replica, primary) {
+    const [a, b] = [replica.identity.system, primary.identity.system]
+    return a && b && a !== b
+      ? `its system identifier ${a} is not the primary's (${b}): it replicates from another cluster`
+      : undefined
+  },
 }
 
 export const postgres: DialectSupport = {
-  createDialect(config, { readOnly, trackPositions }) {
-    const poolConfig: Record<string, unknown> =
-      typeof config === 'string' ? { connectionString: config } : { ...config }
+  createDialect(config, { readOnly, trackPositions, sockets, deadlines, poolSize, cursor }) {
+    const poolConfig: Record<string, unknown> = {
+      // No wait without an end, and no process kept alive by idle connections: the user's values win.
+      connectionTimeoutMillis: deadlines.connectTimeoutMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: deadlines.keepAliveDelayMs,
+      allowExitOnIdle: true,
+      ...(typeof config === 'string' ? { connectionString: config } : config),
+    }
+    if (poolSize !== undefined) poolConfig.max = poolSize
     if (readOnly) {
       poolConfig.options = [poolConfig.options, READ_ONLY_OPTION].filter(Boolean).join(' ')
     }
     return new PostgresDialect({
+      cursor: cursorFor(cursor),
       // Imported on first use so that `pg` stays an optional peer for MySQL users.
       pool: async () => {
         const pg = await import('pg')
@@ -76,8 +117,10 @@ export const postgres: DialectSupport = {
         pool.on('error', () => {})
         pool.on('connect', (client) => {
           client.on('error', () => {})
+          sockets.add(client, () => (client as unknown as PgClientInternals).connection?.stream?.destroy())
           if (trackPositions) trackCommits(client as unknown as { query: QueryFn })
         })
+        pool.on('remove', (client) => sockets.delete(client))
         return pool
       },
     })

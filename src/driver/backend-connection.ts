@@ -1,4 +1,10 @@
-import { CompiledQuery, type DatabaseConnection, type IsolationLevel, type QueryResult } from 'kysely'
+import {
+  CompiledQuery,
+  type ControlConnectionProvider,
+  type DatabaseConnection,
+  type IsolationLevel,
+  type QueryResult,
+} from 'kysely'
 import type { BackendDriver } from './backend-driver.js'
 import type { Node } from './node.js'
 
@@ -14,6 +20,11 @@ export class BackendConnection implements DatabaseConnection {
   inTransaction = false
   /** Set when the open transaction changed the schema: its COMMIT raises the schema floor. */
   schemaChanged = false
+  /** Set while the connection holds a turn of the primary's fallback budget. */
+  budgeted = false
+
+  /** Set once the user aborted the query in flight: its failure then says nothing about the node. */
+  #aborted = false
 
   constructor(
     readonly inner: DatabaseConnection,
@@ -29,7 +40,7 @@ export class BackendConnection implements DatabaseConnection {
     try {
       return await this.executeRead<R>(query, options)
     } catch (error) {
-      if (!this.inTransaction && this.driver.router.failed(this.node, error)) {
+      if (!this.inTransaction && !this.#aborted && this.driver.router.failed(this.node, error)) {
         // The query may have run, but a read has no effect: run it once more elsewhere.
         return this.driver.readElsewhere<R>(query, this.node, options)
       }
@@ -56,6 +67,49 @@ export class BackendConnection implements DatabaseConnection {
     } catch (error) {
       throw guard ? guard.translate(error) : error
     }
+  }
+
+  /**
+   * Kysely's `inflightQueryAbortStrategy: 'cancel query'`: cancels the query in flight on this
+   * connection's server. Absent when the node's dialect cannot cancel, so that Kysely says so before
+   * running the query.
+   */
+  get cancelQuery(): ((provider: ControlConnectionProvider) => Promise<void>) | undefined {
+    return this.inner.cancelQuery ? this.#cancelQuery : undefined
+  }
+
+  /**
+   * Kysely's `inflightQueryAbortStrategy: 'kill session'`: ends the session the query runs in, and with
+   * it the connection, which the pool replaces. Absent when the node's dialect cannot.
+   */
+  get killSession(): ((provider: ControlConnectionProvider) => Promise<void>) | undefined {
+    return this.inner.killSession ? this.#killSession : undefined
+  }
+
+  /** Lets the inner connection learn its server-side session id before a cancellable query starts. */
+  get collectSessionInfo(): (() => Promise<void>) | undefined {
+    return this.inner.collectSessionInfo ? this.#collectSessionInfo : undefined
+  }
+
+  // Kysely's control connections come from the backend's own provider, which would route the cancel
+  // through the guard and the replica pool to any node (a KILL on the wrong replica could end another
+  // client's session); the cancel must reach the server that runs the query.
+  #control(): ControlConnectionProvider {
+    return (consumer) => this.node.withConnection(consumer)
+  }
+
+  async #cancelQuery(): Promise<void> {
+    this.#aborted = true
+    await this.inner.cancelQuery?.(this.#control())
+  }
+
+  async #killSession(): Promise<void> {
+    this.#aborted = true
+    await this.inner.killSession?.(this.#control())
+  }
+
+  async #collectSessionInfo(): Promise<void> {
+    await this.inner.collectSessionInfo?.()
   }
 
   /** Begins a read-only transaction on the node, applying the session rules of its database. */

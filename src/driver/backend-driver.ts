@@ -9,11 +9,12 @@ import {
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { ReplicationStatements } from '../dialects/dialect.js'
-import { PrimaryUnavailableError } from '../errors.js'
+import { PrimaryUnavailableError, WriteOutcomeUnknownError } from '../errors.js'
 import type { Telemetry } from '../events.js'
 import { classify, isSchemaChange } from '../guard/classify.js'
 import type { ReadGuard } from '../guard/read-guard.js'
 import { enterWriteTransaction, leaveWriteTransaction } from '../guard/transaction-scope.js'
+import type { FallbackBudget } from '../routing/fallback-budget.js'
 import { BackendConnection } from './backend-connection.js'
 import type { Node } from './node.js'
 import type { Router } from './router.js'
@@ -44,6 +45,10 @@ export interface BackendDriverOptions {
   readonly replication?: (connection: DatabaseConnection) => Promise<ReplicationStatements>
   /** Tells a lost connection from an SQL error, to report an unreachable primary as such. */
   readonly isConnectionError: (error: unknown) => boolean
+  /** On read backends: bounds the reads that fall back to the primary (nodes for which `isFallback`). */
+  readonly fallbackBudget?: { readonly isFallback: (node: Node) => boolean; readonly budget: FallbackBudget }
+  /** Ends every node of the backends group: what `destroy()` on any of its Kysely instances does. */
+  readonly destroyAll?: () => Promise<void>
 }
 
 /**
@@ -63,11 +68,15 @@ export class BackendDriver implements Driver {
   readonly #floor: SchemaFloor | undefined
   readonly #replication: ((connection: DatabaseConnection) => Promise<ReplicationStatements>) | undefined
   readonly #isConnectionError: (error: unknown) => boolean
+  readonly #fallbackBudget: BackendDriverOptions['fallbackBudget']
+  readonly #destroyAll: (() => Promise<void>) | undefined
   /** Connections still reading a write's position: back to their pool once it is read. */
   readonly #releaseAfter = new WeakMap<BackendConnection, Promise<unknown>>()
 
   constructor(options: BackendDriverOptions) {
     this.#isConnectionError = options.isConnectionError
+    this.#fallbackBudget = options.fallbackBudget
+    this.#destroyAll = options.destroyAll
     this.#floor = options.floor
     this.#replication = options.replication
     this.#session = options.session ?? false
@@ -83,19 +92,20 @@ export class BackendDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    const ready = this.router.ready?.()
-    if (ready) await ready
     return this.#acquire(new Set())
   }
 
   async #acquire(exclude: Set<Node>): Promise<BackendConnection> {
     for (;;) {
-      const node = this.router.choose(exclude)
+      const chosen = this.router.choose(exclude)
+      const node = chosen instanceof Promise ? await chosen : chosen
+      const budgeted = await this.#enterBudget(node)
       let inner: DatabaseConnection | undefined
       try {
         inner = await node.acquireConnection()
         await this.#prepareSession(node, inner)
       } catch (error) {
+        if (budgeted) this.#fallbackBudget?.budget.leave()
         // A connection that could not be made read-only goes back to its pool, never to a caller.
         if (inner) await node.releaseConnection(inner).catch(() => {})
         if (this.router.failed(node, error)) {
@@ -106,23 +116,27 @@ export class BackendDriver implements Driver {
           ? new PrimaryUnavailableError(node.name, { cause: error })
           : error
       }
-      if (this.router.admit && !(await this.#admitted(node, inner))) {
-        exclude.add(node)
-        continue
-      }
       if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
-      return new BackendConnection(inner, node, this)
+      const connection = new BackendConnection(inner, node, this)
+      connection.budgeted = budgeted
+      return connection
     }
   }
 
-  async #admitted(node: Node, inner: DatabaseConnection): Promise<boolean> {
-    try {
-      if (await this.router.admit?.(node, inner)) return true
-    } catch (error) {
-      this.router.failed(node, error)
+  /** A turn in the primary's fallback budget, for a read that falls back to it; true when one was taken. */
+  async #enterBudget(node: Node): Promise<boolean> {
+    const fallback = this.#fallbackBudget
+    if (!fallback?.isFallback(node)) return false
+    const turn = fallback.budget.enter()
+    if (turn) {
+      try {
+        await turn
+      } catch (error) {
+        this.telemetry?.fallbackRefused()
+        throw error
+      }
     }
-    await node.releaseConnection(inner)
-    return false
+    return true
   }
 
   async #prepareSession(node: Node, inner: DatabaseConnection): Promise<void> {
@@ -156,30 +170,46 @@ export class BackendDriver implements Driver {
     options: ExecuteOptions,
   ): Promise<QueryResult<R>> {
     this.telemetry?.write()
-    const schemaChange = this.#floor !== undefined && isSchemaChange(query.query, query.sql)
-    if (conn.inTransaction) {
-      if (schemaChange) conn.schemaChanged = true
-      return conn.inner.executeQuery<R>(query, options)
+    try {
+      const schemaChange = this.#floor !== undefined && isSchemaChange(query.query, query.sql)
+      if (conn.inTransaction) {
+        if (schemaChange) conn.schemaChanged = true
+        return await conn.inner.executeQuery<R>(query, options)
+      }
+      const forSession = this.#recorder !== undefined && classify(query.query).write
+      if (!schemaChange && !forSession) return await conn.inner.executeQuery<R>(query, options)
+      const sink: PositionSink = { position: undefined }
+      const result = await capturePositions(sink, () => conn.inner.executeQuery<R>(query, options))
+      if (sink.position !== undefined || !this.#replication) {
+        this.#committed(sink.position, schemaChange)
+      } else if (schemaChange || !this.#recorder) {
+        // The floor holds every read of the process, and DDL is rare: its position is read in line.
+        this.#committed(await this.#positionOf(conn), schemaChange)
+      } else {
+        // A session's autocommit write whose driver did not report the position (PostgreSQL's extended
+        // protocol cannot carry a second statement): the result goes back now, the position is read one
+        // round trip later on the same connection, and the session's next read waits for it.
+        const settled = this.#positionOf(conn)
+        const prior = this.#releaseAfter.get(conn)
+        this.#releaseAfter.set(conn, prior ? Promise.allSettled([prior, settled]) : settled)
+        this.#recorder.pending(settled)
+      }
+      return result
+    } catch (error) {
+      throw this.#lostWrite(conn, error, conn.inTransaction || classify(query.query).write)
     }
-    const forSession = this.#recorder !== undefined && classify(query.query).write
-    if (!schemaChange && !forSession) return conn.inner.executeQuery<R>(query, options)
-    const sink: PositionSink = { position: undefined }
-    const result = await capturePositions(sink, () => conn.inner.executeQuery<R>(query, options))
-    if (sink.position !== undefined || !this.#replication) {
-      this.#committed(sink.position, schemaChange)
-    } else if (schemaChange || !this.#recorder) {
-      // The floor holds every read of the process, and DDL is rare: its position is read in line.
-      this.#committed(await this.#positionOf(conn), schemaChange)
-    } else {
-      // A session's autocommit write whose driver did not report the position (PostgreSQL's extended
-      // protocol cannot carry a second statement): the result goes back now, the position is read one
-      // round trip later on the same connection, and the session's next read waits for it.
-      const settled = this.#positionOf(conn)
-      const prior = this.#releaseAfter.get(conn)
-      this.#releaseAfter.set(conn, prior ? Promise.allSettled([prior, settled]) : settled)
-      this.#recorder.pending(settled)
-    }
-    return result
+  }
+
+  /**
+   * The error a query on the primary fails with. A lost connection while a write (or anything inside a
+   * transaction) was in flight leaves its outcome unknown; kysely-rw never retries it.
+   */
+  #lostWrite(conn: BackendConnection, error: unknown, mayHaveWritten: boolean): unknown {
+    if (!this.#isConnectionError(error)) return error
+    this.router.failed(conn.node, error)
+    return mayHaveWritten
+      ? new WriteOutcomeUnknownError(conn.node.name, { cause: error })
+      : new PrimaryUnavailableError(conn.node.name, { cause: error })
   }
 
   async #positionOf(conn: BackendConnection): Promise<string | undefined> {
@@ -223,6 +253,8 @@ export class BackendDriver implements Driver {
       const sink: PositionSink = { position: undefined }
       await capturePositions(sink, () => conn.node.driver.commitTransaction(conn.inner))
       this.#committed(sink.position ?? (await this.#positionOf(conn)), conn.schemaChanged)
+    } catch (error) {
+      throw this.role === 'write' ? this.#lostWrite(conn, error, true) : error
     } finally {
       this.#ended(conn)
     }
@@ -232,6 +264,10 @@ export class BackendDriver implements Driver {
     const conn = connection as BackendConnection
     try {
       await conn.node.driver.rollbackTransaction(conn.inner)
+    } catch (error) {
+      // A lost connection took the transaction with it (the server rolls it back); the error worth
+      // reporting is the one that ended the transaction, which Kysely rethrows unless this throws.
+      if (!this.#isConnectionError(error)) throw error
     } finally {
       this.#ended(conn)
     }
@@ -254,6 +290,10 @@ export class BackendDriver implements Driver {
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
     const conn = connection as BackendConnection
+    if (conn.budgeted) {
+      conn.budgeted = false
+      this.#fallbackBudget?.budget.leave()
+    }
     const after = this.#releaseAfter.get(conn)
     if (!after) return conn.node.releaseConnection(conn.inner)
     // Not awaited: the write's caller has its result; the connection follows once the position is in.
@@ -263,7 +303,9 @@ export class BackendDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
-    // Nodes belong to the backends group; `Backends.destroy()` ends them once.
+    // Nodes belong to the backends group: tools that call destroy() on the Kysely instance they were
+    // given (kysely-ctl, test fixtures) end the whole group, as with plain Kysely.
+    await this.#destroyAll?.()
   }
 
   #ended(conn: BackendConnection): void {

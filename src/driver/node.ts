@@ -1,4 +1,6 @@
 import type { DatabaseConnection, Dialect, Driver } from 'kysely'
+import type { SocketRegistry } from '../dialects/sockets.js'
+import { BackendsDestroyedError } from '../errors.js'
 
 /**
  * How a read node's sessions are made read-only in the database:
@@ -18,10 +20,30 @@ export interface ReadOnlySession {
   readonly transactionSql?: string
 }
 
+/** How long a node's operations may take before they give up. */
+export interface NodeDeadlines {
+  /** Waiting for a pool connection (including connecting). */
+  readonly acquireTimeoutMs: number
+  /** Ending the pool in `destroy()`; past it, its sockets are cut. */
+  readonly destroyTimeoutMs: number
+}
+
+/** A connection could not be had from a node's pool in time: the node may be healthy but saturated. */
+export class AcquireTimeoutError extends Error {
+  override readonly name = 'AcquireTimeoutError'
+  readonly code = 'ETIMEDOUT'
+  constructor(node: string, ms: number) {
+    super(`No connection to ${node} within ${ms} ms`)
+  }
+}
+
 /**
  * One database server as seen by one backend: its driver, started on first use, ended once. A
  * connection is handed to one user at a time, also when the driver hands the same one out again
  * (PGlite's single connection, shared by the write backend and the primary's read view).
+ *
+ * A node declared down is cut off: connections being acquired give up, and (for pools kysely-rw
+ * created) every socket is destroyed, so that nothing waits on a server that hangs.
  */
 export class Node {
   readonly #driver: Driver
@@ -32,12 +54,17 @@ export class Node {
   #shared = false
   #init: Promise<void> | undefined
   #destroyed: Promise<void> | undefined
+  /** Rejects when the node is cut off or destroyed; renewed after each cut. */
+  #cutOff = Node.#cutSignal()
 
   constructor(
     /** Host, port and database, or a role name; never credentials. */
     readonly name: string,
     readonly dialect: Dialect,
     readonly readOnly: ReadOnlySession | undefined,
+    readonly deadlines: NodeDeadlines,
+    /** The sockets of a pool kysely-rw created; absent for a ready-made dialect. */
+    readonly sockets?: SocketRegistry,
     /** A node whose driver this one borrows (a read view of the primary on a shared driver). */
     owner?: Node,
   ) {
@@ -46,15 +73,57 @@ export class Node {
     if (owner) owner.#shared = true
   }
 
+  static #cutSignal(): { promise: Promise<never>; reject: (error: Error) => void } {
+    let reject: (error: Error) => void = () => {}
+    const promise = new Promise<never>((_, no) => {
+      reject = no
+    })
+    // Nobody may be racing it when it rejects.
+    promise.catch(() => {})
+    return { promise, reject }
+  }
+
   get driver(): Driver {
     return this.#driver
   }
 
-  async acquireConnection(): Promise<DatabaseConnection> {
-    if (this.#owner) return this.#owner.acquireConnection()
-    if (this.#destroyed) throw new Error(`The backends were destroyed; ${this.name} is closed.`)
+  /** True when queries on this node can be abandoned by cutting sockets (a pool kysely-rw created). */
+  get cuttable(): boolean {
+    return (this.#owner ?? this).sockets !== undefined
+  }
+
+  /**
+   * A connection, within `timeoutMs` (default: the node's acquire deadline) and before the node is cut
+   * off; a connection that arrives after either is released at once.
+   */
+  async acquireConnection(timeoutMs = this.deadlines.acquireTimeoutMs): Promise<DatabaseConnection> {
+    if (this.#owner) return this.#owner.acquireConnection(timeoutMs)
+    if (this.#destroyed) throw new BackendsDestroyedError(this.name)
     this.#init ??= this.#driver.init()
     await this.#init
+    return this.#bounded(this.#acquire(), timeoutMs)
+  }
+
+  async #bounded(acquiring: Promise<DatabaseConnection>, timeoutMs: number): Promise<DatabaseConnection> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new AcquireTimeoutError(this.name, timeoutMs)), timeoutMs)
+    })
+    try {
+      return await Promise.race([acquiring, timeout, this.#cutOff.promise])
+    } catch (error) {
+      // The race was lost, but the pool may still hand the connection out later: give it back then.
+      acquiring.then(
+        (connection) => this.releaseConnection(connection),
+        () => {},
+      )
+      throw error
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async #acquire(): Promise<DatabaseConnection> {
     if (!this.#shared) return this.#driver.acquireConnection()
     for (;;) {
       const connection = await this.#driver.acquireConnection()
@@ -81,8 +150,8 @@ export class Node {
   }
 
   /** Runs `run` on a connection of this node, outside any backend (health checks, positions). */
-  async withConnection<T>(run: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
-    const connection = await this.acquireConnection()
+  async withConnection<T>(run: (connection: DatabaseConnection) => Promise<T>, timeoutMs?: number): Promise<T> {
+    const connection = await this.acquireConnection(timeoutMs)
     try {
       return await run(connection)
     } finally {
@@ -90,14 +159,52 @@ export class Node {
     }
   }
 
+  /**
+   * Cuts the node off: acquisitions under way fail, and every socket of its pool is destroyed so that
+   * queries in flight fail with a connection error. Returns how many sockets were cut.
+   */
+  cut(reason: Error): number {
+    const owner = this.#owner ?? this
+    const signal = owner.#cutOff
+    owner.#cutOff = Node.#cutSignal()
+    signal.reject(reason)
+    return owner.sockets?.cutAll() ?? 0
+  }
+
+  /**
+   * Ends the pool within the destroy deadline. Acquisitions still waiting fail at once; queries in
+   * flight may finish until the deadline, then their sockets are cut (a server that hangs would
+   * otherwise keep `destroy()` from ever returning).
+   */
   destroy(): Promise<void> {
     if (this.#owner) return this.#owner.destroy()
-    this.#destroyed ??= this.#init
-      ? this.#init.then(
-          () => this.#driver.destroy(),
-          () => {},
-        )
-      : Promise.resolve()
+    if (this.#destroyed) return this.#destroyed
+    this.#cutOff.reject(new BackendsDestroyedError(this.name))
+    if (!this.#init) {
+      this.#destroyed = Promise.resolve()
+      return this.#destroyed
+    }
+    const ending = this.#init.then(
+      () => this.#driver.destroy(),
+      () => {},
+    )
+    this.#destroyed = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.sockets?.cutAll()
+        resolve()
+      }, this.deadlines.destroyTimeoutMs)
+      timer.unref()
+      ending.then(
+        () => {
+          clearTimeout(timer)
+          resolve()
+        },
+        () => {
+          clearTimeout(timer)
+          resolve()
+        },
+      )
+    })
     return this.#destroyed
   }
 }

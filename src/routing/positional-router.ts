@@ -1,10 +1,8 @@
-import { CompiledQuery, type DatabaseConnection } from 'kysely'
-import { formatPosition, laterOf, type Position, parsePosition } from '../consistency/position.js'
+import { laterOf, type Position, parsePosition } from '../consistency/position.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
-import type { DialectSupport } from '../dialects/dialect.js'
 import type { Node } from '../driver/node.js'
 import type { Router } from '../driver/router.js'
-import type { Telemetry } from '../events.js'
+import type { ReplayWaits } from './replay-waits.js'
 import type { ReplicaPool } from './replica-pool.js'
 
 /** What a session's reads are held to. */
@@ -52,26 +50,25 @@ export function isUnsettled(state: SessionState): boolean {
 
 /**
  * Positional routing, for sessions and for the schema floor: a replica known to have replayed the
- * target position serves the read at once; otherwise one replica is waited on, at most `maxWaitMs`;
- * otherwise the primary serves it. A read never returns data older than the target (the later of
- * the session's position and the schema floor), and never waits longer than `maxWaitMs`.
+ * target position serves the read at once; otherwise the closest replica is waited on, at most
+ * `maxWaitMs` in all (a wait another read already runs for the same or a later position is shared);
+ * otherwise the primary serves it. A read never returns data older than the target (the later of the
+ * session's position and the schema floor), and never waits longer than `maxWaitMs`.
  */
 export function positionalRouter(
   state: SessionState,
   floor: SchemaFloor,
   pool: ReplicaPool,
-  support: DialectSupport,
+  waits: ReplayWaits,
   maxWaitMs: number,
-  telemetry: Telemetry,
   replicaRouter: Router,
+  /** Asks the primary for a position past every write it acknowledged (`writtenPosition`). */
+  writtenPosition: () => Promise<string | undefined>,
 ): Router {
+  const timedOut = () =>
+    pool.fallback('wait-timeout', `no replica replayed the required position within ${maxWaitMs} ms`)
   const learn = () =>
-    pool.primary
-      .withConnection(async (connection) => {
-        const { writtenPosition } = await support.replication(connection)
-        const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(writtenPosition))
-        return rows[0]?.pos
-      })
+    writtenPosition()
       .then(
         (text) => {
           const position = parsePosition(text)
@@ -86,41 +83,31 @@ export function positionalRouter(
       .finally(() => {
         state.learning = undefined
       })
-  return {
-    ready() {
-      if (!pool.hasReplicas) return undefined
-      if (state.pending) return state.pending
-      if (!state.unknown) return undefined
-      state.learning ??= learn()
-      return state.learning
-    },
-    choose(exclude) {
-      const target = targetOf(state, floor)
+  const router: Router = {
+    choose(exclude): Node | Promise<Node> {
       if (state.foreign) return pool.fallback('foreign-token', 'the session token is from another server or history')
-      if (state.unknown) {
-        return pool.fallback('unknown-position', "the position of the session's last write could not be read")
+      if (pool.hasReplicas && state.pending) return state.pending.then(() => router.choose(exclude))
+      if (pool.hasReplicas && state.unknown) {
+        state.learning ??= learn()
+        // One question per read: still unknown after it, the read runs on the primary.
+        return state.learning.then(() =>
+          state.unknown
+            ? pool.fallback('unknown-position', "the position of the session's last write could not be read")
+            : router.choose(exclude),
+        )
       }
+      const target = targetOf(state, floor)
       if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude)
       const ready = pool.caughtUp(target, exclude)
       if (ready) return ready
       // One wait per read at most: a node already excluded has timed out or failed this read.
       const candidate = exclude.size === 0 ? pool.closest(exclude) : undefined
-      return (
-        candidate ?? pool.fallback('wait-timeout', `no replica replayed the required position within ${maxWaitMs} ms`)
-      )
-    },
-    async admit(node: Node, connection: DatabaseConnection) {
-      const target = targetOf(state, floor)
-      if (!target || node === pool.primary || pool.hasReplayed(node, target)) return true
-      const started = Date.now()
-      const { waitForPosition } = await support.replication(connection)
-      const reached = await waitForPosition(connection, formatPosition(target), maxWaitMs)
-      telemetry.waited(node.name, Date.now() - started, reached)
-      pool.waited(node, target, reached)
-      return reached
+      if (!candidate) return timedOut()
+      return waits.waitFor(candidate, target, maxWaitMs).then((reached) => (reached ? candidate : timedOut()))
     },
     failed: replicaRouter.failed,
   }
+  return router
 }
 
 function targetOf(state: SessionState, floor: SchemaFloor): Position | undefined {

@@ -1,8 +1,10 @@
 import { hasReached, type Position } from '../consistency/position.js'
+import { cutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
 import type { Router } from '../driver/router.js'
 import { messageOf, NoReplicaAvailableError, redactSecrets } from '../errors.js'
 import type { DrainReason, FallbackReason, ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
+import type { FallbackBudget } from './fallback-budget.js'
 import { type ReplicaSelection, selector } from './strategies.js'
 
 /** What the pool knows of one replica. */
@@ -10,6 +12,9 @@ interface Replica {
   readonly node: Node
   readonly name: string
   state: ReplicaState
+  /** Why the replica serves no reads, when it does not: the drain reason, the error, the misconfiguration. */
+  problem: string | null
+  drainReason: DrainReason | undefined
   lagMs: number | null
   position: Position | undefined
   positionText: string | null
@@ -31,16 +36,23 @@ export type CheckResult =
       readonly lagUnknowable: boolean
     }
   | { readonly ok: false; readonly error: unknown }
+  /** The node answers, but is no replica of this primary: it must serve no replica reads. */
+  | { readonly ok: 'misconfigured'; readonly state: 'not-a-replica' | 'writable' | 'primary'; readonly detail: string }
 
 export interface ReplicaPoolOptions {
   readonly selection: ReplicaSelection
   readonly maxReplicaLagMs: number
   readonly whenNoReplica: 'primary' | 'error'
+  /** Opt-in: plain reads may use the least lagged replica up to this lag when none is within budget. */
+  readonly staleReadsMaxLagMs: number | undefined
+  /** Bounds the reads that fall back to the primary. */
+  readonly budget: FallbackBudget
 }
 
 /**
- * Which replica may serve a read now. Replicas that lag past the budget, whose lag is unknown, or that
- * are down are drained: no read goes to them until a health check readmits them.
+ * Which replica may serve a read now. Replicas that lag past the budget, whose lag is unknown, that are
+ * down, or that are not replicas of this primary are drained: no read goes to them until a health
+ * check readmits them.
  */
 export class ReplicaPool {
   readonly #replicas: Replica[]
@@ -48,8 +60,10 @@ export class ReplicaPool {
 
   constructor(
     replicas: readonly Node[],
-    /** The primary in read-only sessions: where reads go when no replica can take them. */
-    readonly primary: Node,
+    /** The current primary in read-only sessions: where reads go when no replica can take them. */
+    private readonly primaryView: () => Node,
+    /** Every read-only view of a primary candidate: reads on these are fallbacks, never retried. */
+    private readonly primaryViews: ReadonlySet<Node>,
     private readonly options: ReplicaPoolOptions,
     private readonly telemetry: Telemetry,
   ) {
@@ -57,6 +71,8 @@ export class ReplicaPool {
       node,
       name: node.name,
       state: 'up',
+      problem: null,
+      drainReason: undefined,
       lagMs: null,
       position: undefined,
       positionText: null,
@@ -66,34 +82,72 @@ export class ReplicaPool {
     this.#pick = selector<Replica>(options.selection)
   }
 
+  get primary(): Node {
+    return this.primaryView()
+  }
+
+  /** True for the primary's read-only view (any candidate's). */
+  isPrimary(node: Node): boolean {
+    return this.primaryViews.has(node)
+  }
+
   get hasReplicas(): boolean {
     return this.#replicas.length > 0
+  }
+
+  get budget(): FallbackBudget {
+    return this.options.budget
   }
 
   get nodes(): readonly Node[] {
     return this.#replicas.map((replica) => replica.node)
   }
 
-  /** Routing for plain (eventually consistent) reads; a replica whose connection fails is drained. */
+  /**
+   * Routing for plain (eventually consistent) reads. A replica whose connection fails is drained; a
+   * replica whose pool had no connection in time is only skipped by that read.
+   */
   router(isConnectionError: (error: unknown) => boolean): Router {
     return {
       choose: (exclude) => this.choose(exclude),
-      failed: (node, error) => {
-        if (node === this.primary || !isConnectionError(error)) return false
-        this.markDown(node, error)
-        return true
-      },
+      failed: (node, error) => this.failed(node, error, isConnectionError),
     }
+  }
+
+  failed(node: Node, error: unknown, isConnectionError: (error: unknown) => boolean): boolean {
+    if (this.isPrimary(node)) return false
+    if ((error as { name?: unknown } | null)?.name === 'AcquireTimeoutError') return true
+    if (!isConnectionError(error)) return false
+    this.markDown(node, error)
+    return true
   }
 
   /** The node for a plain (eventually consistent) read. */
   choose(exclude: ReadonlySet<Node>): Node {
     const eligible = this.#eligible(exclude)
     if (eligible.length > 0) return this.#pick(eligible).node
+    const stale = this.#staleCandidate(exclude)
+    if (stale) {
+      this.telemetry.staleRead(stale.name, stale.lagMs)
+      return stale.node
+    }
     // Excluded nodes failed this very read: it falls back because a replica broke under it.
     return exclude.size > 0
       ? this.fallback('replica-error', 'the replica serving this read failed and no other can take it')
       : this.fallback('no-replica', 'no replica is up and within the lag budget')
+  }
+
+  /** With bounded staleness on: the least lagged replica drained for lag alone, within the second budget. */
+  #staleCandidate(exclude: ReadonlySet<Node>): Replica | undefined {
+    const limit = this.options.staleReadsMaxLagMs
+    if (limit === undefined) return undefined
+    let best: Replica | undefined
+    for (const replica of this.#replicas) {
+      if (replica.state !== 'lagging' || replica.drainReason !== 'lag' || exclude.has(replica.node)) continue
+      if (replica.lagMs === null || replica.lagMs > limit) continue
+      if (!best || replica.lagMs < (best.lagMs as number)) best = replica
+    }
+    return best
   }
 
   /** Up replicas known to have replayed `target`, for session reads that need no wait. */
@@ -151,9 +205,16 @@ export class ReplicaPool {
     const replica = this.#find(node)
     if (!replica) return
     replica.lastCheck = now
-    if (!result.ok) {
+    if (result.ok === false) {
       replica.lagMs = null
       this.#transition(replica, 'down', result.error)
+      return
+    }
+    if (result.ok === 'misconfigured') {
+      replica.lagMs = null
+      replica.position = undefined
+      replica.positionText = null
+      this.#transition(replica, result.state, result.detail)
       return
     }
     if (replica.positionText !== result.positionText) replica.stuck = false
@@ -169,6 +230,7 @@ export class ReplicaPool {
     return this.#replicas.map((r) => ({
       name: r.name,
       state: r.state,
+      problem: r.problem,
       lagMs: r.lagMs,
       position: r.positionText,
       lastCheck: r.lastCheck,
@@ -183,17 +245,39 @@ export class ReplicaPool {
     return this.#replicas.find((replica) => replica.node === node)
   }
 
-  #transition(replica: Replica, state: ReplicaState, error: unknown, reason: DrainReason = 'lag'): void {
+  #transition(replica: Replica, state: ReplicaState, cause: unknown, reason: DrainReason = 'lag'): void {
     const before = replica.state
+    const problemBefore = replica.problem
     replica.state = state
-    if (before === state) return
+    replica.drainReason = state === 'lagging' ? reason : undefined
+    replica.problem =
+      state === 'up'
+        ? null
+        : state === 'lagging'
+          ? DRAIN_PROBLEMS[reason]
+          : typeof cause === 'string'
+            ? cause
+            : redactSecrets(messageOf(cause))
     if (state === 'down') {
       replica.position = undefined
-      this.telemetry.emit({ type: 'down', replica: replica.name, error: redactSecrets(messageOf(error)) })
+      // In-flight reads on a node that hangs would wait until TCP gives up: cut them, they run elsewhere.
+      if (before !== 'down') replica.node.cut(cutError(`${replica.name} was declared down: ${replica.problem}`))
+    }
+    if (before === state && (state === 'up' || state === 'lagging' || problemBefore === replica.problem)) return
+    if (state === 'down') {
+      this.telemetry.emit({ type: 'down', replica: replica.name, error: replica.problem ?? '' })
     } else if (state === 'lagging') {
       this.telemetry.emit({ type: 'drain', replica: replica.name, lagMs: replica.lagMs, reason })
-    } else {
+    } else if (state === 'up') {
       this.telemetry.emit({ type: 'readmit', replica: replica.name })
+    } else if (state !== 'primary') {
+      this.telemetry.emit({ type: 'misconfigured', replica: replica.name, state, detail: replica.problem ?? '' })
     }
   }
+}
+
+const DRAIN_PROBLEMS: Record<DrainReason, string> = {
+  lag: 'lags past maxReplicaLagMs',
+  'unknown-lag': 'does not report its replay position, so its lag is unknown',
+  migration: "has not applied the primary's latest migration",
 }

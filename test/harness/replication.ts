@@ -18,6 +18,10 @@ export interface ReplicaControl {
   killReplica(): Promise<void>
   startReplica(): Promise<void>
   waitForReplicaCatchUp(timeoutMs?: number): Promise<void>
+  /** SIGSTOP on the replica's server processes: a hung node (connections stay open, nothing answers). */
+  freezeReplica(): Promise<void>
+  /** SIGCONT on the same processes. Always call it in cleanup: a stopped server cannot be removed. */
+  thawReplica(): Promise<void>
 }
 
 /** Which replica a control acts on: 1 is the one the unnumbered fields describe. */
@@ -64,6 +68,10 @@ export interface ReplicationEnv {
 
 export interface PostgresPair extends PostgresEnv, ReplicaControl {
   stop(): Promise<void>
+  /** Kills the primary's server (immediate shutdown): a failed primary. */
+  killPrimary(): Promise<void>
+  /** `pg_ctl promote` on replica 1 or 2: it leaves recovery and takes writes, on a new timeline. */
+  promoteReplica(index?: ReplicaIndex): Promise<void>
 }
 
 export interface MariaDbPair extends MariaDbEnv, ReplicaControl {
@@ -100,7 +108,13 @@ export async function startPostgresPair(): Promise<PostgresPair> {
   const primary = { dataDir: path.join(dir, 'primary'), logFile: path.join(dir, 'primary.log'), port: primaryPort }
   const stop = once(() => stopPostgres(env, primary.dataDir))
   await startOrCleanUp('PostgreSQL', stop, () => setUpPostgres(env, primary, [replicaPort, replica2Port]))
-  return { ...env, ...controlPostgres(env), stop }
+  return {
+    ...env,
+    ...controlPostgres(env),
+    stop,
+    killPrimary: () => pgStop(env, primary.dataDir),
+    promoteReplica: (index = 1) => pgTool(env, 'pg_ctl', ['-D', pgReplica(env, index).dataDir, '-w', 'promote']),
+  }
 }
 
 interface PgReplica {
@@ -126,6 +140,27 @@ export function controlPostgres(env: PostgresEnv, index: ReplicaIndex = 1): Repl
     killReplica: () => pgStop(env, replica.dataDir),
     startReplica: () => pgStart(env, replica.dataDir, replica.logFile),
     waitForReplicaCatchUp: (timeoutMs = CATCH_UP_TIMEOUT_MS) => waitForPgReplay(env, replica.adminUrl, timeoutMs),
+    freezeReplica: async () => signalAll(await pgServerPids(replica.dataDir), 'SIGSTOP'),
+    thawReplica: async () => signalAll(await pgServerPids(replica.dataDir), 'SIGCONT'),
+  }
+}
+
+/** The postmaster (first line of postmaster.pid) and its children: every process of the server. */
+async function pgServerPids(dataDir: string): Promise<number[]> {
+  const postmaster = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
+  if (!Number.isInteger(postmaster) || postmaster <= 0) throw new Error(`No postmaster pid in ${dataDir}`)
+  const { stdout } = await execFileAsync('pgrep', ['-P', String(postmaster)]).catch(() => ({ stdout: '' }))
+  return [postmaster, ...stdout.split('\n').filter(Boolean).map(Number)]
+}
+
+function signalAll(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal)
+    } catch (error) {
+      // A child that exited since pgrep listed it has nothing left to stop or resume.
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error
+    }
   }
 }
 
@@ -323,7 +358,15 @@ export function controlMariaDb(env: MariaDbEnv, index: ReplicaIndex = 1): Replic
     killReplica: () => killMariaDb(pidFile),
     startReplica: () => startMariaDb(command, logFile, adminUrl),
     waitForReplicaCatchUp: (timeoutMs = CATCH_UP_TIMEOUT_MS) => waitForGtid(env.adminPrimaryUrl, adminUrl, timeoutMs),
+    freezeReplica: async () => signalAll(await mariaDbPids(pidFile), 'SIGSTOP'),
+    thawReplica: async () => signalAll(await mariaDbPids(pidFile), 'SIGCONT'),
   }
+}
+
+async function mariaDbPids(pidFile: string): Promise<number[]> {
+  const pid = await ownMariaDbPid(pidFile)
+  if (pid === null) throw new Error(`No running mariadbd for ${pidFile}`)
+  return [pid]
 }
 
 async function setUpMariaDb(installDb: string, primary: MariaDbServer, replicas: MariaDbServer[]): Promise<void> {

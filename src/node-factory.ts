@@ -1,0 +1,74 @@
+import type { ResolvedOptions } from './config.js'
+import { type DialectSupport, isDialect, type NodeConfig } from './dialects/dialect.js'
+import { SocketRegistry } from './dialects/sockets.js'
+import { Node, type NodeDeadlines, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
+import type { Candidate, MonitoredReplica } from './topology/topology.js'
+
+// Idle connections of kysely-rw's pools send TCP keepalives after this; a dead peer is noticed then.
+const KEEPALIVE_DELAY_MS = 10_000
+
+/** Builds the nodes of one `createBackends` call from the user's node configs. */
+export class NodeFactory {
+  readonly #deadlines: NodeDeadlines
+
+  constructor(
+    private readonly support: DialectSupport,
+    private readonly options: ResolvedOptions,
+  ) {
+    this.#deadlines = { acquireTimeoutMs: options.acquireTimeoutMs, destroyTimeoutMs: options.destroyTimeoutMs }
+  }
+
+  /** A server that may be the primary: its write pool, its read-only view, and where its checks run. */
+  candidate(config: NodeConfig, role: string): Candidate {
+    const write = this.#node(config, role, undefined)
+    const read = this.#primaryForReads(config, write, `${role} (read-only)`)
+    return {
+      server: isDialect(config) ? undefined : this.support.describe(config),
+      write,
+      read,
+      monitor: isDialect(config) ? read : this.#node(config, role, this.#readOnly(config, 'connection'), 1),
+    }
+  }
+
+  replica(config: NodeConfig, role: string): MonitoredReplica {
+    const session = this.#readOnly(config, this.options.enforcement)
+    const node = this.#node(config, role, session)
+    return {
+      server: isDialect(config) ? undefined : this.support.describe(config),
+      node,
+      // Checks on a pool of their own never queue behind the reads of a saturated pool.
+      monitor: isDialect(config) ? node : this.#node(config, role, this.#readOnly(config, 'connection'), 1),
+    }
+  }
+
+  #node(config: NodeConfig, role: string, readOnly: ReadOnlySession | undefined, poolSize?: number): Node {
+    if (isDialect(config)) return new Node(role, config, readOnly, this.#deadlines)
+    const sockets = new SocketRegistry()
+    const dialect = this.support.createDialect(config, {
+      readOnly: readOnly?.enforcement === 'connection',
+      trackPositions: readOnly === undefined,
+      sockets,
+      deadlines: { connectTimeoutMs: this.options.connectTimeoutMs, keepAliveDelayMs: KEEPALIVE_DELAY_MS },
+      poolSize,
+      cursor: this.options.cursor,
+    })
+    return new Node(`${role} ${this.support.describe(config)}`, dialect, readOnly, this.#deadlines, sockets)
+  }
+
+  #readOnly(config: NodeConfig, enforcement: ReadOnlyEnforcement): ReadOnlySession {
+    if (enforcement === 'transaction') return { enforcement, transactionSql: this.support.readOnlyTransactionSql }
+    // A pool kysely-rw creates starts its sessions read-only; a ready-made dialect's are made so by statement.
+    return isDialect(config) ? { enforcement, sessionSql: this.support.readOnlySessionSql } : { enforcement }
+  }
+
+  // With no replica, reads go to the primary, still in read-only sessions, so that a misrouted write
+  // fails in development exactly as it would on a replica.
+  #primaryForReads(config: NodeConfig, primary: Node, role: string): Node {
+    if (isDialect(config)) {
+      // One ready-made dialect may be a single connection (PGlite): share its driver, and never change
+      // the session the write backend also uses.
+      return new Node(role, config, this.#readOnly(config, 'transaction'), this.#deadlines, undefined, primary)
+    }
+    return this.#node(config, role, this.#readOnly(config, this.options.enforcement))
+  }
+}
