@@ -99,11 +99,14 @@ export class BackendDriver implements Driver {
     for (;;) {
       const chosen = this.router.choose(exclude)
       const node = chosen instanceof Promise ? await chosen : chosen
-      const budgeted = await this.#enterBudget(node)
+      // No await where there is nothing to wait for: each one costs every query a turn of the microtask queue.
+      const budgeted = this.#fallbackBudget?.isFallback(node) ? await this.#enterBudget(node) : false
       let inner: DatabaseConnection | undefined
       try {
         inner = await node.acquireConnection()
-        await this.#prepareSession(node, inner)
+        if (node.readOnly?.enforcement === 'connection' && node.readOnly.sessionSql) {
+          await this.#prepareSession(node, inner)
+        }
       } catch (error) {
         if (budgeted) this.#fallbackBudget?.budget.leave()
         // A connection that could not be made read-only goes back to its pool, never to a caller.
