@@ -1,4 +1,12 @@
-import { CompiledQuery, DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
+import {
+  CompiledQuery,
+  DefaultQueryExecutor,
+  type Dialect,
+  Kysely,
+  type KyselyPlugin,
+  MysqlDialect,
+  PostgresDialect,
+} from 'kysely'
 import type { Migrator } from 'kysely/migration'
 import type { ReadBackend, WriteBackend } from './capability.js'
 import { type BackendsConfig, resolveOptions } from './config.js'
@@ -10,7 +18,7 @@ import { createMysqlSupport } from './dialects/mysql.js'
 import { postgres } from './dialects/postgres.js'
 import { BackendDriver, type BackendDriverOptions } from './driver/backend-driver.js'
 import type { Node } from './driver/node.js'
-import { ConfigurationError, InvalidSessionTokenError } from './errors.js'
+import { InvalidSessionTokenError } from './errors.js'
 import { type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
 import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
@@ -90,11 +98,9 @@ const SUPPORT: Record<DialectName, () => DialectSupport> = { postgres: () => pos
  * ```
  */
 export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
-  const support = SUPPORT[config.dialect]?.()
-  if (!support) {
-    throw new ConfigurationError(`Unknown dialect "${String(config.dialect)}": use 'postgres' or 'mysql'.`)
-  }
+  // Every option is checked first: the dialect name is looked up only once it is one of the two.
   const options = resolveOptions(config)
+  const support = SUPPORT[config.dialect]()
   const { enforcement, whenNoReplica, selection, maxReplicaLagMs, maxWaitMs } = options
   const nodes = new NodeFactory(support, options)
 
@@ -178,7 +184,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     kysely: write as unknown as Kysely<DB>,
     read: backend(readOptions({ position: undefined, foreign: false }, false)) as unknown as ReadBackend<DB>,
     session(token?: string): Session<DB> {
-      const state = sessionState(token, live)
+      const state = sessionState(token, live, options.tokenSecret)
       return {
         write: backend({
           ...writeOptions,
@@ -193,7 +199,10 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
         }) as unknown as WriteBackend<DB>,
         read: backend(readOptions(state, true)) as unknown as ReadBackend<DB>,
         token: () =>
-          encodeToken({ cluster: live.cluster ?? '', position: state.position, unsettled: isUnsettled(state) }),
+          encodeToken(
+            { cluster: live.cluster ?? '', position: state.position, unsettled: isUnsettled(state) },
+            options.tokenSecret,
+          ),
       }
     },
     replicas: () => pool.status(),
@@ -207,10 +216,14 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   }
 }
 
-function sessionState(token: string | undefined, topology: Topology): SessionState {
+function sessionState(
+  token: string | undefined,
+  topology: Topology,
+  secret: string | Uint8Array | undefined,
+): SessionState {
   if (token === undefined) return { position: undefined, foreign: false }
   if (typeof token !== 'string') throw new InvalidSessionTokenError(token)
-  const decoded = decodeToken(token)
+  const decoded = decodeToken(token, secret)
   if (!decoded) return { position: undefined, foreign: true }
   const unknown = decoded.unsettled === true
   if (!decoded.position && !unknown) return { position: undefined, foreign: false }

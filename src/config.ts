@@ -60,6 +60,12 @@ export interface BackendsConfig {
   /** Receives routing and health events. Never given secrets. */
   readonly onEvent?: (event: BackendEvent) => void
   /**
+   * Signs session tokens with HMAC-SHA256 under `secret`, so that a token handed to a client (a cookie)
+   * cannot be forged or edited: a token whose signature does not verify is treated as foreign. Tokens
+   * are unsigned by default; they carry only a replication position either way.
+   */
+  readonly sessionTokens?: { readonly secret: string | Uint8Array }
+  /**
    * Deadlines, in milliseconds. Each has a default, so that nothing waits forever on a server that
    * hangs instead of failing (a frozen VM, a partition that drops packets: TCP alone gives up only
    * after about 15 minutes).
@@ -90,12 +96,15 @@ export interface BackendsConfig {
 
 /** The options of a {@link BackendsConfig}, checked and with their defaults. */
 export interface ResolvedOptions {
+  readonly dialect: DialectName
   readonly enforcement: ReadOnlyEnforcement
   readonly whenNoReplica: 'primary' | 'error'
   readonly selection: ReplicaSelection
   readonly maxReplicaLagMs: number
   readonly intervalMs: number
   readonly maxWaitMs: number
+  /** The key that signs session tokens; undefined: unsigned tokens. */
+  readonly tokenSecret: string | Uint8Array | undefined
   readonly connectTimeoutMs: number
   readonly acquireTimeoutMs: number
   readonly healthCheckTimeoutMs: number
@@ -106,15 +115,67 @@ export interface ResolvedOptions {
   readonly cursor: PostgresCursorConstructor | undefined
 }
 
+/** The largest delay Node's timers take: longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** Checks every option and fills in defaults; a value outside the documented ones is an error, never a guess. */
 export function resolveOptions(config: BackendsConfig): ResolvedOptions {
-  const candidates = Array.isArray(config.primary) ? config.primary : [config.primary]
+  if (typeof config !== 'object' || config === null) {
+    throw new ConfigurationError(`createBackends takes a configuration object, not ${describeValue(config)}.`)
+  }
+  if (config.dialect === undefined)
+    throw new ConfigurationError("createBackends needs a dialect: 'postgres' or 'mysql'.")
+  if (config.dialect !== 'postgres' && config.dialect !== 'mysql') {
+    throw new ConfigurationError(`Unknown dialect (${describeValue(config.dialect)}): use 'postgres' or 'mysql'.`)
+  }
+  const candidates: readonly unknown[] = Array.isArray(config.primary) ? config.primary : [config.primary]
   if (candidates.length === 0 || candidates.some((candidate) => !candidate)) {
     throw new ConfigurationError('createBackends needs a primary.')
+  }
+  for (const [i, candidate] of candidates.entries()) {
+    nodeConfig(candidate, candidates.length === 1 ? 'primary' : `primary[${i}]`)
+  }
+  if (config.replicas !== undefined) {
+    if (!Array.isArray(config.replicas)) {
+      throw new ConfigurationError(
+        `replicas must be an array of node configurations, not ${describeValue(config.replicas)}.`,
+      )
+    }
+    for (const [i, replica] of config.replicas.entries()) nodeConfig(replica, `replicas[${i}]`)
+  }
+  if (config.plugins !== undefined && !Array.isArray(config.plugins)) {
+    throw new ConfigurationError(`plugins must be an array of Kysely plugins, not ${describeValue(config.plugins)}.`)
+  }
+  if (config.onEvent !== undefined && typeof config.onEvent !== 'function') {
+    throw new ConfigurationError(`onEvent must be a function, not ${describeValue(config.onEvent)}.`)
+  }
+  if (config.detectTransactionEscapes !== undefined && typeof config.detectTransactionEscapes !== 'boolean') {
+    throw new ConfigurationError(
+      `detectTransactionEscapes must be true or false, not ${describeValue(config.detectTransactionEscapes)}.`,
+    )
+  }
+  if (
+    config.migrationTable !== undefined &&
+    config.migrationTable !== false &&
+    (typeof config.migrationTable !== 'string' || config.migrationTable === '')
+  ) {
+    throw new ConfigurationError(
+      `migrationTable must be a table name or false, not ${describeValue(config.migrationTable)}.`,
+    )
+  }
+  if (
+    config.readYourWrites !== undefined &&
+    (typeof config.readYourWrites !== 'object' || config.readYourWrites === null)
+  ) {
+    throw new ConfigurationError(
+      `readYourWrites must be an object ({ maxWaitMs }), not ${describeValue(config.readYourWrites)}.`,
+    )
   }
   const selection = config.replicaSelection ?? 'round-robin'
   if (typeof selection !== 'function') oneOf(selection, ['round-robin', 'random', 'least-lag'], 'replicaSelection')
   return {
+    dialect: config.dialect,
+    tokenSecret: tokenSecret(config.sessionTokens),
     enforcement: oneOf(config.readOnlySessions, ['connection', 'transaction'], 'readOnlySessions'),
     whenNoReplica: oneOf(config.whenNoReplica, ['primary', 'error'], 'whenNoReplica'),
     selection,
@@ -149,7 +210,7 @@ function oneOf<T extends string>(value: T | undefined, choices: readonly T[], na
   if (value === undefined) return choices[0] as T
   if (!choices.includes(value)) {
     throw new ConfigurationError(
-      `${name} must be ${choices.map((c) => `'${c}'`).join(' or ')}, not ${JSON.stringify(value)}.`,
+      `${name} must be ${choices.map((c) => `'${c}'`).join(' or ')}, not ${describeValue(value)}.`,
     )
   }
   return value
@@ -157,8 +218,56 @@ function oneOf<T extends string>(value: T | undefined, choices: readonly T[], na
 
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new ConfigurationError(`${name} must be a positive number of milliseconds, not ${String(value)}.`)
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+    throw new ConfigurationError(
+      `${name} must be a positive number of milliseconds up to ${MAX_TIMER_MS} (what Node's timers take), ` +
+        `not ${describeValue(value)}.`,
+    )
   }
   return value
+}
+
+/**
+ * What a wrong value is, for an error message, without the value itself: an option given by mistake
+ * may hold a connection string with its password.
+ */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return `an array of ${value.length}`
+  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : `the number ${String(value)}`
+  if (typeof value === 'boolean') return String(value)
+  if (typeof value === 'string') return value === '' ? 'an empty string' : `a string of ${value.length} characters`
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
+/** A node is a connection string that parses as a URL, a pool configuration, or a Kysely Dialect. */
+function nodeConfig(config: unknown, name: string): void {
+  if (typeof config === 'string') {
+    if (!URL.canParse(config)) {
+      throw new ConfigurationError(
+        `${name} is a string that does not parse as a connection URL (scheme://user:password@host:port/database). ` +
+          'Check its spelling; characters such as @ : / # in a password must be percent-encoded.',
+      )
+    }
+    return
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new ConfigurationError(
+      `${name} must be a connection string, a driver pool configuration or a Kysely Dialect, not ${describeValue(config)}.`,
+    )
+  }
+  const url = (config as Record<string, unknown>).connectionString ?? (config as Record<string, unknown>).uri
+  if (url !== undefined && (typeof url !== 'string' || !URL.canParse(url))) {
+    throw new ConfigurationError(`${name}'s connection string does not parse as a URL.`)
+  }
+}
+
+function tokenSecret(option: BackendsConfig['sessionTokens']): string | Uint8Array | undefined {
+  if (option === undefined) return undefined
+  const secret = (option as { secret?: unknown } | null)?.secret
+  if ((typeof secret === 'string' || secret instanceof Uint8Array) && secret.length >= 16) return secret
+  throw new ConfigurationError(
+    'sessionTokens.secret must be a string or bytes of at least 16 characters (a random key from your secret ' +
+      `store), not ${describeValue(secret)}.`,
+  )
 }

@@ -9,6 +9,7 @@ export type StatementKind =
   | 'locking read'
   | 'raw sql'
   | 'data-modifying cte'
+  | 'side-effect function'
   | 'database refusal'
 
 /**
@@ -53,7 +54,11 @@ export class TransactionEscapeError extends Error {
  */
 export class NotAReadStatementError extends WriteOnReadBackendError {
   override readonly name = 'NotAReadStatementError'
-  constructor(why: string) {
+  constructor(
+    /** What the text was found to be, e.g. `more than one statement`. */
+    readonly reason: string,
+  ) {
+    const why = reason
     super('raw sql', why, {
       message:
         `readSql was given ${why}, which is not a read. Declare only single read statements with readSql; ` +
@@ -82,7 +87,41 @@ export function redactConnectionString(connectionString: string): string {
 
 /** Removes anything that looks like a connection string's credentials from a message. */
 export function redactSecrets(message: string): string {
-  return message.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1').replace(/password=\S+/gi, 'password=***')
+  return message
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s]*@/gi, '$1')
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s?]*)\?\S*/gi, '$1')
+    .replace(/password\s*=\s*\S+/gi, 'password=***')
+}
+
+/**
+ * A driver error as it may leave kysely-rw: a URL in its message loses its credentials, and fields that
+ * drivers fill with the whole input (Node's `ERR_INVALID_URL` keeps it in `input`) are removed. Errors
+ * keep their class and code, so that callers can still tell them apart.
+ */
+export function redactDriverError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error
+  const redacted = redactSecrets(error.message)
+  if (redacted !== error.message) {
+    try {
+      error.message = redacted
+    } catch {
+      // A frozen error keeps its message; its stack is not rewritten either.
+    }
+  }
+  const fields = error as unknown as Record<string, unknown>
+  for (const key of ['input', 'url', 'uri', 'connectionString']) {
+    if (typeof fields[key] === 'string') {
+      try {
+        fields[key] = redactSecrets(String(fields[key]))
+      } catch {}
+    }
+  }
+  if (typeof error.stack === 'string') {
+    try {
+      error.stack = redactSecrets(error.stack)
+    } catch {}
+  }
+  return error
 }
 
 /** `whenNoReplica: 'error'` and no replica is up and caught up enough to serve a read. */

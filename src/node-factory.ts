@@ -1,7 +1,9 @@
+import { MysqlDialect, PostgresDialect } from 'kysely'
 import type { ResolvedOptions } from './config.js'
 import { type DialectSupport, isDialect, type NodeConfig } from './dialects/dialect.js'
 import { SocketRegistry } from './dialects/sockets.js'
 import { Node, type NodeDeadlines, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
+import { SESSION_END } from './guard/session-rules.js'
 import type { Candidate, MonitoredReplica } from './topology/topology.js'
 
 // Idle connections of kysely-rw's pools send TCP keepalives after this; a dead peer is noticed then.
@@ -31,7 +33,7 @@ export class NodeFactory {
   }
 
   replica(config: NodeConfig, role: string): MonitoredReplica {
-    const session = this.#readOnly(config, this.options.enforcement)
+    const session = this.#readOnly(config, this.options.enforcement, true)
     const node = this.#node(config, role, session)
     return {
       server: isDialect(config) ? undefined : this.support.describe(config),
@@ -55,10 +57,21 @@ export class NodeFactory {
     return new Node(`${role} ${this.support.describe(config)}`, dialect, readOnly, this.#deadlines, sockets)
   }
 
-  #readOnly(config: NodeConfig, enforcement: ReadOnlyEnforcement): ReadOnlySession {
-    if (enforcement === 'transaction') return { enforcement, transactionSql: this.support.readOnlyTransactionSql }
+  #readOnly(config: NodeConfig, enforcement: ReadOnlyEnforcement, replica = false): ReadOnlySession {
+    const own = !isDialect(config)
+    // MySQL pools kysely-rw creates answer its session reset; after one, the session is made read-only again.
+    const reset =
+      own && SESSION_END[this.options.dialect] === 'reset'
+        ? { restoreSql: enforcement === 'connection' ? this.support.readOnlySessionSql : undefined }
+        : undefined
+    if (enforcement === 'transaction') {
+      // Kysely's own drivers start the transaction read-only; only others (PGlite) need the statement after BEGIN.
+      const appliesAccessMode = own || config instanceof PostgresDialect || config instanceof MysqlDialect
+      const transactionSql = appliesAccessMode ? undefined : this.support.readOnlyTransactionSql
+      return { enforcement, replica, reset, transactionSql }
+    }
     // A pool kysely-rw creates starts its sessions read-only; a ready-made dialect's are made so by statement.
-    return isDialect(config) ? { enforcement, sessionSql: this.support.readOnlySessionSql } : { enforcement }
+    return own ? { enforcement, replica, reset } : { enforcement, replica, sessionSql: this.support.readOnlySessionSql }
   }
 
   // With no replica, reads go to the primary, still in read-only sessions, so that a misrouted write

@@ -36,7 +36,7 @@ describe.each(families)('%s', (_name, familyOf) => {
   })
 
   it('a query still waiting for a connection when destroy() runs rejects with BackendsDestroyedError', async () => {
-    const { stdout } = await child('queued', 10_000)
+    const { stdout } = await child('queued', 12_000)
     expect(stdout.trim().split('\n')).toEqual(['queued: BackendsDestroyedError', 'destroyed'])
   })
 })

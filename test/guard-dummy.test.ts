@@ -42,8 +42,13 @@ interface Sent {
 function recordingDialect(sent: Sent[]): Dialect {
   // A new client per checkout, as a real pool hands out distinct connections to concurrent users.
   const client = () => ({
-    async query(text: string, parameters: readonly unknown[]) {
+    async query(config: string | { text: string; queryMode?: string }, parameters: readonly unknown[]) {
+      const text = typeof config === 'string' ? config : config.text
       sent.push({ sql: text, parameters: [...parameters] })
+      // As the server answers a Parse message holding two statements (the extended protocol).
+      if (typeof config !== 'string' && config.queryMode === 'extended' && /;\s*\S/.test(text)) {
+        throw Object.assign(new Error('cannot insert multiple commands into a prepared statement'), { code: '42601' })
+      }
       return { command: text.split(' ', 1)[0]!.toUpperCase(), rowCount: 0, rows: [] }
     },
     release() {},
@@ -81,7 +86,15 @@ afterEach(async () => {
 const statements = () => sent.map((s) => s.sql)
 
 // A read on this backend: the primary's own driver, in a read-only transaction of its own.
-const readOnly = (...sqls: string[]) => ['start transaction read only', 'set transaction read only', ...sqls, 'commit']
+// Each new read connection is first shown to refuse two statements in one query (the verification probe).
+const PROBE = 'select 1; select 1'
+const readOnly = (...sqls: string[]) => [
+  PROBE,
+  'start transaction read only',
+  'set transaction read only',
+  ...sqls,
+  'rollback',
+]
 
 describe('writes on db.read are refused before they are sent', () => {
   // `as any` stands for every way around the types: a cast, a JavaScript caller, a helper typed loosely.
@@ -181,7 +194,7 @@ describe('readSql', () => {
     const name = 'Ada'
     await readSql<{ id: number }>`select id from person where name = ${name}`.execute(db.read)
     expect(statements()).toEqual(readOnly('select id from person where name = $1'))
-    expect(sent[2]?.parameters).toEqual(['Ada'])
+    expect(sent[3]?.parameters).toEqual(['Ada'])
   })
 
   it('refuses a delete before it is sent', async () => {
@@ -206,7 +219,7 @@ describe('reads on db.read', () => {
     const query = db.read.selectFrom('person').selectAll().where('id', '=', 7)
     await query.execute()
     expect(statements()).toEqual(readOnly(query.compile().sql))
-    expect(sent[2]?.parameters).toEqual([7])
+    expect(sent[3]?.parameters).toEqual([7])
   })
 
   it('each in its own transaction', async () => {
@@ -231,11 +244,13 @@ describe('reads on db.read', () => {
       await tx.selectFrom('pet').selectAll().execute()
     })
     expect(statements()).toEqual([
+      PROBE,
       'start transaction isolation level repeatable read read only',
       'set transaction read only',
       'select * from "person"',
       'select * from "pet"',
-      'commit',
+      // Nothing to commit; ROLLBACK undoes what the reads may have changed in the session.
+      'rollback',
     ])
   })
 })

@@ -1,5 +1,7 @@
 import { CompiledQuery, type DatabaseConnection, MysqlDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
+import { ConfigurationError } from '../errors.js'
+import { acceptSessionReset } from '../guard/session-rules.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 import { cutError, type SocketRegistry } from './sockets.js'
@@ -101,6 +103,20 @@ const MYSQL: ReplicationStatements & { readonly trackPositions: string } = {
 
 type Flavor = typeof MARIADB
 
+type MysqlQueryable = Parameters<typeof acceptSessionReset>[0]
+
+function refuseMultipleStatements(poolConfig: Record<string, unknown>): void {
+  const uri = typeof poolConfig.uri === 'string' ? poolConfig.uri : undefined
+  const inUri = uri !== undefined && /^(?:true|1)$/i.test(new URL(uri).searchParams.get('multipleStatements') ?? '')
+  if (poolConfig.multipleStatements === true || inUri) {
+    throw new ConfigurationError(
+      'multipleStatements is on in the configuration of a node that serves reads (a replica, or the primary, ' +
+        'whose read view serves reads when no replica can). Turn it off: one statement per query is what keeps ' +
+        'a read from carrying a write. Run multi-statement scripts on a connection of your own.',
+    )
+  }
+}
+
 async function flavorOf(connection: DatabaseConnection): Promise<Flavor> {
   const { rows } = await connection.executeQuery<{ version: string }>(CompiledQuery.raw('select version() as version'))
   return /mariadb/i.test(rows[0]?.version ?? '') ? MARIADB : MYSQL
@@ -177,11 +193,14 @@ export function createMysqlSupport(): DialectSupport {
         ...(typeof config === 'string' ? { uri: config } : config),
       }
       if (poolSize !== undefined) poolConfig.connectionLimit = poolSize
+      // Read pools (the only ones that track no positions) run one statement per query.
+      if (!trackPositions) refuseMultipleStatements(poolConfig)
       return new MysqlDialect({
         // Imported on first use so that `mysql2` stays an optional peer for PostgreSQL users.
         pool: async () => {
           const mysql2 = await import('mysql2')
           const pool = mysql2.createPool(poolConfig)
+          pool.on('connection', (connection) => acceptSessionReset(connection as unknown as MysqlQueryable))
           watchSockets(pool as unknown as WatchedPool, sockets)
           if (trackPositions) {
             pool.on('connection', (connection) => trackGtids(connection as unknown as { query: QueryFn }))

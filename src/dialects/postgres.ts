@@ -1,5 +1,6 @@
 import { CompiledQuery, PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
+import { explainStartupRefusal } from '../guard/session-rules.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 import { cursorFor } from './pg-cursor.js'
@@ -39,6 +40,17 @@ function trackCommits(client: { query: QueryFn }): void {
       return commit
     })
   }
+}
+
+/** A pooler's refusal of the read-only startup parameter comes back saying which option to use instead. */
+function refuseStartupQuietly(pool: { connect: (...args: unknown[]) => unknown }): void {
+  const connect = pool.connect.bind(pool)
+  pool.connect = (...args: unknown[]) =>
+    args.length > 0
+      ? connect(...args)
+      : (connect() as Promise<unknown>).catch((error: unknown) => {
+          throw explainStartupRefusal(error)
+        })
 }
 
 // Everything a node monitor needs in one round trip. pg_walfile_name() names the primary's timeline at
@@ -115,6 +127,7 @@ export const postgres: DialectSupport = {
         // A server that goes away errors its clients, idle or checked out: the pool drops them and the
         // query in flight rejects; an unheard 'error' event would crash the process instead.
         pool.on('error', () => {})
+        refuseStartupQuietly(pool)
         pool.on('connect', (client) => {
           client.on('error', () => {})
           sockets.add(client, () => (client as unknown as PgClientInternals).connection?.stream?.destroy())

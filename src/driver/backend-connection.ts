@@ -5,21 +5,36 @@ import {
   type IsolationLevel,
   type QueryResult,
 } from 'kysely'
+import { redactDriverError, WriteOnReadBackendError } from '../errors.js'
+import { oneStatementQuery } from '../guard/one-statement.js'
+import type { GuardedQuery } from '../guard/read-guard.js'
+import { SESSION_END, SESSION_RESET } from '../guard/session-rules.js'
 import type { BackendDriver } from './backend-driver.js'
 import type { Node } from './node.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
+// The unguarded connection of each BackendConnection: kept off every public property, so that no
+// caller holding a read backend's connection can reach past the guard.
+const inners = new WeakMap<BackendConnection, DatabaseConnection>()
+
+/** The driver's own connection behind `connection`; for this package's drivers only. */
+export function innerOf(connection: BackendConnection): DatabaseConnection {
+  return inners.get(connection)!
+}
+
 /**
  * A connection of one node, as handed to Kysely. On a read backend every query passes the guard
- * before it is sent, the database's read-only refusals come back as WriteOnReadBackendError, and a
- * read that loses its connection is retried once on another node.
+ * before it is sent (the copy it checked is what is sent), the database's read-only refusals come back
+ * as WriteOnReadBackendError, and a read that loses its connection is retried once on another node.
  */
 export class BackendConnection implements DatabaseConnection {
   /** Set by the backend driver between BEGIN and COMMIT/ROLLBACK. */
   inTransaction = false
   /** Set when the open transaction changed the schema: its COMMIT raises the schema floor. */
   schemaChanged = false
+  /** Set when a read of the open read transaction may have changed the session. */
+  sessionTouched = false
   /** Set while the connection holds a turn of the primary's fallback budget. */
   budgeted = false
 
@@ -27,32 +42,35 @@ export class BackendConnection implements DatabaseConnection {
   #aborted = false
 
   constructor(
-    readonly inner: DatabaseConnection,
+    inner: DatabaseConnection,
     readonly node: Node,
     private readonly driver: BackendDriver,
-  ) {}
+  ) {
+    inners.set(this, inner)
+  }
 
   async executeQuery<R>(query: CompiledQuery, options?: ExecuteOptions): Promise<QueryResult<R>> {
     const { guard } = this.driver
     if (!guard) return this.driver.executeWrite<R>(this, query, options)
-    guard.check(query)
+    const guarded = guard.check(query)
     this.driver.telemetry?.read(this.node.name)
     try {
-      return await this.executeRead<R>(query, options)
+      return await this.executeRead<R>(guarded, options)
     } catch (error) {
       if (!this.inTransaction && !this.#aborted && this.driver.router.failed(this.node, error)) {
         // The query may have run, but a read has no effect: run it once more elsewhere.
-        return this.driver.readElsewhere<R>(query, this.node, options)
+        return this.driver.readElsewhere<R>(guarded, this.node, options)
       }
-      throw guard.translate(error)
+      throw redactDriverError(guard.translate(error))
     }
   }
 
-  async executeRead<R>(query: CompiledQuery, options?: ExecuteOptions): Promise<QueryResult<R>> {
-    if (this.node.readOnly?.enforcement === 'transaction' && !this.inTransaction) {
-      return this.inReadOnlyTransaction(() => this.inner.executeQuery<R>(query, options))
-    }
-    return this.inner.executeQuery<R>(query, options)
+  /** Sends a read the guard approved, in a read-only transaction where the node or the read needs one. */
+  async executeRead<R>(guarded: GuardedQuery, options?: ExecuteOptions): Promise<QueryResult<R>> {
+    const inner = innerOf(this)
+    await this.driver.verify(this)
+    const wire = oneStatementQuery(guarded.query, this.node.driver)
+    return this.#asRead(guarded, () => inner.executeQuery<R>(wire, options))
   }
 
   async *streamQuery<R>(
@@ -61,11 +79,24 @@ export class BackendConnection implements DatabaseConnection {
     options?: ExecuteOptions,
   ): AsyncIterableIterator<QueryResult<R>> {
     const { guard } = this.driver
-    guard?.check(query)
+    const inner = innerOf(this)
+    if (!guard) {
+      yield* inner.streamQuery<R>(query, chunkSize, options)
+      return
+    }
+    // The same path as executeQuery: guard, read-only transaction, stats. Streams are not retried.
+    const guarded = guard.check(query)
+    this.driver.telemetry?.read(this.node.name)
+    this.#refuseUnresettable(guarded)
+    const wrapped = this.#needsTransaction(guarded)
+    await this.driver.verify(this)
     try {
-      yield* this.inner.streamQuery<R>(query, chunkSize, options)
+      if (wrapped) await this.beginReadOnly(undefined)
+      yield* inner.streamQuery<R>(guarded.query, chunkSize, options)
     } catch (error) {
-      throw guard ? guard.translate(error) : error
+      throw redactDriverError(guard.translate(error))
+    } finally {
+      if (wrapped) await this.#endRead(guarded)
     }
   }
 
@@ -75,7 +106,7 @@ export class BackendConnection implements DatabaseConnection {
    * running the query.
    */
   get cancelQuery(): ((provider: ControlConnectionProvider) => Promise<void>) | undefined {
-    return this.inner.cancelQuery ? this.#cancelQuery : undefined
+    return innerOf(this).cancelQuery ? this.#cancelQuery : undefined
   }
 
   /**
@@ -83,12 +114,12 @@ export class BackendConnection implements DatabaseConnection {
    * it the connection, which the pool replaces. Absent when the node's dialect cannot.
    */
   get killSession(): ((provider: ControlConnectionProvider) => Promise<void>) | undefined {
-    return this.inner.killSession ? this.#killSession : undefined
+    return innerOf(this).killSession ? this.#killSession : undefined
   }
 
   /** Lets the inner connection learn its server-side session id before a cancellable query starts. */
   get collectSessionInfo(): (() => Promise<void>) | undefined {
-    return this.inner.collectSessionInfo ? this.#collectSessionInfo : undefined
+    return innerOf(this).collectSessionInfo ? this.#collectSessionInfo : undefined
   }
 
   // Kysely's control connections come from the backend's own provider, which would route the cancel
@@ -100,34 +131,94 @@ export class BackendConnection implements DatabaseConnection {
 
   async #cancelQuery(): Promise<void> {
     this.#aborted = true
-    await this.inner.cancelQuery?.(this.#control())
+    await innerOf(this).cancelQuery?.(this.#control())
   }
 
   async #killSession(): Promise<void> {
     this.#aborted = true
-    await this.inner.killSession?.(this.#control())
+    await innerOf(this).killSession?.(this.#control())
   }
 
   async #collectSessionInfo(): Promise<void> {
-    await this.inner.collectSessionInfo?.()
+    await innerOf(this).collectSessionInfo?.()
   }
 
   /** Begins a read-only transaction on the node, applying the session rules of its database. */
   async beginReadOnly(isolationLevel: IsolationLevel | undefined): Promise<void> {
-    await this.node.driver.beginTransaction(this.inner, { accessMode: 'read only', isolationLevel })
+    const inner = innerOf(this)
+    await this.driver.verify(this)
+    await this.node.driver.beginTransaction(inner, { accessMode: 'read only', isolationLevel })
     const sql = this.node.readOnly?.transactionSql
-    if (sql) await this.inner.executeQuery(CompiledQuery.raw(sql))
+    if (sql) await inner.executeQuery(CompiledQuery.raw(sql))
   }
 
-  private async inReadOnlyTransaction<T>(run: () => Promise<T>): Promise<T> {
-    await this.beginReadOnly(undefined)
-    try {
-      const result = await run()
-      await this.node.driver.commitTransaction(this.inner)
-      return result
-    } catch (error) {
-      await this.node.driver.rollbackTransaction(this.inner).catch(() => {})
-      throw error
+  /**
+   * Ends a read transaction. A read-only transaction has nothing to commit, and ROLLBACK undoes what
+   * its reads may have changed in the session (PostgreSQL); MySQL keeps session changes across it, so a
+   * read there that may have changed the session resets the connection.
+   */
+  async endReadOnly(): Promise<void> {
+    const inner = innerOf(this)
+    const touched = this.sessionTouched
+    this.sessionTouched = false
+    await this.node.driver.rollbackTransaction(inner)
+    if (touched && SESSION_END[this.#lexing] === 'reset') await this.driver.resetSession(this)
+  }
+
+  get #lexing() {
+    return this.driver.guard?.lexing ?? 'postgres'
+  }
+
+  // A MySQL pool handed in ready-made cannot be reset by kysely-rw: a read that may change the session
+  // would leave the change on a pooled connection, so it is refused rather than sent.
+  #refuseUnresettable(guarded: GuardedQuery): void {
+    if (guarded.leavesState && SESSION_END[this.#lexing] === 'reset' && !this.node.readOnly?.reset) {
+      const detail = 'A call of a function that may change the session (not a known built-in)'
+      throw new WriteOnReadBackendError('side-effect function', detail, {
+        message:
+          `${detail}, on a MySQL read pool that kysely-rw cannot reset afterwards (a Dialect handed in). ` +
+          'Configure the node with a connection string or pool config, or run the query on db.write.',
+      })
     }
   }
+
+  #needsTransaction(guarded: GuardedQuery): boolean {
+    if (this.inTransaction) return false
+    return (
+      this.node.readOnly?.enforcement === 'transaction' ||
+      (guarded.leavesState && SESSION_END[this.#lexing] === 'rollback')
+    )
+  }
+
+  async #asRead<T>(guarded: GuardedQuery, run: () => Promise<T>): Promise<T> {
+    this.#refuseUnresettable(guarded)
+    if (guarded.leavesState && this.inTransaction) this.sessionTouched = true
+    if (!this.#needsTransaction(guarded)) {
+      try {
+        return await run()
+      } finally {
+        if (guarded.leavesState && !this.inTransaction && SESSION_END[this.#lexing] === 'reset') {
+          await this.driver.resetSession(this)
+        }
+      }
+    }
+    await this.beginReadOnly(undefined)
+    let result: T
+    try {
+      result = await run()
+    } catch (error) {
+      await this.#endRead(guarded).catch(() => {})
+      throw error
+    }
+    await this.#endRead(guarded)
+    return result
+  }
+
+  async #endRead(guarded: GuardedQuery): Promise<void> {
+    if (guarded.leavesState) this.sessionTouched = true
+    await this.endReadOnly()
+  }
 }
+
+/** The unreachable-by-name reset query, for the backend driver. */
+export const RESET_QUERY: CompiledQuery = CompiledQuery.raw(SESSION_RESET)

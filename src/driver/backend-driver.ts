@@ -9,13 +9,15 @@ import {
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { ReplicationStatements } from '../dialects/dialect.js'
-import { PrimaryUnavailableError, WriteOutcomeUnknownError } from '../errors.js'
+import { PrimaryUnavailableError, redactDriverError, WriteOutcomeUnknownError } from '../errors.js'
 import type { Telemetry } from '../events.js'
 import { classify, isSchemaChange } from '../guard/classify.js'
-import type { ReadGuard } from '../guard/read-guard.js'
+import { oneStatementQuery } from '../guard/one-statement.js'
+import type { GuardedQuery, ReadGuard } from '../guard/read-guard.js'
+import { verifySession } from '../guard/session-rules.js'
 import { enterWriteTransaction, leaveWriteTransaction } from '../guard/transaction-scope.js'
 import type { FallbackBudget } from '../routing/fallback-budget.js'
-import { BackendConnection } from './backend-connection.js'
+import { BackendConnection, innerOf, RESET_QUERY } from './backend-connection.js'
 import type { Node } from './node.js'
 import type { Router } from './router.js'
 
@@ -56,8 +58,8 @@ export interface BackendDriverOptions {
  * through the replica pool (or a session's rules) and guard every query.
  */
 export class BackendDriver implements Driver {
-  // Connections whose session was made read-only by statement (drivers handed in ready-made).
-  static readonly #readOnlySessions = new WeakSet<DatabaseConnection>()
+  // Read connections set up and verified (one statement per query, read-only, a safe user).
+  static readonly #verified = new WeakSet<DatabaseConnection>()
 
   readonly role: 'read' | 'write'
   readonly router: Router
@@ -117,7 +119,7 @@ export class BackendDriver implements Driver {
         }
         throw this.role === 'write' && this.#isConnectionError(error)
           ? new PrimaryUnavailableError(node.name, { cause: error })
-          : error
+          : redactDriverError(error)
       }
       if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
       const connection = new BackendConnection(inner, node, this)
@@ -142,6 +144,9 @@ export class BackendDriver implements Driver {
     return true
   }
 
+  // Connections whose session was made read-only by statement (drivers handed in ready-made).
+  static readonly #readOnlySessions = new WeakSet<DatabaseConnection>()
+
   async #prepareSession(node: Node, inner: DatabaseConnection): Promise<void> {
     const sessionSql = node.readOnly?.enforcement === 'connection' ? node.readOnly.sessionSql : undefined
     if (sessionSql && !BackendDriver.#readOnlySessions.has(inner)) {
@@ -150,14 +155,44 @@ export class BackendDriver implements Driver {
     }
   }
 
+  /**
+   * Once per read connection, before its first read (and before a read transaction's BEGIN): it runs one
+   * statement per query, it is read-only when it should be, its user cannot bypass `read_only`. A
+   * connection that fails serves nothing: every read on it throws the ConfigurationError.
+   */
+  async verify(conn: BackendConnection): Promise<void> {
+    const inner = innerOf(conn)
+    const { node } = conn
+    const { readOnly } = node
+    if (!readOnly || !this.guard || BackendDriver.#verified.has(inner)) return
+    await verifySession((query) => inner.executeQuery(oneStatementQuery(query, node.driver)), this.guard.lexing, {
+      readOnly: readOnly.enforcement === 'connection',
+      replica: readOnly.replica === true,
+    })
+    BackendDriver.#verified.add(inner)
+  }
+
+  /**
+   * Resets a read connection whose read may have changed its session (MySQL), then makes it read-only
+   * again and verifies it, as a new connection is.
+   */
+  async resetSession(conn: BackendConnection): Promise<void> {
+    const inner = innerOf(conn)
+    BackendDriver.#verified.delete(inner)
+    await inner.executeQuery(RESET_QUERY)
+    const restore = conn.node.readOnly?.reset?.restoreSql
+    if (restore) await inner.executeQuery(CompiledQuery.raw(restore))
+    await this.verify(conn)
+  }
+
   /** Runs a read once more on another node after its connection failed. */
-  async readElsewhere<R>(query: CompiledQuery, failed: Node, options: ExecuteOptions): Promise<QueryResult<R>> {
+  async readElsewhere<R>(query: GuardedQuery, failed: Node, options: ExecuteOptions): Promise<QueryResult<R>> {
     const connection = await this.#acquire(new Set([failed]))
     try {
       this.telemetry?.read(connection.node.name)
       return await connection.executeRead<R>(query, options)
     } catch (error) {
-      throw this.guard ? this.guard.translate(error) : error
+      throw redactDriverError(this.guard ? this.guard.translate(error) : error)
     } finally {
       await this.releaseConnection(connection)
     }
@@ -177,12 +212,12 @@ export class BackendDriver implements Driver {
       const schemaChange = this.#floor !== undefined && isSchemaChange(query.query, query.sql)
       if (conn.inTransaction) {
         if (schemaChange) conn.schemaChanged = true
-        return await conn.inner.executeQuery<R>(query, options)
+        return await innerOf(conn).executeQuery<R>(query, options)
       }
       const forSession = this.#recorder !== undefined && classify(query.query).write
-      if (!schemaChange && !forSession) return await conn.inner.executeQuery<R>(query, options)
+      if (!schemaChange && !forSession) return await innerOf(conn).executeQuery<R>(query, options)
       const sink: PositionSink = { position: undefined }
-      const result = await capturePositions(sink, () => conn.inner.executeQuery<R>(query, options))
+      const result = await capturePositions(sink, () => innerOf(conn).executeQuery<R>(query, options))
       if (sink.position !== undefined || !this.#replication) {
         this.#committed(sink.position, schemaChange)
       } else if (schemaChange || !this.#recorder) {
@@ -217,8 +252,8 @@ export class BackendDriver implements Driver {
 
   async #positionOf(conn: BackendConnection): Promise<string | undefined> {
     if (!this.#replication) return undefined
-    const { sessionPosition } = await this.#replication(conn.inner)
-    const { rows } = await conn.inner.executeQuery<{ pos: string | null }>(CompiledQuery.raw(sessionPosition))
+    const { sessionPosition } = await this.#replication(innerOf(conn))
+    const { rows } = await innerOf(conn).executeQuery<{ pos: string | null }>(CompiledQuery.raw(sessionPosition))
     return rows[0]?.pos ?? undefined
   }
 
@@ -237,7 +272,7 @@ export class BackendDriver implements Driver {
       // Before the first await: the scope must be entered while Kysely's consumer runs synchronously.
       enterWriteTransaction(connection)
       try {
-        await conn.node.driver.beginTransaction(conn.inner, settings)
+        await conn.node.driver.beginTransaction(innerOf(conn), settings)
       } catch (error) {
         leaveWriteTransaction(connection)
         throw error
@@ -248,13 +283,14 @@ export class BackendDriver implements Driver {
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const conn = connection as BackendConnection
+    if (this.role === 'read') return this.#endRead(conn)
     try {
       if (!this.#recorder && !conn.schemaChanged) {
-        await conn.node.driver.commitTransaction(conn.inner)
+        await conn.node.driver.commitTransaction(innerOf(conn))
         return
       }
       const sink: PositionSink = { position: undefined }
-      await capturePositions(sink, () => conn.node.driver.commitTransaction(conn.inner))
+      await capturePositions(sink, () => conn.node.driver.commitTransaction(innerOf(conn)))
       this.#committed(sink.position ?? (await this.#positionOf(conn)), conn.schemaChanged)
     } catch (error) {
       throw this.role === 'write' ? this.#lostWrite(conn, error, true) : error
@@ -265,8 +301,9 @@ export class BackendDriver implements Driver {
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     const conn = connection as BackendConnection
+    if (this.role === 'read') return this.#endRead(conn)
     try {
-      await conn.node.driver.rollbackTransaction(conn.inner)
+      await conn.node.driver.rollbackTransaction(innerOf(conn))
     } catch (error) {
       // A lost connection took the transaction with it (the server rolls it back); the error worth
       // reporting is the one that ended the transaction, which Kysely rethrows unless this throws.
@@ -278,17 +315,17 @@ export class BackendDriver implements Driver {
 
   async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']) {
     const conn = connection as BackendConnection
-    await conn.node.driver.savepoint?.(conn.inner, name, compile)
+    await conn.node.driver.savepoint?.(innerOf(conn), name, compile)
   }
 
   async rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']) {
     const conn = connection as BackendConnection
-    await conn.node.driver.rollbackToSavepoint?.(conn.inner, name, compile)
+    await conn.node.driver.rollbackToSavepoint?.(innerOf(conn), name, compile)
   }
 
   async releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']) {
     const conn = connection as BackendConnection
-    await conn.node.driver.releaseSavepoint?.(conn.inner, name, compile)
+    await conn.node.driver.releaseSavepoint?.(innerOf(conn), name, compile)
   }
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
@@ -298,10 +335,10 @@ export class BackendDriver implements Driver {
       this.#fallbackBudget?.budget.leave()
     }
     const after = this.#releaseAfter.get(conn)
-    if (!after) return conn.node.releaseConnection(conn.inner)
+    if (!after) return conn.node.releaseConnection(innerOf(conn))
     // Not awaited: the write's caller has its result; the connection follows once the position is in.
     this.#releaseAfter.delete(conn)
-    const release = () => conn.node.releaseConnection(conn.inner)
+    const release = () => conn.node.releaseConnection(innerOf(conn))
     void after.then(release, release)
   }
 
@@ -309,6 +346,15 @@ export class BackendDriver implements Driver {
     // Nodes belong to the backends group: tools that call destroy() on the Kysely instance they were
     // given (kysely-ctl, test fixtures) end the whole group, as with plain Kysely.
     await this.#destroyAll?.()
+  }
+
+  // A read transaction has nothing to commit; ending it with ROLLBACK undoes what it did to the session.
+  async #endRead(conn: BackendConnection): Promise<void> {
+    try {
+      await conn.endReadOnly()
+    } finally {
+      this.#ended(conn)
+    }
   }
 
   #ended(conn: BackendConnection): void {

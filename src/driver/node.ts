@@ -18,6 +18,13 @@ export interface ReadOnlySession {
   readonly sessionSql?: string
   /** Run after BEGIN on drivers that ignore Kysely's access mode setting (PGlite). */
   readonly transactionSql?: string
+  /** A replica: its user is checked not to bypass the server's read_only. */
+  readonly replica?: boolean
+  /**
+   * Present when the pool answers kysely-rw's session reset (MySQL pools kysely-rw creates); the
+   * statement that makes the session read-only again afterwards, in 'connection' mode.
+   */
+  readonly reset?: { readonly restoreSql?: string }
 }
 
 /** How long a node's operations may take before they give up. */

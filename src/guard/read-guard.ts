@@ -1,23 +1,72 @@
-import type { CompiledQuery } from 'kysely'
-import { WriteOnReadBackendError } from '../errors.js'
+import type { CompiledQuery, RootOperationNode } from 'kysely'
+import { NotAReadStatementError, WriteOnReadBackendError } from '../errors.js'
 import { classify } from './classify.js'
 import { isDeclaredRead } from './declared-reads.js'
-import type { Lexing } from './read-text.js'
+import type { Lexing } from './lexer.js'
+import { isQuiet } from './quiet-text.js'
+import { inspectReadText } from './read-text.js'
+
+/** A query as the guard approved it: the copy to send, and whether the session must be reset after it. */
+export interface GuardedQuery {
+  /** A frozen copy of the query as checked: send this one, never the original. */
+  readonly query: CompiledQuery
+  /** The read called a function that may change the session: end it so that nothing stays behind. */
+  readonly leavesState: boolean
+}
+
+const NO_STATE = false
 
 /** The checks every query on a read backend passes before it is sent, and after it fails. */
 export class ReadGuard {
   constructor(
     private readonly isReadOnlyRefusal: (error: unknown) => boolean,
-    private readonly lexing: Lexing,
+    /** How the servers behind this guard lex SQL text. */
+    readonly lexing: Lexing,
   ) {}
 
-  /** Throws before anything is sent when the query is not a read. */
-  check(query: CompiledQuery): void {
-    if (isDeclaredRead(query)) return
-    const classification = classify(query.query, this.lexing, query.sql)
-    if (classification.write) {
-      throw new WriteOnReadBackendError(classification.kind, classification.detail)
+  /**
+   * Throws before anything is sent when the query is not a read. The query is copied once (text,
+   * parameters, tree) and the copy is what is checked and what must be sent: a getter or a mutation
+   * after the check changes nothing.
+   */
+  check(original: CompiledQuery): GuardedQuery {
+    const declared = isDeclaredRead(original)
+    const query = snapshot(original)
+    const root = query.query
+    if (root.kind === 'SelectQueryNode') {
+      // Most reads: text made only of names, parameters, keywords and pure built-ins cannot hide anything.
+      if (isQuiet(query.sql, this.lexing)) return { query, leavesState: NO_STATE }
+      this.#refuseByTree(root)
+      return { query, leavesState: this.#inspect(query, 'A SELECT whose text is not a read') }
     }
+    if (declared && root.kind === 'RawNode') {
+      return { query, leavesState: this.#inspect(query, 'A readSql text that is not a read') }
+    }
+    this.#refuseByTree(root)
+    // classify() refuses every root but SELECT; a kind it let through is refused all the same.
+    throw new WriteOnReadBackendError('raw sql', `A ${root.kind} query`)
+  }
+
+  #refuseByTree(root: RootOperationNode): void {
+    const classification = classify(root, this.lexing)
+    if (classification.write) throw new WriteOnReadBackendError(classification.kind, classification.detail)
+  }
+
+  #inspect(query: CompiledQuery, what: string): boolean {
+    let effects: ReturnType<typeof inspectReadText>
+    try {
+      effects = inspectReadText(query.sql, query.parameters, this.lexing)
+    } catch (error) {
+      if (!(error instanceof NotAReadStatementError)) throw error
+      throw new WriteOnReadBackendError('raw sql', `${what} (${error.reason})`)
+    }
+    if (effects.sideEffect) {
+      throw new WriteOnReadBackendError(
+        'side-effect function',
+        `${effects.sideEffect} (it changes the session, takes a lock or writes outside the transaction)`,
+      )
+    }
+    return effects.leavesState
   }
 
   /** The database's own refusal in a read-only session becomes the same error, keeping its message. */
@@ -28,4 +77,13 @@ export class ReadGuard {
       cause: error,
     })
   }
+}
+
+/** Text, parameters and tree read once, into an object nothing can change. */
+function snapshot(query: CompiledQuery): CompiledQuery {
+  const { sql, parameters, query: node, queryId } = query
+  if (typeof sql !== 'string' || !Array.isArray(parameters) || typeof node?.kind !== 'string') {
+    throw new WriteOnReadBackendError('raw sql', 'A query that is not a compiled Kysely query')
+  }
+  return Object.freeze({ sql, parameters: Object.freeze([...parameters]), query: node, queryId })
 }

@@ -1,96 +1,68 @@
 import { NotAReadStatementError } from '../errors.js'
+import { type Lexed, type Lexing, lex, VARIANTS } from './lexer.js'
+import { mayLeaveState, sideEffectOf } from './side-effects.js'
 
-/** How a database family quotes and comments, which decides what is code and what is text. */
-export type Lexing = 'postgres' | 'mysql'
+export type { Lexing } from './lexer.js'
 
 const READ_START = /^(?:select|with|values|table|show|explain)\b/i
 const LOCK = /\bfor\s+(?:update|no\s+key\s+update|share|key\s+share)\b|\block\s+in\s+share\s+mode\b/i
+// MySQL: `@v := …` sets a user variable; `NEXT VALUE FOR s` advances a sequence.
+const MYSQL_STATE = /:=|\b(?:next|previous)\s+value\s+for\b/i
 
 /**
  * Throws NotAReadStatementError unless `text` is a single statement that starts as a read: `SELECT`,
  * `WITH` without a data-modifying body, `VALUES`, `TABLE`, `SHOW`, or `EXPLAIN` without `ANALYZE`,
- * and takes no locks.
+ * and takes no locks. The text is split into code, literals and comments as its server does, under
+ * every setting that moves where a literal ends (`standard_conforming_strings`, `NO_BACKSLASH_ESCAPES`,
+ * `ANSI_QUOTES`).
  */
 export function assertReadStatement(text: string, lexing: Lexing = 'postgres'): void {
-  check(codeOf(text, lexing))
+  for (const variant of VARIANTS[lexing]) check(lex(text, lexing, variant), lexing)
+}
+
+/** What the text of a read does beyond reading, once {@link assertReadStatement} accepted it. */
+export interface TextEffects {
+  /** A function (or construct) that changes something a read-only transaction does not protect. */
+  readonly sideEffect: string | undefined
+  /** The text calls a function that may change the session (a user-defined one): reset it after the read. */
+  readonly leavesState: boolean
+}
+
+/** Checks `text` as {@link assertReadStatement} does, then names its side effects. */
+export function inspectReadText(text: string, parameters: readonly unknown[], lexing: Lexing): TextEffects {
+  let leavesState = false
+  for (const variant of VARIANTS[lexing]) {
+    const lexed = lex(text, lexing, variant)
+    check(lexed, lexing)
+    for (const call of lexed.calls) {
+      const sideEffect = sideEffectOf(call, lexed.code, parameters, lexing)
+      if (sideEffect) return { sideEffect, leavesState: true }
+      if (mayLeaveState(call, lexing)) leavesState = true
+    }
+    if (lexing === 'mysql') {
+      const state = MYSQL_STATE.exec(lexed.code)
+      if (state) return { sideEffect: state[0].replace(/\s+/g, ' ').toUpperCase(), leavesState: true }
+    }
+  }
+  return { sideEffect: undefined, leavesState }
 }
 
 function refuse(why: string): never {
   throw new NotAReadStatementError(why)
 }
 
-function check(stripped: string | undefined): void {
-  if (stripped === undefined) refuse('an unterminated literal or comment')
-  const code = stripped.trim().replace(/^[(\s]+/, '')
+function check(lexed: Lexed | undefined, _lexing: Lexing): asserts lexed is Lexed {
+  if (lexed === undefined) refuse('an unterminated literal or comment, or an escaped identifier')
+  const code = lexed.code.trim().replace(/^[(\s]+/, '')
   if (/;\s*\S/.test(code)) refuse('more than one statement')
   const start = READ_START.exec(code)?.[0]?.toLowerCase()
   if (!start) refuse(`a statement starting with "${code.split(/\s/, 1)[0] ?? ''}"`)
   if (start === 'explain' && /\banaly[sz]e\b/i.test(code)) refuse('EXPLAIN ANALYZE (it executes the statement)')
   if (LOCK.test(code)) refuse('a locking read')
-  if (start === 'with' && /\b(?:insert|update|delete|merge)\b/i.test(code)) refuse('a data-modifying WITH')
+  // A write word outside literals, names and comments: a data-modifying WITH, at the top or in a subquery.
+  if (/\b(?:insert|update|delete|merge)\b/i.test(code))
+    refuse(start === 'with' ? 'a data-modifying WITH' : 'a write inside a read')
   if ((start === 'select' || start === 'with') && /\binto\b/i.test(code)) refuse('SELECT … INTO')
-}
-
-/** The statement's own text: literals become empty ones and comments spaces, in one left-to-right scan. */
-function codeOf(text: string, lexing: Lexing): string | undefined {
-  let out = ''
-  let i = 0
-  while (i < text.length) {
-    const c = text[i]!
-    const rest = text.slice(i)
-    const lineComment = lexing === 'postgres' ? /^--/ : /^(?:#|--(?:\s|$))/
-    if (lineComment.test(rest)) {
-      const end = text.indexOf('\n', i)
-      i = end < 0 ? text.length : end
-      out += ' '
-      continue
-    }
-    if (rest.startsWith('/*')) {
-      let depth = 1
-      i += 2
-      while (i < text.length && depth > 0) {
-        if (lexing === 'postgres' && text.startsWith('/*', i)) depth++, (i += 2)
-        else if (text.startsWith('*/', i)) depth--, (i += 2)
-        else i++
-      }
-      if (depth > 0) return undefined
-      out += ' '
-      continue
-    }
-    const dollar =
-      lexing === 'postgres' && !/[\w$]/.test(text[i - 1] ?? '')
-        ? /^\$(?:[A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$/.exec(rest)
-        : null
-    if (dollar) {
-      const end = text.indexOf(dollar[0], i + dollar[0].length)
-      if (end < 0) return undefined
-      i = end + dollar[0].length
-      out += "''"
-      continue
-    }
-    if (c === "'" || c === '"' || (c === '`' && lexing === 'mysql')) {
-      const backslash =
-        lexing === 'mysql' ? c !== '`' : c === "'" && /[eE]/.test(text[i - 1] ?? '') && !/[\w$]/.test(text[i - 2] ?? '')
-      let closed = false
-      i++
-      while (i < text.length) {
-        const d = text[i]
-        if (backslash && d === '\\') i += 2
-        else if (d === c && text[i + 1] === c) i += 2
-        else if (d === c) {
-          i++
-          closed = true
-          break
-        } else i++
-      }
-      if (!closed) return undefined
-      out += c + c
-      continue
-    }
-    out += c
-    i++
-  }
-  return out
 }
 
 /** True when `text` passes {@link assertReadStatement}. */

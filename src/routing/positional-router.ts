@@ -98,7 +98,8 @@ export function positionalRouter(
       }
       const target = targetOf(state, floor)
       if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude)
-      const ready = pool.caughtUp(target, exclude)
+      // A plain read is held to the schema floor alone, and may be stale within the opt-in budget.
+      const ready = pool.caughtUp(target, exclude, state.position === undefined)
       if (ready) return ready
       // One wait per read at most: a node already excluded has timed out or failed this read.
       const candidate = exclude.size === 0 ? pool.closest(exclude) : undefined

@@ -138,22 +138,30 @@ export class ReplicaPool {
   }
 
   /** With bounded staleness on: the least lagged replica drained for lag alone, within the second budget. */
-  #staleCandidate(exclude: ReadonlySet<Node>): Replica | undefined {
+  #staleCandidate(exclude: ReadonlySet<Node>, floor?: Position): Replica | undefined {
     const limit = this.options.staleReadsMaxLagMs
     if (limit === undefined) return undefined
     let best: Replica | undefined
     for (const replica of this.#replicas) {
       if (replica.state !== 'lagging' || replica.drainReason !== 'lag' || exclude.has(replica.node)) continue
       if (replica.lagMs === null || replica.lagMs > limit) continue
+      if (floor && !hasReached(replica.position, floor)) continue
       if (!best || replica.lagMs < (best.lagMs as number)) best = replica
     }
     return best
   }
 
-  /** Up replicas known to have replayed `target`, for session reads that need no wait. */
-  caughtUp(target: Position, exclude: ReadonlySet<Node>): Node | undefined {
+  /**
+   * Up replicas known to have replayed `target`, for reads that need no wait. A plain read held only to
+   * the schema floor (`stale` true) may, with bounded staleness on, use a lagging replica that has it.
+   */
+  caughtUp(target: Position, exclude: ReadonlySet<Node>, stale = false): Node | undefined {
     const ready = this.#eligible(exclude).filter((replica) => hasReached(replica.position, target))
-    return ready.length > 0 ? this.#pick(ready).node : undefined
+    if (ready.length > 0) return this.#pick(ready).node
+    const lagging = stale ? this.#staleCandidate(exclude, target) : undefined
+    if (!lagging) return undefined
+    this.telemetry.staleRead(lagging.name, lagging.lagMs)
+    return lagging.node
   }
 
   /**
@@ -169,14 +177,12 @@ export class ReplicaPool {
 
   /**
    * Where a read goes when no replica can serve it: the primary, or an error if so configured. A
-   * session token that cannot be checked here, or a session position that could not be learnt, always
-   * goes to the primary: no replica can be shown to honour it, and a tampered cookie must not turn into
-   * failing reads.
+   * session token that cannot be checked here (foreign, tampered, unsigned) is no exception: a value a
+   * client controls never moves a read onto the primary against `whenNoReplica: 'error'`.
    */
   fallback(reason: FallbackReason, detail: string): Node {
     if (this.#replicas.length === 0) return this.primary
-    if (this.options.whenNoReplica === 'error' && reason !== 'foreign-token' && reason !== 'unknown-position')
-      throw new NoReplicaAvailableError(detail)
+    if (this.options.whenNoReplica === 'error') throw new NoReplicaAvailableError(detail)
     this.telemetry.fallback(reason, this.primary.name)
     return this.primary
   }

@@ -1,9 +1,11 @@
 // What the integration tests need to know about each database family, so that one suite runs on both.
 import { type Dialect, type Generated, MysqlDialect, PostgresDialect, sql } from 'kysely'
 import mysql2 from 'mysql2'
+import mysqlPromise from 'mysql2/promise'
 import pg from 'pg'
 import type { WriteBackend } from '../../src/index.js'
 import { controlMariaDb, controlPostgres, type ReplicaControl, replication } from '../harness/control.js'
+import type { ScenarioTarget } from './fault-scenarios.js'
 
 export interface Item {
   id: Generated<number>
@@ -33,7 +35,10 @@ export interface Family {
   readonly serverSql: string
   /** A `select` whose single row's `ro` column is truthy when the session is read-only. */
   readonly readOnlySql: string
-  /** A select expression that the database refuses in a read-only session. */
+  /**
+   * A select expression that the database refuses in a read-only session: a function of the app's own
+   * that writes (the guard refuses built-ins such as nextval by name, before anything is sent).
+   */
   readonly writingSelect: string
   /** A replica dialect whose driver records every SQL text it sends. */
   recordingReplica(sent: string[]): Dialect
@@ -58,7 +63,7 @@ export function postgresFamily(): Family {
       `else 'port ' || inet_server_port() end as server`,
     ].join(' '),
     readOnlySql: `select current_setting('transaction_read_only') = 'on' as ro`,
-    writingSelect: `nextval('kysely_rw_test_seq')`,
+    writingSelect: 'kysely_rw_test_write()',
     recordingReplica(sent) {
       const pool = new pg.Pool({ connectionString: env.replicaUrl })
       pool.on('connect', (client) => {
@@ -77,6 +82,10 @@ export function postgresFamily(): Family {
         db,
       )
       await sql`create sequence if not exists kysely_rw_test_seq`.execute(db)
+      await sql`create table if not exists kysely_rw_test_writes (n int)`.execute(db)
+      await sql`create or replace function kysely_rw_test_write() returns int language sql as $$ insert into kysely_rw_test_writes values (1) returning 1 $$`.execute(
+        db,
+      )
     },
   }
 }
@@ -95,7 +104,7 @@ export function mariadbFamily(): Family {
     serverSql: `select case @@server_id when 1 then 'primary' when 2 then 'replica 1' when 3 then 'replica 2' else concat('server id ', @@server_id) end as server`,
     // MariaDB names it tx_read_only; MySQL 8 transaction_read_only.
     readOnlySql: 'select @@session.tx_read_only as ro',
-    writingSelect: 'nextval(kysely_rw_test_seq)',
+    writingSelect: 'kysely_rw_test_write()',
     recordingReplica(sent) {
       const pool = mysql2.createPool({ uri: env.replicaUrl })
       pool.on('connection', (connection) => {
@@ -114,6 +123,17 @@ export function mariadbFamily(): Family {
         db,
       )
       await sql`create sequence if not exists kysely_rw_test_seq`.execute(db)
+      await sql`create table if not exists kysely_rw_test_writes (n int)`.execute(db)
+      // With binary logging only SUPER may create functions; SQL SECURITY INVOKER runs it with the caller's rights.
+      const admin = await mysqlPromise.createConnection({ uri: env.adminPrimaryUrl })
+      try {
+        await admin.query(
+          'create or replace function kysely_rw_test_write() returns int deterministic modifies sql data sql security invoker ' +
+            'begin insert into kysely_rw_test_writes values (1); return 1; end',
+        )
+      } finally {
+        await admin.end()
+      }
     },
   }
 }
@@ -122,3 +142,14 @@ export const families: ReadonlyArray<[string, () => Family]> = [
   ['PostgreSQL', postgresFamily],
   ['MariaDB', mariadbFamily],
 ]
+
+/** A family as the fault scenarios (test/support/fault-scenarios.ts) take it. */
+export function scenarioTarget(family: Family): ScenarioTarget {
+  return {
+    dialect: family.dialect,
+    primaryUrl: family.primaryUrl,
+    replicaUrls: [family.replicaUrl, family.replica2Url],
+    controls: [family.control, family.control2],
+    createTable: (db, table) => family.createItems(db, table),
+  }
+}

@@ -14,10 +14,15 @@ await db.write.transaction().execute((tx) => readSql`select 1 as one`.execute(tx
 if (mode === 'destroy') await db.destroy()
 if (mode === 'write-destroy') await db.kysely.destroy()
 if (mode === 'queued') {
-  // Holds the write pool's connections so that one more query queues, then destroys.
+  // Holds all 10 connections of the write pool, so that one more query queues, then destroys.
+  let holding = 0
   const held = Array.from({ length: 10 }, () =>
-    db.write.connection().execute(() => new Promise((resolve) => setTimeout(resolve, 300))),
+    db.write.connection().execute(async () => {
+      holding++
+      await new Promise((resolve) => setTimeout(resolve, 2_000))
+    }),
   )
+  while (holding < 10) await new Promise((resolve) => setTimeout(resolve, 10))
   const queued = readSql`select 1 as one`.execute(db.write).then(
     () => 'ran',
     (error: Error) => error.name,

@@ -1,0 +1,213 @@
+/** How a database family quotes and comments, which decides what is code and what is text. */
+export type Lexing = 'postgres' | 'mysql'
+
+/**
+ * Server settings that change where a literal ends: PostgreSQL's `standard_conforming_strings` and
+ * MySQL's `NO_BACKSLASH_ESCAPES` / `ANSI_QUOTES`. A text is checked under every variant its server
+ * may be running with, so that a literal the checker ends in one place cannot end elsewhere on the server.
+ */
+export interface LexVariant {
+  /** Backslash escapes in `'…'` literals. */
+  readonly backslashInSingle: boolean
+  /** MySQL: `"…"` is a string with backslash escapes (the default) rather than an identifier (ANSI_QUOTES). */
+  readonly doubleQuotedString: boolean
+}
+
+/** The variants each server family may be configured with. */
+export const VARIANTS: Record<Lexing, readonly LexVariant[]> = {
+  postgres: [
+    { backslashInSingle: false, doubleQuotedString: false },
+    { backslashInSingle: true, doubleQuotedString: false },
+  ],
+  mysql: [
+    { backslashInSingle: true, doubleQuotedString: true },
+    { backslashInSingle: false, doubleQuotedString: false },
+    { backslashInSingle: true, doubleQuotedString: false },
+  ],
+}
+
+/** A name followed by `(` in code: a function call (or a keyword that takes parentheses). */
+export interface Call {
+  /** Lower case; a quoted name as written inside its quotes; qualified names keep their last part only. */
+  readonly name: string
+  /** Index of the `(` in {@link Lexed.code}. */
+  readonly open: number
+}
+
+export interface Lexed {
+  /** The text with every literal as `''`, every quoted identifier as `""`, every comment as a space. */
+  readonly code: string
+  readonly calls: readonly Call[]
+}
+
+// UTF-8 bytes at or above 0x80 are identifier characters to both servers, so every non-ASCII UTF-16 unit is.
+const isIdentStart = (c: string) => /[A-Za-z_]/.test(c) || c.charCodeAt(0) >= 0x80
+const isIdentPart = (c: string, lexing: Lexing) =>
+  /[A-Za-z0-9_$]/.test(c) || c.charCodeAt(0) >= 0x80 || (lexing === 'mysql' && c === '$')
+const isDigit = (c: string) => c >= '0' && c <= '9'
+
+/**
+ * Splits `text` into code, literals and comments the way the server does: PostgreSQL ends `--`
+ * comments at `\n` or `\r`, nests block comments, starts dollar quotes only where a token starts,
+ * escapes backslashes in `E'…'`; MySQL ends `#` and `-- ` comments at `\n` only, does not nest block
+ * comments, and runs the inside of `/*! … *\/` (and MariaDB's `/*M! … *\/`) as code.
+ * Undefined for text the server would refuse (an unterminated literal or comment) or that hides names
+ * in escapes (PostgreSQL's `U&"…"`).
+ */
+export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | undefined {
+  const pg = lexing === 'postgres'
+  let code = ''
+  const calls: Call[] = []
+  // The name that ends right before the current position (for calls), if the last token was one.
+  let lastName: string | undefined
+  let i = 0
+  const n = text.length
+  // Executable comments nest code inside a comment: remember where their `*/` is.
+  let executableEnds = 0
+  while (i < n) {
+    const c = text[i]!
+    const next = text[i + 1] ?? ''
+    if (executableEnds > 0 && c === '*' && next === '/') {
+      executableEnds--
+      i += 2
+      code += ' '
+      continue
+    }
+    // Comments.
+    const lineComment = pg
+      ? c === '-' && next === '-'
+      : c === '#' || (c === '-' && next === '-' && (i + 2 >= n || text.charCodeAt(i + 2) <= 32))
+    if (lineComment) {
+      let end = i
+      while (end < n && text[end] !== '\n' && !(pg && text[end] === '\r')) end++
+      i = end
+      code += ' '
+      continue
+    }
+    if (c === '/' && next === '*') {
+      if (!pg && (text[i + 2] === '!' || (text[i + 2] === 'M' && text[i + 3] === '!'))) {
+        // MySQL / MariaDB executable comment: the version digits are skipped, the rest is code.
+        i += text[i + 2] === '!' ? 3 : 4
+        while (i < n && isDigit(text[i]!)) i++
+        executableEnds++
+        code += ' '
+        lastName = undefined
+        continue
+      }
+      let depth = 1
+      i += 2
+      while (i < n && depth > 0) {
+        if (pg && text[i] === '/' && text[i + 1] === '*') {
+          depth++
+          i += 2
+        } else if (text[i] === '*' && text[i + 1] === '/') {
+          depth--
+          i += 2
+        } else i++
+      }
+      if (depth > 0) return undefined
+      code += ' '
+      continue
+    }
+    // Quoted identifiers.
+    const identifierQuote = pg ? c === '"' : c === '`' || (c === '"' && !variant.doubleQuotedString)
+    if (identifierQuote) {
+      const end = closing(text, i + 1, c, false)
+      if (end < 0) return undefined
+      lastName = text.slice(i + 1, end).replaceAll(c + c, c)
+      code += '""'
+      i = end + 1
+      continue
+    }
+    // String literals.
+    if (c === "'" || (!pg && c === '"')) {
+      const end = closing(text, i + 1, c, variant.backslashInSingle)
+      if (end < 0) return undefined
+      code += "''"
+      lastName = undefined
+      i = end + 1
+      continue
+    }
+    if (pg && c === '$') {
+      if (isDigit(next)) {
+        // A parameter, $1.
+        let end = i + 1
+        while (end < n && isDigit(text[end]!)) end++
+        code += text.slice(i, end)
+        lastName = undefined
+        i = end
+        continue
+      }
+      const tag = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(text.slice(i, i + 200))
+      if (tag) {
+        const end = text.indexOf(tag[0], i + tag[0].length)
+        if (end < 0) return undefined
+        code += "''"
+        lastName = undefined
+        i = end + tag[0].length
+        continue
+      }
+    }
+    // Identifiers and keywords (whole tokens, so that a quote or `$` inside one starts nothing).
+    if (isIdentStart(c) || (!pg && isDigit(c) && identifierAhead(text, i))) {
+      let end = i + 1
+      while (end < n && isIdentPart(text[end]!, lexing)) end++
+      const word = text.slice(i, end)
+      const quote = text[end]
+      if (pg && quote === "'" && /^[eE]$/.test(word)) {
+        const close = closing(text, end + 1, "'", true)
+        if (close < 0) return undefined
+        code += "''"
+        lastName = undefined
+        i = close + 1
+        continue
+      }
+      if (pg && /^[uU]$/.test(word) && text[end] === '&' && text[end + 1] === '"') return undefined
+      code += word
+      lastName = word.toLowerCase()
+      i = end
+      continue
+    }
+    if (isDigit(c)) {
+      let end = i + 1
+      while (end < n && /[0-9.eE]/.test(text[end]!)) end++
+      code += text.slice(i, end)
+      lastName = undefined
+      i = end
+      continue
+    }
+    if (c === '(' && lastName !== undefined) calls.push({ name: lastName, open: code.length })
+    if (c === '.') {
+      // A qualified name: `pg_catalog.set_config(` is a call of `set_config`.
+      code += c
+      i++
+      continue
+    }
+    if (!/\s/.test(c)) lastName = undefined
+    code += c
+    i++
+  }
+  if (executableEnds > 0) return undefined
+  return { code, calls }
+}
+
+/** Index of the quote that closes a literal opened before `from`; -1 when none does. */
+function closing(text: string, from: number, quote: string, backslash: boolean): number {
+  let i = from
+  while (i < text.length) {
+    const d = text[i]
+    if (backslash && d === '\\') i += 2
+    else if (d === quote && text[i + 1] === quote) i += 2
+    else if (d === quote) return i
+    else i++
+  }
+  return -1
+}
+
+// MySQL identifiers may start with digits (`1e` is a number, `1a` a name).
+function identifierAhead(text: string, i: number): boolean {
+  let end = i
+  while (end < text.length && isDigit(text[end]!)) end++
+  const c = text[end]
+  return c !== undefined && /[A-Za-z_$]/.test(c) && !/^[eE][0-9+-]/.test(text.slice(end, end + 2))
+}
