@@ -14,6 +14,7 @@ import {
   renderConsistency,
   runConsistency,
 } from './lib/consistency.js'
+import { type CostResult, costHeadlines, costMisses, renderCost, runCost } from './lib/cost.js'
 import { createSchema, type Family, type FamilyName, startFamily } from './lib/db.js'
 import { type FailoverResult, failoverHeadlines, failoverMisses, renderFailover, runFailover } from './lib/failover.js'
 import { type GuardResult, guardHeadlines, guardMisses, renderGuard, runGuard } from './lib/guard.js'
@@ -34,12 +35,13 @@ const ROOT = path.dirname(BENCH_DIR)
 /** 1-minute load averages at the start and the end of the run: how busy the machine was otherwise. */
 const loadAverages: number[] = []
 
-const BENCHMARKS = ['guard', 'overhead', 'typecheck', 'consistency', 'failover'] as const
+const BENCHMARKS = ['guard', 'cost', 'overhead', 'typecheck', 'consistency', 'failover'] as const
 type BenchmarkName = (typeof BENCHMARKS)[number]
 const FAMILIES: readonly FamilyName[] = ['postgres', 'mariadb']
 
 interface Results {
   guard?: GuardResult
+  cost?: CostResult
   overhead: OverheadResult[]
   typecheck?: TypecheckResult
   consistency: ConsistencyResult[]
@@ -64,7 +66,10 @@ async function main(): Promise<void> {
   loadAverages.push(os.loadavg()[0] ?? Number.NaN)
   const started = performance.now()
 
-  await ensureInstalled(BENCH_DIR, { peers: wanted('consistency') || wanted('failover'), ts7: wanted('typecheck') })
+  await ensureInstalled(BENCH_DIR, {
+    peers: wanted('consistency') || wanted('failover') || wanted('cost'),
+    ts7: wanted('typecheck'),
+  })
 
   const results: Results = { overhead: [], consistency: [], failover: [], errors: [] }
   const attempt = async (what: string, run: () => Promise<void>) => {
@@ -80,6 +85,11 @@ async function main(): Promise<void> {
   if (wanted('guard')) {
     await attempt('guard', async () => {
       results.guard = await runGuard()
+    })
+  }
+  if (wanted('cost')) {
+    await attempt('cost', async () => {
+      results.cost = await runCost()
     })
   }
   if (wanted('typecheck')) {
@@ -162,6 +172,7 @@ async function render(results: Results, run: RunInfo): Promise<string> {
   const command = `npm run bench${run.args.length ? ` -- ${run.args.join(' ')}` : ''}`
   const misses = [
     ...(results.guard ? guardMisses(results.guard) : []),
+    ...(results.cost ? costMisses(results.cost) : []),
     ...overheadMisses(results.overhead),
     ...(results.typecheck ? typecheckMisses(results.typecheck) : []),
     ...consistencyMisses(results.consistency),
@@ -194,6 +205,7 @@ async function render(results: Results, run: RunInfo): Promise<string> {
   )
   const headlines: Headline[] = [
     ...(results.guard ? guardHeadlines(results.guard) : []),
+    ...(results.cost ? costHeadlines(results.cost) : []),
     ...overheadHeadlines(results.overhead),
     ...(results.typecheck ? typecheckHeadlines(results.typecheck) : []),
     ...consistencyHeadlines(results.consistency),
@@ -216,6 +228,7 @@ async function render(results: Results, run: RunInfo): Promise<string> {
   )
 
   if (results.guard) out.push(`## Guard and in-process cost (no database)\n\n${renderGuard(results.guard)}\n`)
+  if (results.cost) out.push(`## In-process CPU per query (issue #12)\n\n${renderCost(results.cost)}\n`)
   if (results.overhead.length)
     out.push(`## 1. Runtime overhead on real PostgreSQL and MariaDB\n\n${renderOverhead(results.overhead)}\n`)
   if (results.typecheck) out.push(`## 2. Type-check cost\n\n${renderTypecheck(results.typecheck)}\n`)

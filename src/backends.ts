@@ -25,7 +25,7 @@ import { ScopedConnectionProvider } from './guard/transaction-scope.js'
 import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
 import { NodeFactory } from './node-factory.js'
 import { FallbackBudget } from './routing/fallback-budget.js'
-import { positionalRouter, type SessionState } from './routing/positional-router.js'
+import { isUnsettled, positionalRouter, recordPending, type SessionState } from './routing/positional-router.js'
 import { primaryRouter } from './routing/primary-router.js'
 import { ReplayWaits } from './routing/replay-waits.js'
 import { ReplicaPool } from './routing/replica-pool.js'
@@ -164,7 +164,9 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const readOptions = (state: SessionState, session: boolean) =>
     ({
       role: 'read',
-      router: positionalRouter(state, floor, pool, waits, maxWaitMs, replicaRouter),
+      router: positionalRouter(state, floor, pool, waits, maxWaitMs, replicaRouter, () =>
+        writtenPosition((live.primary ?? first).write, support),
+      ),
       guard,
       session,
       fallbackBudget,
@@ -187,13 +189,20 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
         write: backend({
           ...writeOptions,
           session: true,
-          recorder(text) {
-            const position = parsePosition(text)
-            if (position) state.position = laterOf(state.position, position)
+          recorder: {
+            record(text) {
+              const position = parsePosition(text)
+              if (position) state.position = laterOf(state.position, position)
+            },
+            pending: (settled) => recordPending(state, settled),
           },
         }) as unknown as WriteBackend<DB>,
         read: backend(readOptions(state, true)) as unknown as ReadBackend<DB>,
-        token: () => encodeToken({ cluster: live.cluster ?? '', position: state.position }, options.tokenSecret),
+        token: () =>
+          encodeToken(
+            { cluster: live.cluster ?? '', position: state.position, unsettled: isUnsettled(state) },
+            options.tokenSecret,
+          ),
       }
     },
     replicas: () => pool.status(),
@@ -216,11 +225,21 @@ function sessionState(
   if (typeof token !== 'string') throw new InvalidSessionTokenError(token)
   const decoded = decodeToken(token, secret)
   if (!decoded) return { position: undefined, foreign: true }
-  if (!decoded.position) return { position: undefined, foreign: false }
+  const unknown = decoded.unsettled === true
+  if (!decoded.position && !unknown) return { position: undefined, foreign: false }
   // A position from another cluster or history can only be honoured on the primary; a cluster not
   // known yet (before the first health check) is not guessed to be this one.
   const foreign = decoded.cluster === '' || decoded.cluster !== topology.cluster
-  return { position: decoded.position, foreign }
+  return { position: decoded.position, foreign, unknown }
+}
+
+/** A position past every commit the primary acknowledged: for a session whose last write's position is unknown. */
+async function writtenPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {
+  return primary.withConnection(async (connection) => {
+    const { writtenPosition } = await support.replication(connection)
+    const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(writtenPosition))
+    return rows[0]?.pos ?? undefined
+  })
 }
 
 async function primaryPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {

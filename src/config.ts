@@ -46,8 +46,9 @@ export interface BackendsConfig {
   readonly migrationTable?: string | false
   /**
    * Throw TransactionEscapeError when a query inside `write.transaction().execute(cb)` runs on the outer
-   * `db.read` / `db.write` instead of `tx`. Default true. It rests on AsyncLocalStorage, which on Node 20
-   * slows every promise of the process a little (measured in bench/RESULTS.md); Node 24's is cheaper.
+   * `db.read` / `db.write` instead of `tx`. Default true. It rests on AsyncLocalStorage, enabled only while
+   * a write transaction is open: on Node 20 and 22 every promise of the process pays a little then, and
+   * nothing otherwise (measured in bench/RESULTS.md); Node 24's costs no promise anything.
    */
   readonly detectTransactionEscapes?: boolean
   /**

@@ -26,7 +26,7 @@ export interface ReplicaStatus {
 export type DrainReason = 'lag' | 'unknown-lag' | 'migration'
 
 /** Why a read ran on the primary instead of a replica. */
-export type FallbackReason = 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error'
+export type FallbackReason = 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error' | 'unknown-position'
 
 const FALLBACK_REASONS: readonly FallbackReason[] = ['no-replica', 'wait-timeout', 'foreign-token', 'replica-error']
 

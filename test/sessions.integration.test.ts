@@ -143,7 +143,8 @@ describe.each(families)('%s', (_name, familyOf) => {
         await tx.insertInto('items').values({ name: 'rt-plain', qty: 1 }).execute()
       })
     })
-    // PostgreSQL: 1 extra for an autocommit write, 0 for a transaction. MariaDB: 0 and 0.
+    // PostgreSQL: 1 extra for an autocommit write (sent after the write returned: see
+    // session-position.integration.test.ts), 0 for a transaction. MariaDB: 0 and 0.
     expect(counted).toBe(family.dialect === 'postgres' ? 2 : 1)
     expect(inTransaction).toBe(plainTransaction)
     console.log(

@@ -56,10 +56,14 @@ function dialect(driver: () => Driver): Dialect {
 }
 
 // One row that answers every query kysely-rw asks itself (positions, cluster id) and the benchmark's.
-const ROW = { pos: '0/3000000', id: 'bench-cluster', reached: true, n: 1, name: 'user 1', score: 1 }
+const ROW = { pos: '0/3000000', id: 'bench-cluster', reached: true, ro: 'on', n: 1, name: 'user 1', score: 1 }
 
 class AnsweringConnection implements DatabaseConnection {
-  async executeQuery<R>(_query: CompiledQuery): Promise<QueryResult<R>> {
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    // As PostgreSQL refuses two statements in one Parse message: kysely-rw checks its read connections do.
+    if (/;\s*\S/.test(query.sql)) {
+      throw Object.assign(new Error('cannot insert multiple commands into a prepared statement'), { code: '42601' })
+    }
     return { rows: [ROW as R] }
   }
   async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {}

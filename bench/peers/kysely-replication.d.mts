@@ -8,3 +8,9 @@ export declare function createKyselyReplication(options: {
   primaryUrl: string
   replicaUrls: string[]
 }): { destroy(): Promise<void> }
+
+/** kysely-replication (one primary, two replicas) and a plain Kysely 0.28, each on drivers from `makeDriver`. */
+export declare function createOnDrivers(options: { makeDriver: () => unknown }): {
+  replication: { destroy(): Promise<void> }
+  plain: { destroy(): Promise<void> }
+}

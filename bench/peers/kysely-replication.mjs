@@ -1,7 +1,7 @@
 // kysely-replication 0.3 on its own kysely 0.28 (its peer range), pg and mysql2, all resolved from
 // bench/peers/node_modules. Plain JavaScript with a .d.mts beside it, so that the root type check
 // passes on a fresh clone where bench/peers/node_modules is not installed yet.
-import { Kysely, MysqlDialect, PostgresDialect } from 'kysely'
+import { Kysely, MysqlDialect, PostgresAdapter, PostgresDialect, PostgresIntrospector, PostgresQueryCompiler } from 'kysely'
 import { KyselyReplicationDialect } from 'kysely-replication'
 import { RoundRobinReplicaStrategy } from 'kysely-replication/strategy/round-robin'
 import mysql2 from 'mysql2'
@@ -26,4 +26,27 @@ export function createKyselyReplication({ dialect, primaryUrl, replicaUrls }) {
       replicaStrategy: new RoundRobinReplicaStrategy({ onTransaction: 'error' }),
     }),
   })
+}
+
+/**
+ * kysely-replication and a plain Kysely 0.28 on drivers the caller makes (the in-process benchmarks'
+ * answering driver): `{ replication, plain }`. PostgreSQL's adapter and compiler, from kysely 0.28.
+ */
+export function createOnDrivers({ makeDriver }) {
+  const dialect = () => ({
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: makeDriver,
+    createIntrospector: (db) => new PostgresIntrospector(db),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  })
+  return {
+    replication: new Kysely({
+      dialect: new KyselyReplicationDialect({
+        primaryDialect: dialect(),
+        replicaDialects: [dialect(), dialect()],
+        replicaStrategy: new RoundRobinReplicaStrategy({ onTransaction: 'error' }),
+      }),
+    }),
+    plain: new Kysely({ dialect: dialect() }),
+  }
 }

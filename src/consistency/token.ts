@@ -8,6 +8,11 @@ const SIGNED = 'rw1s.'
 export interface SessionToken {
   readonly cluster: string
   readonly position: Position | undefined
+  /**
+   * A write's position was still being read when the token was made: the session continued from it
+   * asks the primary for a position past that write before its first read.
+   */
+  readonly unsettled?: boolean
 }
 
 /**
@@ -16,7 +21,11 @@ export interface SessionToken {
  */
 export function encodeToken(token: SessionToken, secret?: string | Uint8Array): string {
   const body = Buffer.from(
-    JSON.stringify({ c: token.cluster, p: token.position ? formatPosition(token.position) : null }),
+    JSON.stringify({
+      c: token.cluster,
+      p: token.position ? formatPosition(token.position) : null,
+      ...(token.unsettled ? { u: 1 } : {}),
+    }),
   ).toString('base64url')
   return secret === undefined ? PREFIX + body : `${SIGNED}${body}.${sign(body, secret)}`
 }
@@ -41,11 +50,12 @@ export function decodeToken(text: string, secret?: string | Uint8Array): Session
   try {
     const parsed = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as unknown
     if (typeof parsed !== 'object' || parsed === null) return undefined
-    const { c, p } = parsed as { c?: unknown; p?: unknown }
+    const { c, p, u } = parsed as { c?: unknown; p?: unknown; u?: unknown }
     if (typeof c !== 'string') return undefined
-    if (p === null) return { cluster: c, position: undefined }
+    const unsettled = u === 1
+    if (p === null) return { cluster: c, position: undefined, unsettled }
     const position = typeof p === 'string' ? parsePosition(p) : undefined
-    return position ? { cluster: c, position } : undefined
+    return position ? { cluster: c, position, unsettled } : undefined
   } catch {
     return undefined
   }

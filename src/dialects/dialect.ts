@@ -88,6 +88,8 @@ export interface ReplicationStatements {
   readonly replicaPosition: string
   /** One row `{ pos }`: the position of the session's own last commit, on that connection. */
   readonly sessionPosition: string
+  /** One row `{ pos }`, on any connection to the primary: at or past every commit it has acknowledged. */
+  readonly writtenPosition: string
   /** Waits on a replica connection until it has replayed `position`; false when `timeoutMs` passed. */
   waitForPosition(connection: DatabaseConnection, position: string, timeoutMs: number): Promise<boolean>
   /** One statement whose single row `readProbe` reads; needs no privileges beyond connecting. */

@@ -19,6 +19,7 @@ const MARIADB: ReplicationStatements & { readonly trackPositions: string } = {
   primaryPosition: 'select @@gtid_binlog_pos as pos',
   replicaPosition: 'select @@gtid_slave_pos as pos',
   sessionPosition: 'select @@last_gtid as pos',
+  writtenPosition: 'select @@gtid_binlog_pos as pos',
   async waitForPosition(connection, position, timeoutMs) {
     const { rows } = await connection.executeQuery<{ reached: number | string | null }>(
       CompiledQuery.raw('select master_gtid_wait(?, ?) as reached', [position, timeoutMs / 1000]),
@@ -79,6 +80,7 @@ const MYSQL: ReplicationStatements & { readonly trackPositions: string } = {
   replicaPosition: 'select @@global.gtid_executed as pos',
   // MySQL keeps no last GTID per session: everything executed covers the session's own commit.
   sessionPosition: 'select @@global.gtid_executed as pos',
+  writtenPosition: 'select @@global.gtid_executed as pos',
   async waitForPosition(connection, position, timeoutMs) {
     const { rows } = await connection.executeQuery<{ timedOut: number | string | null }>(
       CompiledQuery.raw('select wait_for_executed_gtid_set(?, ?) as timedOut', [position, timeoutMs / 1000]),

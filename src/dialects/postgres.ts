@@ -70,6 +70,8 @@ const REPLICATION: ReplicationStatements = {
   primaryPosition: 'select pg_current_wal_flush_lsn()::text as pos',
   replicaPosition: 'select pg_last_wal_replay_lsn()::text as pos',
   sessionPosition: SESSION_POSITION,
+  // The insert position is global and past every acknowledged commit, also under synchronous_commit = off.
+  writtenPosition: SESSION_POSITION,
   async waitForPosition(connection, position, timeoutMs) {
     // PostgreSQL before 16 has no server-side wait for replay: poll, cheaply, on the connection that
     // will serve the read.

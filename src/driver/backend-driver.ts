@@ -15,7 +15,7 @@ import { classify, isSchemaChange } from '../guard/classify.js'
 import { oneStatementQuery } from '../guard/one-statement.js'
 import type { GuardedQuery, ReadGuard } from '../guard/read-guard.js'
 import { verifySession } from '../guard/session-rules.js'
-import { markWriteTransaction } from '../guard/transaction-scope.js'
+import { enterWriteTransaction, leaveWriteTransaction } from '../guard/transaction-scope.js'
 import type { FallbackBudget } from '../routing/fallback-budget.js'
 import { BackendConnection, innerOf, RESET_QUERY } from './backend-connection.js'
 import type { Node } from './node.js'
@@ -24,7 +24,12 @@ import type { Router } from './router.js'
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
 /** Receives the position of each commit of a session's write backend. */
-export type PositionRecorder = (position: string) => void
+export interface PositionRecorder {
+  /** A commit's position, known as its result is handed back. */
+  record(position: string): void
+  /** A commit whose position is read after its result was handed back; `settled` gives it. */
+  pending(settled: Promise<string | undefined>): void
+}
 
 export interface BackendDriverOptions {
   readonly role: 'read' | 'write'
@@ -67,6 +72,8 @@ export class BackendDriver implements Driver {
   readonly #isConnectionError: (error: unknown) => boolean
   readonly #fallbackBudget: BackendDriverOptions['fallbackBudget']
   readonly #destroyAll: (() => Promise<void>) | undefined
+  /** Connections still reading a write's position: back to their pool once it is read. */
+  readonly #releaseAfter = new WeakMap<BackendConnection, Promise<unknown>>()
 
   constructor(options: BackendDriverOptions) {
     this.#isConnectionError = options.isConnectionError
@@ -94,11 +101,14 @@ export class BackendDriver implements Driver {
     for (;;) {
       const chosen = this.router.choose(exclude)
       const node = chosen instanceof Promise ? await chosen : chosen
-      const budgeted = await this.#enterBudget(node)
+      // No await where there is nothing to wait for: each one costs every query a turn of the microtask queue.
+      const budgeted = this.#fallbackBudget?.isFallback(node) ? await this.#enterBudget(node) : false
       let inner: DatabaseConnection | undefined
       try {
         inner = await node.acquireConnection()
-        await this.#prepareSession(node, inner)
+        if (node.readOnly?.enforcement === 'connection' && node.readOnly.sessionSql) {
+          await this.#prepareSession(node, inner)
+        }
       } catch (error) {
         if (budgeted) this.#fallbackBudget?.budget.leave()
         // A connection that could not be made read-only goes back to its pool, never to a caller.
@@ -208,7 +218,20 @@ export class BackendDriver implements Driver {
       if (!schemaChange && !forSession) return await innerOf(conn).executeQuery<R>(query, options)
       const sink: PositionSink = { position: undefined }
       const result = await capturePositions(sink, () => innerOf(conn).executeQuery<R>(query, options))
-      this.#committed(await this.#positionOf(conn, sink), schemaChange)
+      if (sink.position !== undefined || !this.#replication) {
+        this.#committed(sink.position, schemaChange)
+      } else if (schemaChange || !this.#recorder) {
+        // The floor holds every read of the process, and DDL is rare: its position is read in line.
+        this.#committed(await this.#positionOf(conn), schemaChange)
+      } else {
+        // A session's autocommit write whose driver did not report the position (PostgreSQL's extended
+        // protocol cannot carry a second statement): the result goes back now, the position is read one
+        // round trip later on the same connection, and the session's next read waits for it.
+        const settled = this.#positionOf(conn)
+        const prior = this.#releaseAfter.get(conn)
+        this.#releaseAfter.set(conn, prior ? Promise.allSettled([prior, settled]) : settled)
+        this.#recorder.pending(settled)
+      }
       return result
     } catch (error) {
       throw this.#lostWrite(conn, error, conn.inTransaction || classify(query.query).write)
@@ -227,8 +250,8 @@ export class BackendDriver implements Driver {
       : new PrimaryUnavailableError(conn.node.name, { cause: error })
   }
 
-  async #positionOf(conn: BackendConnection, sink: PositionSink): Promise<string | undefined> {
-    if (sink.position !== undefined || !this.#replication) return sink.position
+  async #positionOf(conn: BackendConnection): Promise<string | undefined> {
+    if (!this.#replication) return undefined
     const { sessionPosition } = await this.#replication(innerOf(conn))
     const { rows } = await innerOf(conn).executeQuery<{ pos: string | null }>(CompiledQuery.raw(sessionPosition))
     return rows[0]?.pos ?? undefined
@@ -237,7 +260,7 @@ export class BackendDriver implements Driver {
   #committed(position: string | undefined, schemaChange: boolean): void {
     if (!position) return
     if (schemaChange) this.#floor?.raise(position)
-    this.#recorder?.(position)
+    this.#recorder?.record(position)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -246,8 +269,14 @@ export class BackendDriver implements Driver {
       // A read transaction is a consistent snapshot: repeatable read unless asked for another level.
       await conn.beginReadOnly(settings.isolationLevel ?? 'repeatable read')
     } else {
-      await conn.node.driver.beginTransaction(innerOf(conn), settings)
-      markWriteTransaction(connection, true)
+      // Before the first await: the scope must be entered while Kysely's consumer runs synchronously.
+      enterWriteTransaction(connection)
+      try {
+        await conn.node.driver.beginTransaction(innerOf(conn), settings)
+      } catch (error) {
+        leaveWriteTransaction(connection)
+        throw error
+      }
     }
     conn.inTransaction = true
   }
@@ -262,7 +291,7 @@ export class BackendDriver implements Driver {
       }
       const sink: PositionSink = { position: undefined }
       await capturePositions(sink, () => conn.node.driver.commitTransaction(innerOf(conn)))
-      this.#committed(await this.#positionOf(conn, sink), conn.schemaChanged)
+      this.#committed(sink.position ?? (await this.#positionOf(conn)), conn.schemaChanged)
     } catch (error) {
       throw this.role === 'write' ? this.#lostWrite(conn, error, true) : error
     } finally {
@@ -305,7 +334,12 @@ export class BackendDriver implements Driver {
       conn.budgeted = false
       this.#fallbackBudget?.budget.leave()
     }
-    await conn.node.releaseConnection(innerOf(conn))
+    const after = this.#releaseAfter.get(conn)
+    if (!after) return conn.node.releaseConnection(innerOf(conn))
+    // Not awaited: the write's caller has its result; the connection follows once the position is in.
+    this.#releaseAfter.delete(conn)
+    const release = () => conn.node.releaseConnection(innerOf(conn))
+    void after.then(release, release)
   }
 
   async destroy(): Promise<void> {
@@ -326,6 +360,6 @@ export class BackendDriver implements Driver {
   #ended(conn: BackendConnection): void {
     conn.inTransaction = false
     conn.schemaChanged = false
-    if (this.role === 'write') markWriteTransaction(conn, false)
+    if (this.role === 'write') leaveWriteTransaction(conn)
   }
 }

@@ -1,4 +1,4 @@
-import { laterOf, type Position } from '../consistency/position.js'
+import { laterOf, type Position, parsePosition } from '../consistency/position.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { Node } from '../driver/node.js'
 import type { Router } from '../driver/router.js'
@@ -11,6 +11,41 @@ export interface SessionState {
   position: Position | undefined
   /** A token that cannot be checked against this cluster: every read goes to the primary. */
   readonly foreign: boolean
+  /** Positions of writes that returned before their position was read: the next read waits for them. */
+  pending?: Promise<void> | undefined
+  /**
+   * The position of a write is not known (its read failed, or the token was made while it was pending):
+   * the next read first asks the primary for a position past every write it acknowledged.
+   */
+  unknown?: boolean
+  /** That question, while it is asked. */
+  learning?: Promise<void> | undefined
+}
+
+/**
+ * A session write returned before its position was known; `settled` reads it. Until it settles, the
+ * session's reads wait for it (one round trip at most), so no read runs without it.
+ */
+export function recordPending(state: SessionState, settled: Promise<string | undefined>): void {
+  const done = settled.then(
+    (text) => {
+      const position = parsePosition(text)
+      if (position) state.position = laterOf(state.position, position)
+    },
+    () => {
+      state.unknown = true
+    },
+  )
+  const all: Promise<void> = state.pending ? Promise.all([state.pending, done]).then(() => {}) : done
+  state.pending = all
+  void all.then(() => {
+    if (state.pending === all) state.pending = undefined
+  })
+}
+
+/** True when the session's position is not settled yet: a token made now must say so. */
+export function isUnsettled(state: SessionState): boolean {
+  return state.pending !== undefined || state.unknown === true
 }
 
 /**
@@ -27,12 +62,40 @@ export function positionalRouter(
   waits: ReplayWaits,
   maxWaitMs: number,
   replicaRouter: Router,
+  /** Asks the primary for a position past every write it acknowledged (`writtenPosition`). */
+  writtenPosition: () => Promise<string | undefined>,
 ): Router {
   const timedOut = () =>
     pool.fallback('wait-timeout', `no replica replayed the required position within ${maxWaitMs} ms`)
-  return {
+  const learn = () =>
+    writtenPosition()
+      .then(
+        (text) => {
+          const position = parsePosition(text)
+          if (position) {
+            state.position = laterOf(state.position, position)
+            state.unknown = false
+          }
+        },
+        // Still unknown: this read runs on the primary, the next one asks again.
+        () => {},
+      )
+      .finally(() => {
+        state.learning = undefined
+      })
+  const router: Router = {
     choose(exclude): Node | Promise<Node> {
       if (state.foreign) return pool.fallback('foreign-token', 'the session token is from another server or history')
+      if (pool.hasReplicas && state.pending) return state.pending.then(() => router.choose(exclude))
+      if (pool.hasReplicas && state.unknown) {
+        state.learning ??= learn()
+        // One question per read: still unknown after it, the read runs on the primary.
+        return state.learning.then(() =>
+          state.unknown
+            ? pool.fallback('unknown-position', "the position of the session's last write could not be read")
+            : router.choose(exclude),
+        )
+      }
       const target = targetOf(state, floor)
       if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude)
       // A plain read is held to the schema floor alone, and may be stale within the opt-in budget.
@@ -45,6 +108,7 @@ export function positionalRouter(
     },
     failed: replicaRouter.failed,
   }
+  return router
 }
 
 function targetOf(state: SessionState, floor: SchemaFloor): Position | undefined {

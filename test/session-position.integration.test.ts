@@ -1,0 +1,143 @@
+// PostgreSQL cannot report an autocommit write's position in the write's own round trip, so a session reads
+// it right after: off the write's latency path, and never skipped by the session's next read. Real
+// replication, replay paused on the replica, so that a read without the position would return stale rows.
+import pg from 'pg'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type Backends, createBackends } from '../src/index.js'
+import { type Family, postgresFamily, type TestDB } from './support/databases.js'
+
+const POSITION_SQL = 'select pg_current_wal_insert_lsn()::text as pos'
+
+type Query = (this: unknown, ...args: unknown[]) => unknown
+
+/** Holds every position query sent while closed, until opened: a slow answer, made on purpose. */
+class PositionGate {
+  readonly #proto = pg.Client.prototype as unknown as { query: Query }
+  readonly #original = this.#proto.query
+  #opened: Promise<void> = Promise.resolve()
+  #open: () => void = () => {}
+  held = 0
+
+  install(): void {
+    const gate = this
+    const original = this.#original
+    this.#proto.query = function (this: unknown, ...args: unknown[]) {
+      if (args[0] !== POSITION_SQL) return original.apply(this, args)
+      gate.held++
+      return gate.#opened.then(() => original.apply(this, args))
+    }
+  }
+
+  close(): void {
+    this.#opened = new Promise((resolve) => {
+      this.#open = resolve
+    })
+  }
+
+  open(): void {
+    this.#open()
+  }
+
+  uninstall(): void {
+    this.open()
+    this.#proto.query = this.#original
+  }
+}
+
+const settledWithin = <T>(promise: Promise<T>, ms: number) =>
+  Promise.race([promise.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), ms))])
+
+describe('PostgreSQL session positions', () => {
+  let family: Family
+  let db: Backends<TestDB>
+  const gate = new PositionGate()
+
+  beforeAll(async () => {
+    family = postgresFamily()
+    db = createBackends<TestDB>({
+      dialect: 'postgres',
+      primary: family.primaryUrl,
+      replicas: [family.replicaUrl],
+      healthCheckIntervalMs: 100,
+      maxReplicaLagMs: 600_000,
+      readYourWrites: { maxWaitMs: 100 },
+    })
+    await family.createItems(db.write, 'position_items')
+    await family.control.waitForReplicaCatchUp()
+    for (let i = 0; i < 100 && !db.replicas()[0]?.position; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(db.replicas()[0]?.position).toBeTruthy()
+    gate.install()
+  })
+
+  afterEach(async () => {
+    gate.open()
+    await family.control.resumeReplay()
+  })
+
+  afterAll(async () => {
+    gate.uninstall()
+    await db?.destroy()
+  })
+
+  const readName = (backend: Backends<TestDB>['read'], name: string) =>
+    backend
+      .selectFrom('position_items' as 'items')
+      .select('qty')
+      .where('name', '=', name)
+      .executeTakeFirst()
+
+  it("an autocommit write returns before its position is read; the session's next read waits for it", async () => {
+    await family.control.pauseReplay()
+    const session = db.session()
+    gate.close()
+    const held = gate.held
+    const write = session.write
+      .insertInto('position_items' as 'items')
+      .values({ name: 'unsettled', qty: 7 })
+      .execute()
+    // The write resolves while its position query is still held: it is not on the write's latency path.
+    expect(await settledWithin(write, 5000)).toBe(true)
+    expect(gate.held).toBe(held + 1)
+    const read = readName(session.read, 'unsettled')
+    // The read does not run without the position: it waits for it, however long it takes.
+    expect(await settledWithin(read, 300)).toBe(false)
+    gate.open()
+    // Replay is paused: only the primary has the row, and a read that knows the position goes there.
+    expect(await read).toEqual({ qty: 7 })
+    // A plain read, on the paused replica, does not have it.
+    expect(await readName(db.read, 'unsettled')).toBeUndefined()
+  })
+
+  it('a token made while the position is being read makes the next session learn one from the primary', async () => {
+    await family.control.pauseReplay()
+    const session = db.session()
+    gate.close()
+    await session.write
+      .insertInto('position_items' as 'items')
+      .values({ name: 'token-unsettled', qty: 8 })
+      .execute()
+    const token = session.token()
+    gate.open()
+    const continued = db.session(token)
+    expect(await readName(continued.read, 'token-unsettled')).toEqual({ qty: 8 })
+    expect(await readName(db.read, 'token-unsettled')).toBeUndefined()
+  })
+
+  it('once the position is in, session reads go back to a replica that has it', async () => {
+    const session = db.session()
+    await session.write
+      .insertInto('position_items' as 'items')
+      .values({ name: 'settled', qty: 9 })
+      .execute()
+    await family.control.waitForReplicaCatchUp()
+    const before = db.stats()
+    expect(await readName(session.read, 'settled')).toEqual({ qty: 9 })
+    const after = db.stats()
+    expect(after.fallbacks).toBe(before.fallbacks)
+    const onReplicas = (stats: typeof before) =>
+      Object.entries(stats.readsByNode)
+        .filter(([node]) => node.startsWith('replica'))
+        .reduce((n, [, count]) => n + count, 0)
+    expect(onReplicas(after) - onReplicas(before)).toBe(1)
+  })
+})
