@@ -82,7 +82,7 @@ export interface BackendsConfig {
     readonly connectMs?: number
     /** Waiting for a pool connection, connecting included. Default 5000. */
     readonly acquireMs?: number
-    /** A health check that has not answered by then marks its node down. Default 1500. */
+    /** A health check that has not answered by then marks its node down. Default 1000. */
     readonly healthCheckMs?: number
     /** `destroy()` lets queries in flight finish this long, then cuts their connections. Default 5000. */
     readonly destroyMs?: number
@@ -138,7 +138,7 @@ export function resolveOptions(config: BackendsConfig): ResolvedOptions {
     maxWaitMs: positive(config.readYourWrites?.maxWaitMs, 1000, 'readYourWrites.maxWaitMs'),
     connectTimeoutMs: positive(config.timeouts?.connectMs, 5000, 'timeouts.connectMs'),
     acquireTimeoutMs: positive(config.timeouts?.acquireMs, 5000, 'timeouts.acquireMs'),
-    healthCheckTimeoutMs: positive(config.timeouts?.healthCheckMs, 1500, 'timeouts.healthCheckMs'),
+    healthCheckTimeoutMs: positive(config.timeouts?.healthCheckMs, 1000, 'timeouts.healthCheckMs'),
     destroyTimeoutMs: positive(config.timeouts?.destroyMs, 5000, 'timeouts.destroyMs'),
     fallbackMaxConcurrent: positive(config.fallbackReads?.maxConcurrent, 10, 'fallbackReads.maxConcurrent'),
     fallbackMaxQueueMs: positive(config.fallbackReads?.maxQueueMs, 500, 'fallbackReads.maxQueueMs'),

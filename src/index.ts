@@ -13,6 +13,7 @@ export type {
 export type { DialectName, NodeConfig } from './dialects/dialect.js'
 export type { ReadOnlyEnforcement } from './driver/node.js'
 export {
+  BackendsDestroyedError,
   ConfigurationError,
   InvalidSessionTokenError,
   NoReplicaAvailableError,
@@ -21,6 +22,7 @@ export {
   type StatementKind,
   TransactionEscapeError,
   WriteOnReadBackendError,
+  WriteOutcomeUnknownError,
 } from './errors.js'
 export type {
   BackendEvent,

@@ -36,9 +36,10 @@ export class SocketRegistry {
   }
 }
 
-/** The error a cut socket's query fails with: a connection error to both drivers' checks. */
-export function cutError(): Error {
-  return Object.assign(new Error('kysely-rw cut the connection: its node was declared down'), {
-    code: 'ECONNRESET',
-  })
+/**
+ * The error a cut socket's query, or a cut-off acquisition, fails with: a connection error to both
+ * drivers' checks, so that reads run again elsewhere and writes report a lost connection.
+ */
+export function cutError(why = 'its node was declared down'): Error {
+  return Object.assign(new Error(`kysely-rw cut the connection: ${why}`), { code: 'ECONNRESET' })
 }

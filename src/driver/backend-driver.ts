@@ -258,6 +258,10 @@ export class BackendDriver implements Driver {
     const conn = connection as BackendConnection
     try {
       await conn.node.driver.rollbackTransaction(conn.inner)
+    } catch (error) {
+      // A lost connection took the transaction with it (the server rolls it back); the error worth
+      // reporting is the one that ended the transaction, which Kysely rethrows unless this throws.
+      if (!this.#isConnectionError(error)) throw error
     } finally {
       this.#ended(conn)
     }

@@ -1,4 +1,5 @@
 import { hasReached, type Position } from '../consistency/position.js'
+import { cutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
 import type { Router } from '../driver/router.js'
 import { messageOf, NoReplicaAvailableError, redactSecrets } from '../errors.js'
@@ -258,7 +259,7 @@ export class ReplicaPool {
     if (state === 'down') {
       replica.position = undefined
       // In-flight reads on a node that hangs would wait until TCP gives up: cut them, they run elsewhere.
-      if (before !== 'down') replica.node.cut(new Error(`${replica.name} was declared down: ${replica.problem}`))
+      if (before !== 'down') replica.node.cut(cutError(`${replica.name} was declared down: ${replica.problem}`))
     }
     if (before === state && (state === 'up' || state === 'lagging' || problemBefore === replica.problem)) return
     if (state === 'down') {

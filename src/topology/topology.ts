@@ -1,6 +1,7 @@
 import { CompiledQuery, type DatabaseConnection } from 'kysely'
 import { parsePosition } from '../consistency/position.js'
 import type { DialectSupport, Probe, ReplicationStatements } from '../dialects/dialect.js'
+import { cutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
 import { messageOf, redactSecrets } from '../errors.js'
 import type { Telemetry } from '../events.js'
@@ -56,6 +57,8 @@ export class Topology {
   readonly #checks = new Map<Candidate, CandidateCheck | undefined>()
   readonly #clock: LagClock
   #current: Candidate | undefined
+  /** The last candidate seen taking writes: a change from it is a failover. */
+  #lastPrimary: Candidate | undefined
   #primaryProbe: Probe | undefined
   #latestMigration: string | undefined
   #cluster: string | undefined
@@ -78,6 +81,7 @@ export class Topology {
     this.#clock = new LagClock(options.historyMs)
     // Until the first round says otherwise, the first candidate is taken to be the primary.
     this.#current = candidates[0]
+    this.#lastPrimary = candidates[0]
     for (const candidate of candidates) {
       this.#monitors.push(
         this.#monitor(
@@ -182,7 +186,7 @@ export class Topology {
     if (!outcome.ok && this.#current === candidate) {
       // Writes in flight on a primary that hangs would wait until TCP gives up: they fail now, as
       // outcome unknown, instead.
-      if (isTimeout(outcome.error)) candidate.write.cut(new Error(`${candidate.write.name} did not answer in time`))
+      if (isTimeout(outcome.error)) candidate.write.cut(cutError(`${candidate.write.name} did not answer in time`))
     }
     this.#decide(outcome.ok ? undefined : outcome.error)
   }
@@ -209,10 +213,13 @@ export class Topology {
       this.#primaryDown = false
       this.telemetry.emit({ type: 'primary-up', node: next.write.name })
     }
-    if (next !== current) {
-      this.#current = next
+    if (next !== current) this.#current = next
+    if (next !== this.#lastPrimary) {
+      // Positions of a new primary do not compare with the old one's timing.
       this.#clock.reset()
-      if (current) this.telemetry.emit({ type: 'primary-changed', from: current.write.name, to: next.write.name })
+      const from = this.#lastPrimary
+      if (from) this.telemetry.emit({ type: 'primary-changed', from: from.write.name, to: next.write.name })
+      this.#lastPrimary = next
     }
     const check = this.#checks.get(next) as CandidateCheck
     this.#primaryProbe = check.probe

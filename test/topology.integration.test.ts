@@ -1,0 +1,138 @@
+// The topology on real PostgreSQL clusters: a replica of an unrelated cluster listed by mistake serves
+// nothing, and a failover (primary killed, replica promoted with pg_ctl promote) moves writes to the
+// promoted node with no restart. These tests start a second cluster of their own, since they kill and
+// promote its servers.
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  type BackendEvent,
+  createBackends,
+  PrimaryUnavailableError,
+  readSql,
+  WriteOutcomeUnknownError,
+} from '../src/index.js'
+import { type PostgresPair, startPostgresPair } from './harness/replication.js'
+import { type Family, type Item, postgresFamily } from './support/databases.js'
+import { until } from './support/load.js'
+
+interface DB {
+  topo_items: Item
+}
+
+describe('PostgreSQL topology', () => {
+  let family: Family
+  let other: PostgresPair
+
+  beforeAll(async () => {
+    family = postgresFamily()
+    other = await startPostgresPair()
+  })
+
+  afterAll(async () => {
+    await other?.stop()
+  })
+
+  const portOf = (url: string) => Number(new URL(url).port)
+
+  it('gives a replica of another cluster no reads, from the first round on, and says why', async () => {
+    const events: BackendEvent[] = []
+    const db = createBackends<DB>({
+      dialect: 'postgres',
+      primary: family.primaryUrl,
+      replicas: [family.replicaUrl, other.replicaUrl],
+      onEvent: (event) => events.push(event),
+    })
+    try {
+      await until(() => db.replicas().every((r) => r.lastCheck !== null), 'the first round')
+      const ports: number[] = []
+      for (let i = 0; i < 100; i++) {
+        const { rows } = await readSql<{ port: number }>`select inet_server_port() as port`.execute(db.read)
+        ports.push(Number(rows[0]?.port))
+      }
+      expect(ports.filter((port) => port === portOf(other.replicaUrl))).toHaveLength(0)
+      expect(ports.filter((port) => port === portOf(family.replicaUrl))).toHaveLength(100)
+      const [, foreign] = db.replicas()
+      expect(foreign?.state).toBe('not-a-replica')
+      expect(foreign?.problem).toMatch(/not a replica of this primary: its system identifier \d+ is not the primary's/)
+      expect(events).toContainEqual(expect.objectContaining({ type: 'misconfigured', state: 'not-a-replica' }))
+      expect(JSON.stringify(events)).not.toContain('@')
+    } finally {
+      await db.destroy()
+    }
+  })
+
+  it('moves writes to the promoted replica within 3 s of its promotion, with no restart', async () => {
+    const events: BackendEvent[] = []
+    const db = createBackends<DB>({
+      dialect: 'postgres',
+      primary: [other.primaryUrl, other.replicaUrl],
+      replicas: [other.replicaUrl, other.replica2Url],
+      onEvent: (event) => events.push(event),
+    })
+    try {
+      await sql`create table topo_items (id serial primary key, name text not null, qty int not null)`.execute(db.write)
+      const session = db.session()
+      await session.write.insertInto('topo_items').values({ name: 'before', qty: 1 }).execute()
+      const token = session.token()
+      await other.waitForReplicaCatchUp()
+      await until(() => db.replicas().every((r) => r.state === 'up'), 'both replicas up')
+      expect(db.replicas()[0]?.state).toBe('up')
+
+      // A write in flight when the primary dies: its outcome is unknown, and it is not retried.
+      const inFlight = db.write
+        .transaction()
+        .execute(async (tx) => {
+          await tx.insertInto('topo_items').values({ name: 'in flight', qty: 2 }).execute()
+          await sql`select pg_sleep(10)`.execute(tx)
+        })
+        .catch((error: unknown) => error)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await other.killPrimary()
+      expect(await inFlight).toBeInstanceOf(WriteOutcomeUnknownError)
+      const down = await db.write
+        .insertInto('topo_items')
+        .values({ name: 'while down', qty: 3 })
+        .execute()
+        .catch((error: unknown) => error)
+      expect(down).toBeInstanceOf(PrimaryUnavailableError)
+
+      await other.promoteReplica(1)
+      const promotedAt = Date.now()
+      let writtenAfterMs: number | undefined
+      while (writtenAfterMs === undefined && Date.now() - promotedAt < 10_000) {
+        try {
+          await db.write.insertInto('topo_items').values({ name: 'after', qty: 4 }).execute()
+          writtenAfterMs = Date.now() - promotedAt
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+      }
+      console.info(`writes succeeded again ${writtenAfterMs} ms after the promotion`)
+      expect(writtenAfterMs).toBeDefined()
+      expect(writtenAfterMs).toBeLessThanOrEqual(3_000)
+
+      // The token from before the failover is from another timeline: its reads go to the new primary,
+      // which has the write.
+      const continued = db.session(token)
+      const row = await continued.read
+        .selectFrom('topo_items')
+        .select('qty')
+        .where('name', '=', 'before')
+        .executeTakeFirst()
+      expect(row?.qty).toBe(1)
+      const after = db.session()
+      await after.write.insertInto('topo_items').values({ name: 'new session', qty: 5 }).execute()
+      expect(after.token()).not.toBe(token)
+      const served = await readSql<{ recovery: boolean }>`select pg_is_in_recovery() as recovery`.execute(after.read)
+      expect(served.rows[0]?.recovery).toBe(false)
+
+      await until(() => db.replicas()[0]?.state === 'primary', 'the promoted replica to serve no replica reads')
+      expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['primary-down', 'primary-changed']))
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'primary-changed', to: expect.stringContaining('primary 2') }),
+      )
+    } finally {
+      await db.destroy()
+    }
+  })
+})
