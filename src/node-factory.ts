@@ -38,8 +38,10 @@ export class NodeFactory {
     return {
       server: isDialect(config) ? undefined : this.support.describe(config),
       node,
-      // Checks on a pool of their own never queue behind the reads of a saturated pool.
-      monitor: isDialect(config) ? node : this.#node(config, role, this.#readOnly(config, 'connection'), 1),
+      // Checks on a pool of their own never queue behind the reads of a saturated pool. They connect as
+      // the reads do: behind a pooler that refuses the read-only startup parameter ('transaction' mode),
+      // a monitor that sent it would find the replica down.
+      monitor: isDialect(config) ? node : this.#node(config, role, this.#readOnly(config, this.options.enforcement), 1),
     }
   }
 
