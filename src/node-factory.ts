@@ -38,8 +38,9 @@ export class NodeFactory {
     return {
       server: isDialect(config) ? undefined : this.support.describe(config),
       node,
-      // Checks on a pool of their own never queue behind the reads of a saturated pool.
-      // Read-only the way the replica's own pool is: behind PgBouncer a startup parameter is refused.
+      // Checks on a pool of their own never queue behind the reads of a saturated pool. They connect as
+      // the reads do: behind a pooler that refuses the read-only startup parameter ('transaction' mode),
+      // a monitor that sent it would find the replica down.
       monitor: isDialect(config) ? node : this.#node(config, role, session, 1),
     }
   }
