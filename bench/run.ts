@@ -17,6 +17,7 @@ import {
 import { type CostResult, costHeadlines, costMisses, renderCost, runCost } from './lib/cost.js'
 import { createSchema, type Family, type FamilyName, startFamily } from './lib/db.js'
 import { type FailoverResult, failoverHeadlines, failoverMisses, renderFailover, runFailover } from './lib/failover.js'
+import { type FaultsResult, faultsHeadlines, faultsMisses, renderFaults, runFaults } from './lib/faults.js'
 import { type GuardResult, guardHeadlines, guardMisses, renderGuard, runGuard } from './lib/guard.js'
 import { type OverheadResult, overheadHeadlines, overheadMisses, renderOverhead, runOverhead } from './lib/overhead.js'
 import { ensureInstalled, peerVersions } from './lib/peers.js'
@@ -35,7 +36,7 @@ const ROOT = path.dirname(BENCH_DIR)
 /** 1-minute load averages at the start and the end of the run: how busy the machine was otherwise. */
 const loadAverages: number[] = []
 
-const BENCHMARKS = ['guard', 'cost', 'overhead', 'typecheck', 'consistency', 'failover'] as const
+const BENCHMARKS = ['guard', 'cost', 'overhead', 'typecheck', 'consistency', 'failover', 'faults'] as const
 type BenchmarkName = (typeof BENCHMARKS)[number]
 const FAMILIES: readonly FamilyName[] = ['postgres', 'mariadb']
 
@@ -46,6 +47,7 @@ interface Results {
   typecheck?: TypecheckResult
   consistency: ConsistencyResult[]
   failover: FailoverResult[]
+  faults: FaultsResult[]
   errors: string[]
 }
 
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
     ts7: wanted('typecheck'),
   })
 
-  const results: Results = { overhead: [], consistency: [], failover: [], errors: [] }
+  const results: Results = { overhead: [], consistency: [], failover: [], faults: [], errors: [] }
   const attempt = async (what: string, run: () => Promise<void>) => {
     try {
       await run()
@@ -99,7 +101,7 @@ async function main(): Promise<void> {
   }
 
   const serverVersions: string[] = []
-  if (wanted('overhead') || wanted('consistency') || wanted('failover')) {
+  if (wanted('overhead') || wanted('consistency') || wanted('failover') || wanted('faults')) {
     for (const name of families.length > 0 ? families : FAMILIES) {
       // One pair at a time, so that the other's servers take no CPU.
       let family: Family | undefined
@@ -126,6 +128,7 @@ async function main(): Promise<void> {
           await attempt(`failover ${name}`, async () => void results.failover.push(await runFailover(f)))
         if (wanted('consistency'))
           await attempt(`consistency ${name}`, async () => void results.consistency.push(await runConsistency(f)))
+        if (wanted('faults')) await attempt(`faults ${name}`, async () => void results.faults.push(await runFaults(f)))
       } finally {
         process.off('SIGINT', stopOnSignal)
         process.off('SIGTERM', stopOnSignal)
@@ -177,6 +180,7 @@ async function render(results: Results, run: RunInfo): Promise<string> {
     ...(results.typecheck ? typecheckMisses(results.typecheck) : []),
     ...consistencyMisses(results.consistency),
     ...failoverMisses(results.failover),
+    ...faultsMisses(results.faults),
   ]
 
   const out: string[] = []
@@ -210,6 +214,7 @@ async function render(results: Results, run: RunInfo): Promise<string> {
     ...(results.typecheck ? typecheckHeadlines(results.typecheck) : []),
     ...consistencyHeadlines(results.consistency),
     ...failoverHeadlines(results.failover),
+    ...faultsHeadlines(results.faults),
   ]
   out.push('## Summary\n')
   out.push(
@@ -235,6 +240,7 @@ async function render(results: Results, run: RunInfo): Promise<string> {
   if (results.consistency.length)
     out.push(`## 3. Consistency vs offload\n\n${renderConsistency(results.consistency)}\n`)
   if (results.failover.length) out.push(`## 4. Failover\n\n${renderFailover(results.failover)}\n`)
+  if (results.faults.length) out.push(`## 5. Faults that hang or lag (issue #9)\n\n${renderFaults(results.faults)}\n`)
   return `${out.join('\n')}\n`
 }
 
