@@ -24,6 +24,7 @@ import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
 import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
 import { NodeFactory } from './node-factory.js'
+import { QueryObserver } from './observability/query-observer.js'
 import { FallbackBudget } from './routing/fallback-budget.js'
 import { isUnsettled, positionalRouter, recordPending, type SessionState } from './routing/positional-router.js'
 import { primaryRouter } from './routing/primary-router.js'
@@ -149,9 +150,13 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const guard = new ReadGuard(support.isReadOnlyRefusal, config.dialect)
   const isConnectionError = support.isConnectionError
   const plugins = config.plugins ?? []
+  const observer = {
+    observer: new QueryObserver(options.log, options.tracing),
+    system: config.dialect === 'postgres' ? 'postgresql' : 'mysql',
+  } as const
   const backend = (driverOptions: Omit<BackendDriverOptions, 'isConnectionError' | 'telemetry' | 'destroyAll'>) =>
     kyselyOn(
-      new BackendDriver({ ...driverOptions, isConnectionError, telemetry, destroyAll }),
+      new BackendDriver({ ...driverOptions, isConnectionError, telemetry, destroyAll, observer }),
       first.write.dialect,
       plugins,
       group,

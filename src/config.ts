@@ -3,6 +3,8 @@ import type { DialectName, NodeConfig } from './dialects/dialect.js'
 import type { ReadOnlyEnforcement } from './driver/node.js'
 import { ConfigurationError } from './errors.js'
 import type { BackendEvent } from './events.js'
+import type { BackendLogConfig } from './observability/query-log.js'
+import type { TracingOptions } from './observability/tracing.js'
 import type { ReplicaSelection } from './routing/strategies.js'
 
 /** What `createBackends` needs: the database family, the primary, and optionally replicas and routing rules. */
@@ -57,6 +59,18 @@ export interface BackendsConfig {
    * brings its own.
    */
   readonly cursor?: PostgresCursorConstructor
+  /**
+   * A query log with Kysely's `log` semantics: `['query', 'error']` (either or both) prints to the console
+   * as Kysely does, plus the node; a function receives Kysely's `LogEvent` for every query with the node
+   * that served it (`node`, `role`, `session`). Never given credentials. Default: no log, at no cost.
+   */
+  readonly log?: BackendLogConfig
+  /**
+   * OpenTelemetry spans for every query when `@opentelemetry/api` is installed and an SDK registered, and
+   * always the `kysely-rw:query` diagnostics channel. `queryText: true` adds the SQL (`db.query.text`);
+   * `openTelemetry: false` makes no spans.
+   */
+  readonly tracing?: TracingOptions
   /** Receives routing and health events. Never given secrets. */
   readonly onEvent?: (event: BackendEvent) => void
   /**
@@ -113,6 +127,8 @@ export interface ResolvedOptions {
   readonly fallbackMaxQueueMs: number
   readonly staleReadsMaxLagMs: number | undefined
   readonly cursor: PostgresCursorConstructor | undefined
+  readonly log: BackendLogConfig | undefined
+  readonly tracing: TracingOptions | undefined
 }
 
 /** The largest delay Node's timers take: longer ones fire at once. */
@@ -193,7 +209,19 @@ export function resolveOptions(config: BackendsConfig): ResolvedOptions {
         ? undefined
         : positive(config.staleReads.maxLagMs ?? Number.NaN, 0, 'staleReads.maxLagMs'),
     cursor: cursorOption(config.cursor),
+    log: logOption(config.log),
+    tracing: config.tracing,
   }
+}
+
+function logOption(log: BackendLogConfig | undefined): BackendLogConfig | undefined {
+  if (log === undefined || typeof log === 'function') return log
+  if (!Array.isArray(log) || log.some((level) => level !== 'query' && level !== 'error')) {
+    throw new ConfigurationError(
+      `log must be an array of 'query' and 'error', or a function receiving each event, not ${JSON.stringify(log)}.`,
+    )
+  }
+  return log
 }
 
 function cursorOption(cursor: PostgresCursorConstructor | undefined): PostgresCursorConstructor | undefined {

@@ -34,5 +34,8 @@ export type {
 } from './events.js'
 export { type Classification, classify } from './guard/classify.js'
 export type { BackendMigratorProps } from './migrations/migrator.js'
+export type { QueryContext, ServerInfo } from './observability/query-context.js'
+export type { BackendLogConfig, BackendLogDetails, BackendLogEvent } from './observability/query-log.js'
+export { QUERY_CHANNEL, type TracingOptions } from './observability/tracing.js'
 export { type ReadSql, readSql } from './read-sql.js'
 export type { ReplicaCandidate, ReplicaSelection } from './routing/strategies.js'

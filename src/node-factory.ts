@@ -28,7 +28,7 @@ export class NodeFactory {
       server: isDialect(config) ? undefined : this.support.describe(config),
       write,
       read,
-      monitor: isDialect(config) ? read : this.#node(config, role, this.#readOnly(config, 'connection'), 1),
+      monitor: isDialect(config) ? read : this.#node(config, role, this.#readOnly(config, this.options.enforcement), 1),
     }
   }
 
@@ -39,7 +39,8 @@ export class NodeFactory {
       server: isDialect(config) ? undefined : this.support.describe(config),
       node,
       // Checks on a pool of their own never queue behind the reads of a saturated pool.
-      monitor: isDialect(config) ? node : this.#node(config, role, this.#readOnly(config, 'connection'), 1),
+      // Read-only the way the replica's own pool is: behind PgBouncer a startup parameter is refused.
+      monitor: isDialect(config) ? node : this.#node(config, role, session, 1),
     }
   }
 

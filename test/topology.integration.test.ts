@@ -11,7 +11,7 @@ import {
   readSql,
   WriteOutcomeUnknownError,
 } from '../src/index.js'
-import { type PostgresPair, startPostgresPair } from './harness/replication.js'
+import { type MariaDbPair, type PostgresPair, startMariaDbPair, startPostgresPair } from './harness/replication.js'
 import { type Family, type Item, postgresFamily } from './support/databases.js'
 import { until } from './support/load.js'
 
@@ -128,6 +128,77 @@ describe('PostgreSQL topology', () => {
 
       await until(() => db.replicas()[0]?.state === 'primary', 'the promoted replica to serve no replica reads')
       expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['primary-down', 'primary-changed']))
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'primary-changed', to: expect.stringContaining('primary 2') }),
+      )
+    } finally {
+      await db.destroy()
+    }
+  })
+})
+
+describe('MariaDB failover', () => {
+  let pair: MariaDbPair
+
+  beforeAll(async () => {
+    pair = await startMariaDbPair()
+  })
+
+  afterAll(async () => {
+    await pair?.stop()
+  })
+
+  it('moves writes to a replica promoted by STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0', async () => {
+    const events: BackendEvent[] = []
+    const db = createBackends<DB>({
+      dialect: 'mysql',
+      primary: [pair.primaryUrl, pair.replicaUrl],
+      replicas: [pair.replicaUrl, pair.replica2Url],
+      onEvent: (event) => events.push(event),
+    })
+    try {
+      await sql`create table topo_items (id int auto_increment primary key, name varchar(50) not null, qty int not null)`.execute(
+        db.write,
+      )
+      const session = db.session()
+      await session.write.insertInto('topo_items').values({ name: 'before', qty: 1 }).execute()
+      const token = session.token()
+      await pair.waitForReplicaCatchUp()
+      await until(() => db.replicas().every((r) => r.state === 'up'), 'both replicas up')
+
+      const inFlight = db.write
+        .transaction()
+        .execute(async (tx) => {
+          await tx.insertInto('topo_items').values({ name: 'in flight', qty: 2 }).execute()
+          await sql`select sleep(10)`.execute(tx)
+        })
+        .catch((error: unknown) => error)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await pair.killPrimary()
+      expect(await inFlight).toBeInstanceOf(WriteOutcomeUnknownError)
+
+      await pair.promoteReplica(1)
+      const promotedAt = Date.now()
+      let writtenAfterMs: number | undefined
+      while (writtenAfterMs === undefined && Date.now() - promotedAt < 10_000) {
+        try {
+          await db.write.insertInto('topo_items').values({ name: 'after', qty: 4 }).execute()
+          writtenAfterMs = Date.now() - promotedAt
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+      }
+      console.info(`MariaDB: writes succeeded again ${writtenAfterMs} ms after the promotion`)
+      expect(writtenAfterMs).toBeDefined()
+      expect(writtenAfterMs).toBeLessThanOrEqual(3_000)
+      const row = await db
+        .session(token)
+        .read.selectFrom('topo_items')
+        .select('qty')
+        .where('name', '=', 'before')
+        .executeTakeFirst()
+      expect(row?.qty).toBe(1)
+      await until(() => db.replicas()[0]?.state === 'primary', 'the promoted replica to serve no replica reads')
       expect(events).toContainEqual(
         expect.objectContaining({ type: 'primary-changed', to: expect.stringContaining('primary 2') }),
       )

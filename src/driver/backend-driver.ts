@@ -16,9 +16,11 @@ import { oneStatementQuery } from '../guard/one-statement.js'
 import type { GuardedQuery, ReadGuard } from '../guard/read-guard.js'
 import { verifySession } from '../guard/session-rules.js'
 import { enterWriteTransaction, leaveWriteTransaction } from '../guard/transaction-scope.js'
+import type { QueryObserver } from '../observability/query-observer.js'
 import type { FallbackBudget } from '../routing/fallback-budget.js'
 import { BackendConnection, innerOf, RESET_QUERY } from './backend-connection.js'
 import type { Node } from './node.js'
+import { ObservedConnection } from './observed-connection.js'
 import type { Router } from './router.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
@@ -51,6 +53,8 @@ export interface BackendDriverOptions {
   readonly fallbackBudget?: { readonly isFallback: (node: Node) => boolean; readonly budget: FallbackBudget }
   /** Ends every node of the backends group: what `destroy()` on any of its Kysely instances does. */
   readonly destroyAll?: () => Promise<void>
+  /** The query log and tracing; connections are observed only while it is active. */
+  readonly observer?: { readonly observer: QueryObserver; readonly system: 'postgresql' | 'mysql' }
 }
 
 /**
@@ -71,6 +75,7 @@ export class BackendDriver implements Driver {
   readonly #replication: ((connection: DatabaseConnection) => Promise<ReplicationStatements>) | undefined
   readonly #isConnectionError: (error: unknown) => boolean
   readonly #fallbackBudget: BackendDriverOptions['fallbackBudget']
+  readonly #observer: BackendDriverOptions['observer']
   readonly #destroyAll: (() => Promise<void>) | undefined
   /** Connections still reading a write's position: back to their pool once it is read. */
   readonly #releaseAfter = new WeakMap<BackendConnection, Promise<unknown>>()
@@ -78,6 +83,7 @@ export class BackendDriver implements Driver {
   constructor(options: BackendDriverOptions) {
     this.#isConnectionError = options.isConnectionError
     this.#fallbackBudget = options.fallbackBudget
+    this.#observer = options.observer
     this.#destroyAll = options.destroyAll
     this.#floor = options.floor
     this.#replication = options.replication
@@ -98,6 +104,8 @@ export class BackendDriver implements Driver {
   }
 
   async #acquire(exclude: Set<Node>): Promise<BackendConnection> {
+    const observing = this.#observer?.observer.active === true
+    const started = observing ? performance.now() : 0
     for (;;) {
       const chosen = this.router.choose(exclude)
       const node = chosen instanceof Promise ? await chosen : chosen
@@ -122,10 +130,22 @@ export class BackendDriver implements Driver {
           : redactDriverError(error)
       }
       if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
-      const connection = new BackendConnection(inner, node, this)
+      const connection = observing ? this.#observed(inner, node, started) : new BackendConnection(inner, node, this)
       connection.budgeted = budgeted
       return connection
     }
+  }
+
+  #observed(inner: DatabaseConnection, node: Node, started: number): BackendConnection {
+    const { observer, system } = this.#observer as NonNullable<BackendDriverOptions['observer']>
+    return new ObservedConnection(inner, node, this, {
+      observer,
+      system,
+      role: this.role,
+      session: this.#session,
+      fallback: this.role === 'read' && this.#fallbackBudget?.isFallback(node) === true,
+      acquireMs: performance.now() - started,
+    })
   }
 
   /** A turn in the primary's fallback budget, for a read that falls back to it; true when one was taken. */

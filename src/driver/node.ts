@@ -35,6 +35,15 @@ export interface NodeDeadlines {
   readonly destroyTimeoutMs: number
 }
 
+// How often expired acquisitions are failed: their deadline is kept to within this.
+const SWEEP_MS = 50
+
+interface PendingAcquire {
+  readonly deadline: number
+  readonly timeoutMs: number
+  readonly reject: (error: Error) => void
+}
+
 /** A connection could not be had from a node's pool in time: the node may be healthy but saturated. */
 export class AcquireTimeoutError extends Error {
   override readonly name = 'AcquireTimeoutError'
@@ -61,8 +70,10 @@ export class Node {
   #shared = false
   #init: Promise<void> | undefined
   #destroyed: Promise<void> | undefined
-  /** Rejects when the node is cut off or destroyed; renewed after each cut. */
-  #cutOff = Node.#cutSignal()
+  /** Acquisitions under way, each with its deadline: a cut or destroy fails them all at once. */
+  readonly #pending = new Set<PendingAcquire>()
+  /** Sweeps expired acquisitions while any is pending: one timer per node, not one per acquisition. */
+  #sweeper: NodeJS.Timeout | undefined
 
   constructor(
     /** Host, port and database, or a role name; never credentials. */
@@ -78,16 +89,6 @@ export class Node {
     this.#owner = owner
     this.#driver = owner ? owner.driver : dialect.createDriver()
     if (owner) owner.#shared = true
-  }
-
-  static #cutSignal(): { promise: Promise<never>; reject: (error: Error) => void } {
-    let reject: (error: Error) => void = () => {}
-    const promise = new Promise<never>((_, no) => {
-      reject = no
-    })
-    // Nobody may be racing it when it rejects.
-    promise.catch(() => {})
-    return { promise, reject }
   }
 
   get driver(): Driver {
@@ -111,23 +112,47 @@ export class Node {
     return this.#bounded(this.#acquire(), timeoutMs)
   }
 
-  async #bounded(acquiring: Promise<DatabaseConnection>, timeoutMs: number): Promise<DatabaseConnection> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AcquireTimeoutError(this.name, timeoutMs)), timeoutMs)
-    })
-    try {
-      return await Promise.race([acquiring, timeout, this.#cutOff.promise])
-    } catch (error) {
-      // The race was lost, but the pool may still hand the connection out later: give it back then.
+  #bounded(acquiring: Promise<DatabaseConnection>, timeoutMs: number): Promise<DatabaseConnection> {
+    return new Promise<DatabaseConnection>((resolve, reject) => {
+      const entry: PendingAcquire = { deadline: Date.now() + timeoutMs, timeoutMs, reject }
+      this.#pending.add(entry)
+      this.#sweep()
       acquiring.then(
-        (connection) => this.releaseConnection(connection),
-        () => {},
+        (connection) => {
+          if (this.#pending.delete(entry)) resolve(connection)
+          // Too late: the caller gave up, but the pool handed the connection out; give it back.
+          else void this.releaseConnection(connection).catch(() => {})
+        },
+        (error: unknown) => {
+          if (this.#pending.delete(entry)) reject(error)
+        },
       )
-      throw error
-    } finally {
-      clearTimeout(timer)
-    }
+    })
+  }
+
+  #sweep(): void {
+    if (this.#sweeper || this.#pending.size === 0) return
+    this.#sweeper = setInterval(() => {
+      const now = Date.now()
+      for (const entry of this.#pending) {
+        if (entry.deadline > now) continue
+        this.#pending.delete(entry)
+        entry.reject(new AcquireTimeoutError(this.name, entry.timeoutMs))
+      }
+      if (this.#pending.size === 0) {
+        clearInterval(this.#sweeper)
+        this.#sweeper = undefined
+      }
+    }, SWEEP_MS)
+    // A waiting acquisition keeps the process alive through its own promise chain, not this timer.
+    this.#sweeper.unref()
+  }
+
+  /** Fails every acquisition under way with `reason`. */
+  #failPending(reason: Error): void {
+    const pending = [...this.#pending]
+    this.#pending.clear()
+    for (const entry of pending) entry.reject(reason)
   }
 
   async #acquire(): Promise<DatabaseConnection> {
@@ -172,9 +197,7 @@ export class Node {
    */
   cut(reason: Error): number {
     const owner = this.#owner ?? this
-    const signal = owner.#cutOff
-    owner.#cutOff = Node.#cutSignal()
-    signal.reject(reason)
+    owner.#failPending(reason)
     return owner.sockets?.cutAll() ?? 0
   }
 
@@ -186,7 +209,7 @@ export class Node {
   destroy(): Promise<void> {
     if (this.#owner) return this.#owner.destroy()
     if (this.#destroyed) return this.#destroyed
-    this.#cutOff.reject(new BackendsDestroyedError(this.name))
+    this.#failPending(new BackendsDestroyedError(this.name))
     if (!this.#init) {
       this.#destroyed = Promise.resolve()
       return this.#destroyed

@@ -54,7 +54,12 @@ export class NodeMonitor<T> {
   async #once(): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new CheckTimeoutError(this.node.name, this.timeoutMs)), this.timeoutMs)
+      // Timers run before I/O in each turn of the event loop: on a busy process the answer may already
+      // be waiting. Let it in before calling the node late.
+      timer = setTimeout(
+        () => setImmediate(() => reject(new CheckTimeoutError(this.node.name, this.timeoutMs))),
+        this.timeoutMs,
+      )
     })
     let outcome: CheckOutcome<T>
     try {

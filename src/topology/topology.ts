@@ -27,6 +27,9 @@ export interface MonitoredReplica {
   readonly monitor: Node
 }
 
+// Consecutive missed checks after which the primary's connections are cut.
+const PRIMARY_MISSES = 2
+
 export interface TopologyOptions {
   readonly intervalMs: number
   readonly timeoutMs: number
@@ -55,6 +58,8 @@ interface ReplicaCheck {
 export class Topology {
   readonly #monitors: NodeMonitor<unknown>[] = []
   readonly #checks = new Map<Candidate, CandidateCheck | undefined>()
+  /** Consecutive checks each candidate did not answer in time. */
+  readonly #missed = new Map<Candidate, number>()
   readonly #clock: LagClock
   #current: Candidate | undefined
   /** The last candidate seen taking writes: a change from it is a failover. */
@@ -183,10 +188,12 @@ export class Topology {
 
   #candidateChecked(candidate: Candidate, outcome: CheckOutcome<CandidateCheck>): void {
     this.#checks.set(candidate, outcome.ok ? outcome.value : undefined)
-    if (!outcome.ok && this.#current === candidate) {
+    const missed = !outcome.ok && isTimeout(outcome.error) ? (this.#missed.get(candidate) ?? 0) + 1 : 0
+    this.#missed.set(candidate, missed)
+    if (missed >= PRIMARY_MISSES && this.#current === candidate) {
       // Writes in flight on a primary that hangs would wait until TCP gives up: they fail now, as
-      // outcome unknown, instead.
-      if (isTimeout(outcome.error)) candidate.write.cut(cutError(`${candidate.write.name} did not answer in time`))
+      // outcome unknown, instead. Not on one missed check: a write cut is a write whose outcome is lost.
+      candidate.write.cut(cutError(`${candidate.write.name} did not answer ${missed} health checks in time`))
     }
     this.#decide(outcome.ok ? undefined : outcome.error)
   }

@@ -76,6 +76,10 @@ export interface PostgresPair extends PostgresEnv, ReplicaControl {
 
 export interface MariaDbPair extends MariaDbEnv, ReplicaControl {
   stop(): Promise<void>
+  /** SIGKILL on the primary's mariadbd: a failed primary. */
+  killPrimary(): Promise<void>
+  /** Replica 1 or 2 becomes a primary: `STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0`. */
+  promoteReplica(index?: ReplicaIndex): Promise<void>
 }
 
 const START_TIMEOUT_MS = 30_000
@@ -343,7 +347,18 @@ export async function startMariaDbPair(): Promise<MariaDbPair> {
   }
   const stop = once(() => stopMariaDb(dir, [primary.pidFile, replica.pidFile, replica2.pidFile]))
   await startOrCleanUp('MariaDB', stop, () => setUpMariaDb(binaries.installDb, primary, [replica, replica2]))
-  return { ...env, ...controlMariaDb(env), stop }
+  return {
+    ...env,
+    ...controlMariaDb(env),
+    stop,
+    killPrimary: () => killMariaDb(primary.pidFile),
+    async promoteReplica(index = 1) {
+      const adminUrl = index === 1 ? env.adminReplicaUrl : env.adminReplica2Url
+      for (const statement of ['STOP SLAVE', 'RESET SLAVE ALL', 'SET GLOBAL read_only = 0']) {
+        await mysqlExec(adminUrl, statement)
+      }
+    },
+  }
 }
 
 /** Controls replica 1 (server id 2) or replica 2 (server id 3) of the MariaDB primary. */
