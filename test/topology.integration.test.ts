@@ -2,10 +2,11 @@
 // nothing, and a failover (primary killed, replica promoted with pg_ctl promote) moves writes to the
 // promoted node with no restart. These tests start a second cluster of their own, since they kill and
 // promote its servers.
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type BackendEvent,
+  type Backends,
   createBackends,
   PrimaryUnavailableError,
   readSql,
@@ -17,6 +18,34 @@ import { until } from './support/load.js'
 
 interface DB {
   topo_items: Item
+}
+
+/** A transaction in flight (a write, then `sleeping`) when `kill` takes the primary down: what it fails with. */
+async function lostInFlight(db: Backends<DB>, sleeping: RawBuilder<unknown>, kill: () => Promise<void>) {
+  const inFlight = db.write
+    .transaction()
+    .execute(async (tx) => {
+      await tx.insertInto('topo_items').values({ name: 'in flight', qty: 2 }).execute()
+      await sleeping.execute(tx)
+    })
+    .catch((error: unknown) => error)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  await kill()
+  return inFlight
+}
+
+/** Milliseconds from now until a write succeeds (tried every 50 ms, for 10 s at most); undefined if none did. */
+async function msUntilWritable(db: Backends<DB>): Promise<number | undefined> {
+  const started = Date.now()
+  while (Date.now() - started < 10_000) {
+    try {
+      await db.write.insertInto('topo_items').values({ name: 'after', qty: 4 }).execute()
+      return Date.now() - started
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+  return undefined
 }
 
 describe('PostgreSQL topology', () => {
@@ -79,16 +108,9 @@ describe('PostgreSQL topology', () => {
       expect(db.replicas()[0]?.state).toBe('up')
 
       // A write in flight when the primary dies: its outcome is unknown, and it is not retried.
-      const inFlight = db.write
-        .transaction()
-        .execute(async (tx) => {
-          await tx.insertInto('topo_items').values({ name: 'in flight', qty: 2 }).execute()
-          await sql`select pg_sleep(10)`.execute(tx)
-        })
-        .catch((error: unknown) => error)
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      await other.killPrimary()
-      expect(await inFlight).toBeInstanceOf(WriteOutcomeUnknownError)
+      expect(await lostInFlight(db, sql`select pg_sleep(10)`, () => other.killPrimary())).toBeInstanceOf(
+        WriteOutcomeUnknownError,
+      )
       const down = await db.write
         .insertInto('topo_items')
         .values({ name: 'while down', qty: 3 })
@@ -97,16 +119,7 @@ describe('PostgreSQL topology', () => {
       expect(down).toBeInstanceOf(PrimaryUnavailableError)
 
       await other.promoteReplica(1)
-      const promotedAt = Date.now()
-      let writtenAfterMs: number | undefined
-      while (writtenAfterMs === undefined && Date.now() - promotedAt < 10_000) {
-        try {
-          await db.write.insertInto('topo_items').values({ name: 'after', qty: 4 }).execute()
-          writtenAfterMs = Date.now() - promotedAt
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 50))
-        }
-      }
+      const writtenAfterMs = await msUntilWritable(db)
       console.info(`writes succeeded again ${writtenAfterMs} ms after the promotion`)
       expect(writtenAfterMs).toBeDefined()
       expect(writtenAfterMs).toBeLessThanOrEqual(3_000)
@@ -166,28 +179,12 @@ describe('MariaDB failover', () => {
       await pair.waitForReplicaCatchUp()
       await until(() => db.replicas().every((r) => r.state === 'up'), 'both replicas up')
 
-      const inFlight = db.write
-        .transaction()
-        .execute(async (tx) => {
-          await tx.insertInto('topo_items').values({ name: 'in flight', qty: 2 }).execute()
-          await sql`select sleep(10)`.execute(tx)
-        })
-        .catch((error: unknown) => error)
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      await pair.killPrimary()
-      expect(await inFlight).toBeInstanceOf(WriteOutcomeUnknownError)
+      expect(await lostInFlight(db, sql`select sleep(10)`, () => pair.killPrimary())).toBeInstanceOf(
+        WriteOutcomeUnknownError,
+      )
 
       await pair.promoteReplica(1)
-      const promotedAt = Date.now()
-      let writtenAfterMs: number | undefined
-      while (writtenAfterMs === undefined && Date.now() - promotedAt < 10_000) {
-        try {
-          await db.write.insertInto('topo_items').values({ name: 'after', qty: 4 }).execute()
-          writtenAfterMs = Date.now() - promotedAt
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 50))
-        }
-      }
+      const writtenAfterMs = await msUntilWritable(db)
       console.info(`MariaDB: writes succeeded again ${writtenAfterMs} ms after the promotion`)
       expect(writtenAfterMs).toBeDefined()
       expect(writtenAfterMs).toBeLessThanOrEqual(3_000)
