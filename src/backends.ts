@@ -20,6 +20,7 @@ import { BackendDriver, type BackendDriverOptions } from './driver/backend-drive
 import type { Node } from './driver/node.js'
 import { InvalidSessionTokenError } from './errors.js'
 import { type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
+import { withQuietVerdicts } from './guard/quiet-compiler.js'
 import { ReadGuard } from './guard/read-guard.js'
 import { ScopedConnectionProvider } from './guard/transaction-scope.js'
 import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
@@ -261,8 +262,9 @@ function kyselyOn(
   plugins: KyselyPlugin[],
   group: object | undefined,
 ): Kysely<any> {
+  const compiler = dialect.createQueryCompiler()
   const executor = new DefaultQueryExecutor(
-    dialect.createQueryCompiler(),
+    driver.guard ? withQuietVerdicts(compiler, driver.guard.lexing) : compiler,
     dialect.createAdapter(),
     new ScopedConnectionProvider(driver, group),
     plugins,

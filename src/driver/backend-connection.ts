@@ -14,20 +14,11 @@ import type { Node } from './node.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
-// The unguarded connection of each BackendConnection: kept off every public property, so that no
-// caller holding a read backend's connection can reach past the guard.
-const inners = new WeakMap<BackendConnection, DatabaseConnection>()
-
 /** The driver's own connection behind `connection`; for this package's drivers only. */
 export function innerOf(connection: BackendConnection): DatabaseConnection {
-  return inners.get(connection)!
+  return BackendConnection.innerOf(connection)
 }
 
-/**
- * A connection of one node, as handed to Kysely. On a read backend every query passes the guard
- * before it is sent (the copy it checked is what is sent), the database's read-only refusals come back
- * as WriteOnReadBackendError, and a read that loses its connection is retried once on another node.
- */
 export class BackendConnection implements DatabaseConnection {
   /** Set by the backend driver between BEGIN and COMMIT/ROLLBACK. */
   inTransaction = false
@@ -41,33 +32,54 @@ export class BackendConnection implements DatabaseConnection {
   /** Set once the user aborted the query in flight: its failure then says nothing about the node. */
   #aborted = false
 
+  // The unguarded connection: a private field, so that no caller holding a read backend's connection
+  // can reach past the guard.
+  readonly #inner: DatabaseConnection
+
   constructor(
     inner: DatabaseConnection,
     readonly node: Node,
     private readonly driver: BackendDriver,
   ) {
-    inners.set(this, inner)
+    this.#inner = inner
   }
 
-  async executeQuery<R>(query: CompiledQuery, options?: ExecuteOptions): Promise<QueryResult<R>> {
+  /** The driver's own connection behind `connection`; for this package's drivers only. */
+  static innerOf(connection: BackendConnection): DatabaseConnection {
+    return connection.#inner
+  }
+
+  // Most reads take the first branch: a verified connection, no transaction to open, nothing to
+  // reset; they are sent with no await of kysely-rw's own in between, each of which would cost every
+  // query a turn of the microtask queue.
+  executeQuery<R>(query: CompiledQuery, options?: ExecuteOptions): Promise<QueryResult<R>> {
     const { guard } = this.driver
     if (!guard) return this.driver.executeWrite<R>(this, query, options)
-    const guarded = guard.check(query)
-    this.driver.telemetry?.read(this.node.name)
+    let guarded: GuardedQuery
     try {
-      return await this.executeRead<R>(guarded, options)
+      guarded = guard.check(query)
     } catch (error) {
-      if (!this.inTransaction && !this.#aborted && this.driver.router.failed(this.node, error)) {
-        // The query may have run, but a read has no effect: run it once more elsewhere.
-        return this.driver.readElsewhere<R>(guarded, this.node, options)
-      }
-      throw redactDriverError(guard.translate(error))
+      return Promise.reject(error)
     }
+    this.driver.telemetry?.read(this.node.name)
+    const sending =
+      !guarded.leavesState && !this.#needsTransaction(guarded) && this.driver.isVerified(this)
+        ? this.#inner.executeQuery<R>(oneStatementQuery(guarded.query, this.node.driver), options)
+        : this.executeRead<R>(guarded, options)
+    return sending.catch((error: unknown) => this.#readFailed<R>(error, guarded, options))
+  }
+
+  #readFailed<R>(error: unknown, guarded: GuardedQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    if (!this.inTransaction && !this.#aborted && this.driver.router.failed(this.node, error)) {
+      // The query may have run, but a read has no effect: run it once more elsewhere.
+      return this.driver.readElsewhere<R>(guarded, this.node, options)
+    }
+    throw redactDriverError((this.driver.guard as NonNullable<BackendDriver['guard']>).translate(error))
   }
 
   /** Sends a read the guard approved, in a read-only transaction where the node or the read needs one. */
   async executeRead<R>(guarded: GuardedQuery, options?: ExecuteOptions): Promise<QueryResult<R>> {
-    const inner = innerOf(this)
+    const inner = this.#inner
     await this.driver.verify(this)
     const wire = oneStatementQuery(guarded.query, this.node.driver)
     return this.#asRead(guarded, () => inner.executeQuery<R>(wire, options))

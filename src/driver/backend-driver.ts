@@ -25,6 +25,11 @@ import type { Router } from './router.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
+const NO_NODES: ReadonlySet<Node> = new Set()
+
+/** A node handed in ready-made whose connections are made read-only by a statement, once each. */
+const needsSessionSql = (node: Node) => node.readOnly?.enforcement === 'connection' && !!node.readOnly.sessionSql
+
 /** Receives the position of each commit of a session's write backend. */
 export interface PositionRecorder {
   /** A commit's position, known as its result is handed back. */
@@ -99,41 +104,79 @@ export class BackendDriver implements Driver {
     // Each node starts its own driver on first use, so that an unused replica costs nothing.
   }
 
-  async acquireConnection(): Promise<DatabaseConnection> {
-    return this.#acquire(new Set())
+  acquireConnection(): Promise<DatabaseConnection> {
+    // Most acquisitions: a node chosen at once, no fallback turn to take, no session statement to run,
+    // nothing observed. They take the driver's connection with no await of kysely-rw's own.
+    const chosen = this.router.choose(NO_NODES)
+    if (
+      this.#observer?.observer.active !== true &&
+      !(chosen instanceof Promise) &&
+      !this.#fallbackBudget?.isFallback(chosen)
+    ) {
+      return chosen.acquireAs<BackendConnection>(
+        (inner) =>
+          needsSessionSql(chosen) && !BackendDriver.#readOnlySessions.has(inner)
+            ? this.#prepareThenHandOut(chosen, inner)
+            : this.#handOut(inner, chosen, false),
+        undefined,
+        (error) => this.#acquireFailed(chosen, error, new Set()),
+      )
+    }
+    return this.#acquire(new Set(), chosen)
   }
 
-  async #acquire(exclude: Set<Node>): Promise<BackendConnection> {
+  async #prepareThenHandOut(node: Node, inner: DatabaseConnection): Promise<BackendConnection> {
+    try {
+      await this.#prepareSession(node, inner)
+    } catch (error) {
+      // A connection that could not be made read-only goes back to its pool, never to a caller.
+      await node.releaseConnection(inner).catch(() => {})
+      return this.#acquireFailed(node, error, new Set())
+    }
+    return this.#handOut(inner, node, false)
+  }
+
+  #handOut(inner: DatabaseConnection, node: Node, budgeted: boolean): BackendConnection {
+    if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
+    const connection = new BackendConnection(inner, node, this)
+    connection.budgeted = budgeted
+    return connection
+  }
+
+  /** A node failed to give a connection: another one is tried where the router allows it. */
+  #acquireFailed(node: Node, error: unknown, exclude: Set<Node>): Promise<BackendConnection> {
+    if (this.router.failed(node, error)) {
+      exclude.add(node)
+      return this.#acquire(exclude)
+    }
+    throw this.role === 'write' && this.#isConnectionError(error)
+      ? new PrimaryUnavailableError(node.name, { cause: error })
+      : redactDriverError(error)
+  }
+
+  /** `first`: the router's choice already made for this acquisition, if any. */
+  async #acquire(exclude: Set<Node>, first?: Node | Promise<Node>): Promise<BackendConnection> {
     const observing = this.#observer?.observer.active === true
     const started = observing ? performance.now() : 0
-    for (;;) {
-      const chosen = this.router.choose(exclude)
-      const node = chosen instanceof Promise ? await chosen : chosen
-      // No await where there is nothing to wait for: each one costs every query a turn of the microtask queue.
-      const budgeted = this.#fallbackBudget?.isFallback(node) ? await this.#enterBudget(node) : false
-      let inner: DatabaseConnection | undefined
-      try {
-        inner = await node.acquireConnection()
-        if (node.readOnly?.enforcement === 'connection' && node.readOnly.sessionSql) {
-          await this.#prepareSession(node, inner)
-        }
-      } catch (error) {
-        if (budgeted) this.#fallbackBudget?.budget.leave()
-        // A connection that could not be made read-only goes back to its pool, never to a caller.
-        if (inner) await node.releaseConnection(inner).catch(() => {})
-        if (this.router.failed(node, error)) {
-          exclude.add(node)
-          continue
-        }
-        throw this.role === 'write' && this.#isConnectionError(error)
-          ? new PrimaryUnavailableError(node.name, { cause: error })
-          : redactDriverError(error)
-      }
-      if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
-      const connection = observing ? this.#observed(inner, node, started) : new BackendConnection(inner, node, this)
-      connection.budgeted = budgeted
-      return connection
+    const chosen = first ?? this.router.choose(exclude)
+    const node = chosen instanceof Promise ? await chosen : chosen
+    // No await where there is nothing to wait for: each one costs every query a turn of the microtask queue.
+    const budgeted = this.#fallbackBudget?.isFallback(node) ? await this.#enterBudget(node) : false
+    let inner: DatabaseConnection | undefined
+    try {
+      inner = await node.acquireConnection()
+      if (needsSessionSql(node)) await this.#prepareSession(node, inner)
+    } catch (error) {
+      if (budgeted) this.#fallbackBudget?.budget.leave()
+      // A connection that could not be made read-only goes back to its pool, never to a caller.
+      if (inner) await node.releaseConnection(inner).catch(() => {})
+      return this.#acquireFailed(node, error, exclude)
     }
+    if (!observing) return this.#handOut(inner, node, budgeted)
+    if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
+    const connection = this.#observed(inner, node, started)
+    connection.budgeted = budgeted
+    return connection
   }
 
   #observed(inner: DatabaseConnection, node: Node, started: number): BackendConnection {
@@ -180,6 +223,11 @@ export class BackendDriver implements Driver {
    * statement per query, it is read-only when it should be, its user cannot bypass `read_only`. A
    * connection that fails serves nothing: every read on it throws the ConfigurationError.
    */
+  /** True when `conn` needs no verification before its next read. */
+  isVerified(conn: BackendConnection): boolean {
+    return !conn.node.readOnly || !this.guard || BackendDriver.#verified.has(innerOf(conn))
+  }
+
   async verify(conn: BackendConnection): Promise<void> {
     const inner = innerOf(conn)
     const { node } = conn
@@ -348,7 +396,7 @@ export class BackendDriver implements Driver {
     await conn.node.driver.releaseSavepoint?.(innerOf(conn), name, compile)
   }
 
-  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
     const conn = connection as BackendConnection
     if (conn.budgeted) {
       conn.budgeted = false
@@ -360,6 +408,7 @@ export class BackendDriver implements Driver {
     this.#releaseAfter.delete(conn)
     const release = () => conn.node.releaseConnection(innerOf(conn))
     void after.then(release, release)
+    return Promise.resolve()
   }
 
   async destroy(): Promise<void> {

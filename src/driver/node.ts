@@ -35,13 +35,15 @@ export interface NodeDeadlines {
   readonly destroyTimeoutMs: number
 }
 
+const identity = <T>(value: T): T => value
+
 // How often expired acquisitions are failed: their deadline is kept to within this.
 const SWEEP_MS = 50
 
 interface PendingAcquire {
   readonly deadline: number
   readonly timeoutMs: number
-  readonly reject: (error: Error) => void
+  readonly reject: (error: unknown) => void
 }
 
 /** A connection could not be had from a node's pool in time: the node may be healthy but saturated. */
@@ -64,16 +66,19 @@ export class AcquireTimeoutError extends Error {
 export class Node {
   readonly #driver: Driver
   readonly #owner: Node | undefined
-  readonly #inUse = new Map<DatabaseConnection, Promise<void>>()
-  readonly #release = new Map<DatabaseConnection, () => void>()
+  /** Connections of a shared driver handed to a user now, and who waits for each. */
+  readonly #busy = new Set<DatabaseConnection>()
+  readonly #waiting = new Map<DatabaseConnection, Array<() => void>>()
   /** Set once another node borrows this one's driver: only then can a connection be handed out twice. */
   #shared = false
   #init: Promise<void> | undefined
+  #started = false
   #destroyed: Promise<void> | undefined
   /** Acquisitions under way, each with its deadline: a cut or destroy fails them all at once. */
   readonly #pending = new Set<PendingAcquire>()
   /** Sweeps expired acquisitions while any is pending: one timer per node, not one per acquisition. */
   #sweeper: NodeJS.Timeout | undefined
+  #sweptAt = 0
 
   constructor(
     /** Host, port and database, or a role name; never credentials. */
@@ -104,27 +109,75 @@ export class Node {
    * A connection, within `timeoutMs` (default: the node's acquire deadline) and before the node is cut
    * off; a connection that arrives after either is released at once.
    */
-  async acquireConnection(timeoutMs = this.deadlines.acquireTimeoutMs): Promise<DatabaseConnection> {
-    if (this.#owner) return this.#owner.acquireConnection(timeoutMs)
-    if (this.#destroyed) throw new BackendsDestroyedError(this.name)
-    this.#init ??= this.#driver.init()
-    await this.#init
-    return this.#bounded(this.#acquire(), timeoutMs)
+  acquireConnection(timeoutMs = this.deadlines.acquireTimeoutMs): Promise<DatabaseConnection> {
+    return this.acquireAs(identity, timeoutMs)
   }
 
-  #bounded(acquiring: Promise<DatabaseConnection>, timeoutMs: number): Promise<DatabaseConnection> {
-    return new Promise<DatabaseConnection>((resolve, reject) => {
-      const entry: PendingAcquire = { deadline: Date.now() + timeoutMs, timeoutMs, reject }
+  /**
+   * {@link acquireConnection}, handing the connection to `handOut` as it arrives in time, or the
+   * failure (the pool's, the deadline's, a cut's) to `recover`: one promise for all of it, where a
+   * `.then` on the result would cost every query another.
+   */
+  acquireAs<T>(
+    handOut: (connection: DatabaseConnection) => T | Promise<T>,
+    timeoutMs?: number,
+    recover?: (error: unknown) => T | Promise<T>,
+  ): Promise<T> {
+    const ms = timeoutMs ?? this.deadlines.acquireTimeoutMs
+    if (this.#owner) return this.#owner.acquireAs(handOut, ms, recover)
+    if (this.#destroyed) {
+      const destroyed = new BackendsDestroyedError(this.name)
+      return recover ? Promise.resolve().then(() => recover(destroyed)) : Promise.reject(destroyed)
+    }
+    // Started: no await on the settled init, which would cost every acquisition a microtask turn.
+    if (this.#started) return this.#bounded(this.#acquire(), ms, handOut, recover)
+    this.#init ??= this.#driver.init().then(() => {
+      this.#started = true
+    })
+    return this.#init.then(
+      () => this.#bounded(this.#acquire(), ms, handOut, recover),
+      (error: unknown) => {
+        if (!recover) throw error
+        return recover(error)
+      },
+    )
+  }
+
+  #bounded<T>(
+    acquiring: Promise<DatabaseConnection>,
+    timeoutMs: number,
+    handOut: (connection: DatabaseConnection) => T | Promise<T>,
+    recover: ((error: unknown) => T | Promise<T>) | undefined,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const fail = recover
+        ? (error: unknown) => {
+            try {
+              resolve(recover(error))
+            } catch (thrown) {
+              reject(thrown)
+            }
+          }
+        : reject
+      // While the sweeper runs, its last reading of the clock (at most SWEEP_MS old) dates the
+      // acquisition: most acquisitions then never read the clock themselves.
+      const now = this.#sweeper ? this.#sweptAt : Date.now()
+      const entry: PendingAcquire = { deadline: now + timeoutMs, timeoutMs, reject: fail }
       this.#pending.add(entry)
       this.#sweep()
       acquiring.then(
         (connection) => {
-          if (this.#pending.delete(entry)) resolve(connection)
           // Too late: the caller gave up, but the pool handed the connection out; give it back.
-          else void this.releaseConnection(connection).catch(() => {})
+          if (!this.#pending.delete(entry)) return void this.releaseConnection(connection).catch(() => {})
+          try {
+            resolve(handOut(connection))
+          } catch (error) {
+            void this.releaseConnection(connection).catch(() => {})
+            reject(error)
+          }
         },
         (error: unknown) => {
-          if (this.#pending.delete(entry)) reject(error)
+          if (this.#pending.delete(entry)) fail(error)
         },
       )
     })
@@ -132,8 +185,10 @@ export class Node {
 
   #sweep(): void {
     if (this.#sweeper || this.#pending.size === 0) return
+    this.#sweptAt = Date.now()
     this.#sweeper = setInterval(() => {
       const now = Date.now()
+      this.#sweptAt = now
       for (const entry of this.#pending) {
         if (entry.deadline > now) continue
         this.#pending.delete(entry)
@@ -155,30 +210,39 @@ export class Node {
     for (const entry of pending) entry.reject(reason)
   }
 
-  async #acquire(): Promise<DatabaseConnection> {
-    if (!this.#shared) return this.#driver.acquireConnection()
-    for (;;) {
-      const connection = await this.#driver.acquireConnection()
-      const busy = this.#inUse.get(connection)
-      if (!busy) {
-        this.#inUse.set(connection, new Promise((resolve) => this.#release.set(connection, resolve)))
-        return connection
-      }
-      await busy
-    }
+  #acquire(): Promise<DatabaseConnection> {
+    return this.#shared ? this.#acquireShared() : this.#driver.acquireConnection()
   }
 
-  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+  #acquireShared(): Promise<DatabaseConnection> {
+    return this.#driver.acquireConnection().then((connection) => {
+      if (!this.#busy.has(connection)) {
+        this.#busy.add(connection)
+        return connection
+      }
+      // Handed out again while in use (one connection behind both backends): wait for its release.
+      return new Promise<void>((resolve) => {
+        const waiters = this.#waiting.get(connection)
+        if (waiters) waiters.push(resolve)
+        else this.#waiting.set(connection, [resolve])
+      }).then(() => this.#acquireShared())
+    })
+  }
+
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
     if (this.#owner) return this.#owner.releaseConnection(connection)
-    if (!this.#shared) return this.#driver.releaseConnection(connection)
-    const wake = this.#release.get(connection)
-    this.#inUse.delete(connection)
-    this.#release.delete(connection)
-    try {
-      await this.#driver.releaseConnection(connection)
-    } finally {
-      wake?.()
-    }
+    return this.#shared ? this.#releaseShared(connection) : this.#driver.releaseConnection(connection)
+  }
+
+  #releaseShared(connection: DatabaseConnection): Promise<void> {
+    this.#busy.delete(connection)
+    const released = this.#driver.releaseConnection(connection)
+    const waiters = this.#waiting.get(connection)
+    if (!waiters) return released
+    this.#waiting.delete(connection)
+    return released.finally(() => {
+      for (const wake of waiters) wake()
+    })
   }
 
   /** Runs `run` on a connection of this node, outside any backend (health checks, positions). */

@@ -3,7 +3,9 @@ import { NotAReadStatementError, WriteOnReadBackendError } from '../errors.js'
 import { classify } from './classify.js'
 import { isDeclaredRead } from './declared-reads.js'
 import type { Lexing } from './lexer.js'
+import { QuietSelect } from './quiet-compiler.js'
 import { isQuiet } from './quiet-text.js'
+import { refuseRawValues } from './raw-values.js'
 import { inspectReadText } from './read-text.js'
 
 /** A query as the guard approved it: the copy to send, and whether the session must be reset after it. */
@@ -30,8 +32,15 @@ export class ReadGuard {
    * after the check changes nothing.
    */
   check(original: CompiledQuery): GuardedQuery {
+    // A builder read whose verdict the read backend's compiler reached: frozen, nothing to copy or lex.
+    const quiet = QuietSelect.toSend(original, this.lexing)
+    if (quiet) {
+      if (this.lexing === 'mysql') refuseRawValues(quiet.parameters)
+      return { query: quiet, leavesState: NO_STATE }
+    }
     const declared = isDeclaredRead(original)
     const query = snapshot(original)
+    if (this.lexing === 'mysql') refuseRawValues(query.parameters)
     const root = query.query
     if (root.kind === 'SelectQueryNode') {
       // Most reads: text made only of names, parameters, keywords and pure built-ins cannot hide anything.

@@ -57,6 +57,8 @@ export interface ReplicaPoolOptions {
 export class ReplicaPool {
   readonly #replicas: Replica[]
   readonly #pick: (candidates: readonly Replica[]) => Replica
+  /** The replicas up now; undefined after a state change, until the next read lists them again. */
+  #up: readonly Replica[] | undefined
 
   constructor(
     replicas: readonly Node[],
@@ -243,8 +245,10 @@ export class ReplicaPool {
     }))
   }
 
-  #eligible(exclude: ReadonlySet<Node>): Replica[] {
-    return this.#replicas.filter((replica) => replica.state === 'up' && !exclude.has(replica.node))
+  #eligible(exclude: ReadonlySet<Node>): readonly Replica[] {
+    // Read on every query and changed only by health checks and failures: kept until a state changes.
+    this.#up ??= this.#replicas.filter((replica) => replica.state === 'up')
+    return exclude.size === 0 ? this.#up : this.#up.filter((replica) => !exclude.has(replica.node))
   }
 
   #find(node: Node): Replica | undefined {
@@ -255,6 +259,7 @@ export class ReplicaPool {
     const before = replica.state
     const problemBefore = replica.problem
     replica.state = state
+    if (before !== state) this.#up = undefined
     replica.drainReason = state === 'lagging' ? reason : undefined
     replica.problem =
       state === 'up'
