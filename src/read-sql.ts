@@ -8,6 +8,7 @@ export { assertReadStatement } from './guard/read-text.js'
 /** A raw SQL read: runs on any backend that can read, after its text was checked to be one. */
 export interface ReadSql<R> {
   /** Checks the text, then runs it on `db` (any backend that can read). */
+  // biome-ignore lint/suspicious/noExplicitAny: "a backend of any schema": CanRead<unknown> and an inferred type parameter both reject ReadBackend<DB> (Kysely's methods make CanRead invariant in DB).
   execute(db: CanRead<any>): Promise<QueryResult<R>>
   /** The underlying Kysely raw builder, to embed the fragment in a query builder. */
   readonly raw: RawBuilder<R>
