@@ -21,7 +21,8 @@ export interface ReadSql<R> {
  * `NotAReadStatementError` before it is sent.
  *
  * ```ts
- * const { rows } = await readSql<{ n: number }>`select count(*)::int as n from users`.execute(db.read)
+ * const { rows } = await readSql<{ n: string | number }>`select count(*) as n from users`.execute(db.read)
+ * const users = Number(rows[0]?.n) // count(*) is a bigint: pg returns it as a string, mysql2 as a number
  * ```
  */
 export function readSql<R = unknown>(strings: TemplateStringsArray, ...parameters: unknown[]): ReadSql<R> {
