@@ -4,16 +4,21 @@
  * (the build empties dist/ first; this catches output that outlives its module), then runs publint and Are the
  * Types Wrong on the tarball.
  *
+ * The packed README is read where the repository is not around it (the registry's page, an editor): each relative
+ * link must point into the tarball, and each link into the repository (`<repository>/blob/main/…`) at a file that
+ * exists. package.json must say where the repository, homepage and issue tracker are.
+ *
  * kysely-rw is ESM-only, like Kysely 0.29: attw runs with its `esm-only` profile, which skips the CommonJS
  * resolutions (`require` from node16/nodenext CJS and node10) that an ESM-only package fails by design.
  *
  * Usage: tsx scripts/check-package.ts [--no-build]
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { deadRelativeLinks, repositoryPaths } from './readme-links.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const bin = (name: string) =>
@@ -35,6 +40,24 @@ function run(command: string, args: string[], options: { capture?: boolean } = {
     throw new Error(`${path.basename(command)} ${args.join(' ')} failed (exit ${result.status ?? result.signal})`)
   }
   return result.stdout ?? ''
+}
+
+/** Where the package's page on the registry sends people: without these it shows no repository or issues link. */
+function metadataProblems(manifest: Record<string, unknown>): string[] {
+  const url = (value: unknown) =>
+    typeof value === 'string' ? value : ((value as { url?: unknown } | undefined)?.url as string | undefined)
+  const problems: string[] = []
+  for (const field of ['repository', 'homepage', 'bugs']) {
+    if (!url(manifest[field])) problems.push(`package.json has no ${field} URL`)
+  }
+  return problems
+}
+
+/** `git+https://host/owner/name.git` -> `https://host/owner/name`, the base of the README's absolute links. */
+function webUrl(manifest: Record<string, unknown>): string | undefined {
+  const repository = manifest.repository as { url?: string } | string | undefined
+  const url = typeof repository === 'string' ? repository : repository?.url
+  return url?.replace(/^git\+/, '').replace(/\.git$/, '')
 }
 
 function main() {
@@ -65,6 +88,22 @@ function main() {
     }
     for (const file of requiredFiles) {
       if (!files.includes(file)) problems.push(`${file} is missing from the package`)
+    }
+    run('tar', ['-xzf', tarball, '-C', destination, 'package/package.json', 'package/README.md'])
+    const manifest = JSON.parse(readFileSync(path.join(destination, 'package', 'package.json'), 'utf8'))
+    const readme = readFileSync(path.join(destination, 'package', 'README.md'), 'utf8')
+    problems.push(...metadataProblems(manifest))
+    for (const link of deadRelativeLinks(readme, files)) {
+      problems.push(
+        `README.md:${link.line}: ${link.target} is not in the package; link to ${webUrl(manifest) ?? 'the repository'}/blob/main/…`,
+      )
+    }
+    const repository = webUrl(manifest)
+    if (repository !== undefined) {
+      for (const link of repositoryPaths(readme, repository)) {
+        if (!existsSync(path.join(root, link.path)))
+          problems.push(`README.md:${link.line}: ${link.path} does not exist`)
+      }
     }
     if (problems.length > 0) throw new Error(`package contents:\n  ${problems.join('\n  ')}`)
     console.log(

@@ -32,7 +32,6 @@ export type {
   ReplicaState,
   ReplicaStatus,
 } from './events.js'
-export { type Classification, classify } from './guard/classify.js'
 export type { BackendMigratorProps } from './migrations/migrator.js'
 export type { QueryContext, ServerInfo } from './observability/query-context.js'
 export type { BackendLogConfig, BackendLogDetails, BackendLogEvent } from './observability/query-log.js'

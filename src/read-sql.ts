@@ -8,6 +8,7 @@ export { assertReadStatement } from './guard/read-text.js'
 /** A raw SQL read: runs on any backend that can read, after its text was checked to be one. */
 export interface ReadSql<R> {
   /** Checks the text, then runs it on `db` (any backend that can read). */
+  // biome-ignore lint/suspicious/noExplicitAny: "a backend of any schema": CanRead<unknown> and an inferred type parameter both reject ReadBackend<DB> (Kysely's methods make CanRead invariant in DB).
   execute(db: CanRead<any>): Promise<QueryResult<R>>
   /** The underlying Kysely raw builder, to embed the fragment in a query builder. */
   readonly raw: RawBuilder<R>
@@ -20,7 +21,8 @@ export interface ReadSql<R> {
  * `NotAReadStatementError` before it is sent.
  *
  * ```ts
- * const { rows } = await readSql<{ n: number }>`select count(*)::int as n from users`.execute(db.read)
+ * const { rows } = await readSql<{ n: string | number }>`select count(*) as n from users`.execute(db.read)
+ * const users = Number(rows[0]?.n) // count(*) is a bigint: pg returns it as a string, mysql2 as a number
  * ```
  */
 export function readSql<R = unknown>(strings: TemplateStringsArray, ...parameters: unknown[]): ReadSql<R> {

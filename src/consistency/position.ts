@@ -112,8 +112,9 @@ function merge(intervals: Interval[]): Interval[] {
   const merged: [bigint, bigint][] = []
   for (const [from, to] of sorted) {
     const last = merged[merged.length - 1]
-    if (last && from <= last[1] + 1n) last[1] = to > last[1] ? to : last[1]
-    else merged.push([from, to])
+    // Bigints: Math.max would throw on them.
+    if (!last || from > last[1] + 1n) merged.push([from, to])
+    else if (to > last[1]) last[1] = to
   }
   return merged
 }

@@ -19,7 +19,6 @@ export const SESSION_END: Record<Lexing, SessionEnd> = { postgres: 'rollback', m
  * The text Kysely's MysqlConnection hands to mysql2 when kysely-rw asks for a session reset. Compared
  * by identity, never by content, so that no query text can ask for one.
  */
-// biome-ignore lint/style/useConsistentBuiltinInstantiation: identity is the point: no string literal can equal it.
 export const SESSION_RESET = new String('/* kysely-rw: reset the session */') as unknown as string
 
 type QueryFn = (sql: unknown, values: unknown, callback?: (error: unknown, result?: unknown) => void) => unknown

@@ -15,12 +15,12 @@ export type BackendMigratorProps = Omit<MigratorProps, 'db'>
  * Kysely's `Migrator`, bound to the write backend, that raises the schema floor when a run finishes:
  * from then on no read goes to a replica that has not replayed the migrations.
  */
-export class BackendMigrator extends Migrator {
+export class BackendMigrator<DB> extends Migrator {
   readonly #floor: SchemaFloor
   readonly #primaryPosition: () => Promise<string | undefined>
 
   constructor(
-    write: WriteBackend<any>,
+    write: WriteBackend<DB>,
     floor: SchemaFloor,
     /** The primary's current position, read on a connection of its own. */
     primaryPosition: () => Promise<string | undefined>,
