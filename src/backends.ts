@@ -266,7 +266,7 @@ function kyselyOn(
   const executor = new DefaultQueryExecutor(
     driver.guard ? withQuietVerdicts(compiler, driver.guard.lexing) : compiler,
     dialect.createAdapter(),
-    new ScopedConnectionProvider(driver, group),
+    new ScopedConnectionProvider(driver, group, driver.role === 'write'),
     plugins,
   )
   return new Kysely({ config: { dialect, plugins }, driver, dialect, executor })

@@ -270,12 +270,33 @@ export class BackendDriver implements Driver {
    * A query on the write backend. A schema change raises the schema floor (at COMMIT when in a
    * transaction); on a session's backend an autocommit write also records the session's position.
    */
-  async executeWrite<R>(
+  executeWrite<R>(conn: BackendConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    this.telemetry?.write()
+    // Most writes: no schema change, and no session position to record (or inside a transaction, whose
+    // COMMIT records it). They are sent with no await of kysely-rw's own.
+    if (
+      (conn.inTransaction || !this.#recorder) &&
+      !(this.#floor !== undefined && isSchemaChange(query.query, query.sql))
+    ) {
+      const lost = (error: unknown) => this.#lostWrite(conn, error, conn.inTransaction || classify(query.query).write)
+      try {
+        return innerOf(conn)
+          .executeQuery<R>(query, options)
+          .catch((error: unknown) => {
+            throw lost(error)
+          })
+      } catch (error) {
+        return Promise.reject(lost(error))
+      }
+    }
+    return this.#executeTrackedWrite(conn, query, options)
+  }
+
+  async #executeTrackedWrite<R>(
     conn: BackendConnection,
     query: CompiledQuery,
     options: ExecuteOptions,
   ): Promise<QueryResult<R>> {
-    this.telemetry?.write()
     try {
       const schemaChange = this.#floor !== undefined && isSchemaChange(query.query, query.sql)
       if (conn.inTransaction) {

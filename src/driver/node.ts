@@ -130,12 +130,12 @@ export class Node {
       return recover ? Promise.resolve().then(() => recover(destroyed)) : Promise.reject(destroyed)
     }
     // Started: no await on the settled init, which would cost every acquisition a microtask turn.
-    if (this.#started) return this.#bounded(this.#acquire(), ms, handOut, recover)
+    if (this.#started) return this.#bounded(ms, handOut, recover)
     this.#init ??= this.#driver.init().then(() => {
       this.#started = true
     })
     return this.#init.then(
-      () => this.#bounded(this.#acquire(), ms, handOut, recover),
+      () => this.#bounded(ms, handOut, recover),
       (error: unknown) => {
         if (!recover) throw error
         return recover(error)
@@ -144,7 +144,6 @@ export class Node {
   }
 
   #bounded<T>(
-    acquiring: Promise<DatabaseConnection>,
     timeoutMs: number,
     handOut: (connection: DatabaseConnection) => T | Promise<T>,
     recover: ((error: unknown) => T | Promise<T>) | undefined,
@@ -165,22 +164,42 @@ export class Node {
       const entry: PendingAcquire = { deadline: now + timeoutMs, timeoutMs, reject: fail }
       this.#pending.add(entry)
       this.#sweep()
-      acquiring.then(
-        (connection) => {
-          // Too late: the caller gave up, but the pool handed the connection out; give it back.
-          if (!this.#pending.delete(entry)) return void this.releaseConnection(connection).catch(() => {})
-          try {
-            resolve(handOut(connection))
-          } catch (error) {
-            void this.releaseConnection(connection).catch(() => {})
-            reject(error)
-          }
-        },
-        (error: unknown) => {
-          if (this.#pending.delete(entry)) fail(error)
-        },
-      )
+      const failed = (error: unknown) => {
+        if (this.#pending.delete(entry)) fail(error)
+      }
+      const arrived = (connection: DatabaseConnection) => {
+        if (this.#shared && this.#busy.has(connection)) {
+          // Handed out again while in use (one connection behind both backends): wait for its release.
+          if (this.#pending.has(entry)) this.#whenReleased(connection, () => this.#take(arrived, failed))
+          return
+        }
+        // Too late: the caller gave up, but the pool handed the connection out; give it back.
+        if (!this.#pending.delete(entry)) return void this.#driver.releaseConnection(connection).catch(() => {})
+        if (this.#shared) this.#busy.add(connection)
+        try {
+          resolve(handOut(connection))
+        } catch (error) {
+          void this.releaseConnection(connection).catch(() => {})
+          reject(error)
+        }
+      }
+      this.#take(arrived, failed)
     })
+  }
+
+  /** One connection from the driver, to `arrived`; its failure, synchronous or not, to `failed`. */
+  #take(arrived: (connection: DatabaseConnection) => void, failed: (error: unknown) => void): void {
+    try {
+      this.#driver.acquireConnection().then(arrived, failed)
+    } catch (error) {
+      failed(error)
+    }
+  }
+
+  #whenReleased(connection: DatabaseConnection, wake: () => void): void {
+    const waiters = this.#waiting.get(connection)
+    if (waiters) waiters.push(wake)
+    else this.#waiting.set(connection, [wake])
   }
 
   #sweep(): void {
@@ -208,25 +227,6 @@ export class Node {
     const pending = [...this.#pending]
     this.#pending.clear()
     for (const entry of pending) entry.reject(reason)
-  }
-
-  #acquire(): Promise<DatabaseConnection> {
-    return this.#shared ? this.#acquireShared() : this.#driver.acquireConnection()
-  }
-
-  #acquireShared(): Promise<DatabaseConnection> {
-    return this.#driver.acquireConnection().then((connection) => {
-      if (!this.#busy.has(connection)) {
-        this.#busy.add(connection)
-        return connection
-      }
-      // Handed out again while in use (one connection behind both backends): wait for its release.
-      return new Promise<void>((resolve) => {
-        const waiters = this.#waiting.get(connection)
-        if (waiters) waiters.push(resolve)
-        else this.#waiting.set(connection, [resolve])
-      }).then(() => this.#acquireShared())
-    })
   }
 
   releaseConnection(connection: DatabaseConnection): Promise<void> {

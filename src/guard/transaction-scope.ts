@@ -48,6 +48,8 @@ export class ScopedConnectionProvider {
     private readonly driver: Driver,
     /** The `createBackends` call; undefined when escape detection is switched off. */
     private readonly group: object | undefined,
+    /** True on write backends: only their transactions are scoped (read backends are only fenced off). */
+    private readonly opensScopes: boolean,
   ) {}
 
   async provideConnection<T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
@@ -58,7 +60,7 @@ export class ScopedConnectionProvider {
     }
     const connection = await this.driver.acquireConnection()
     try {
-      return await (group ? consume(consumer, connection, group) : consumer(connection))
+      return await (group && this.opensScopes ? consume(consumer, connection, group) : consumer(connection))
     } finally {
       await this.driver.releaseConnection(connection)
     }
