@@ -22,7 +22,7 @@ import { InvalidSessionTokenError } from './errors.js'
 import { type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
 import { withQuietVerdicts } from './guard/quiet-compiler.js'
 import { ReadGuard } from './guard/read-guard.js'
-import { ScopedConnectionProvider } from './guard/transaction-scope.js'
+import { type Group, newGroup, ScopedConnectionProvider } from './guard/transaction-scope.js'
 import { BackendMigrator, type BackendMigratorProps } from './migrations/migrator.js'
 import { NodeFactory } from './node-factory.js'
 import { QueryObserver } from './observability/query-observer.js'
@@ -147,7 +147,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
       await Promise.all(allNodes.map((node) => node.destroy()))
     })())
 
-  const group = config.detectTransactionEscapes === false ? undefined : {}
+  const group = config.detectTransactionEscapes === false ? undefined : newGroup()
   const guard = new ReadGuard(support.isReadOnlyRefusal, config.dialect)
   const isConnectionError = support.isConnectionError
   const plugins = config.plugins ?? []
@@ -260,7 +260,7 @@ function kyselyOn(
   driver: BackendDriver,
   dialect: Dialect,
   plugins: KyselyPlugin[],
-  group: object | undefined,
+  group: Group | undefined,
 ): Kysely<any> {
   const compiler = dialect.createQueryCompiler()
   const executor = new DefaultQueryExecutor(

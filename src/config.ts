@@ -48,9 +48,10 @@ export interface BackendsConfig {
   readonly migrationTable?: string | false
   /**
    * Throw TransactionEscapeError when a query inside `write.transaction().execute(cb)` runs on the outer
-   * `db.read` / `db.write` instead of `tx`. Default true. It rests on AsyncLocalStorage, enabled only while
-   * a write transaction is open: on Node 20 and 22 every promise of the process pays a little then, and
-   * nothing otherwise (measured in bench/RESULTS.md); Node 24's costs no promise anything.
+   * `db.read` / `db.write` instead of `tx`. Default true. Nothing is paid while none of this call's write
+   * transactions is open. Node 24 carries the scope in AsyncLocalStorage; Node 20 and 22 read the async stack
+   * of a query on an outer handle instead, which misses what an async helper the callback returns (rather
+   * than awaits) runs after its own first `await` (docs/errors.md).
    */
   readonly detectTransactionEscapes?: boolean
   /**

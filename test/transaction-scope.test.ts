@@ -1,6 +1,7 @@
 // Escape detection is paid for only while a write transaction is open: its scope is entered as Kysely
-// begins the transaction, never reaches the code that started it, and the AsyncLocalStorage behind it is
-// switched off (with Node 20/22's process-wide promise hooks) when the last write transaction ends.
+// begins the transaction and never reaches the code that started it. Node 24 carries it in an
+// AsyncLocalStorage (AsyncContextFrame, no promise hooks); Node 20 and 22, where any promise hook slows the
+// whole process for good, find it in the async stack of a query on an outer backend.
 import { executionAsyncId } from 'node:async_hooks'
 import {
   type Dialect,
@@ -12,7 +13,7 @@ import {
   PostgresQueryCompiler,
 } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { watchedTransactions } from '../src/guard/transaction-scope.js'
+import { ESCAPE_WATCH, watchedTransactions } from '../src/guard/transaction-scope.js'
 import { type Backends, createBackends, TransactionEscapeError } from '../src/index.js'
 
 interface DB {
@@ -72,8 +73,6 @@ function promiseHooksOn(): Promise<boolean> {
   })
 }
 
-const hooksAreProcessWide = Number(process.versions.node.split('.')[0]) < 24
-
 let sent: string[]
 let db: Backends<DB>
 
@@ -88,7 +87,7 @@ afterEach(async () => {
 })
 
 describe('escape detection costs nothing while no write transaction is open', () => {
-  it('leaves promise hooks off around queries and after transactions, on only during one', async () => {
+  it('never turns promise hooks on, before, during or after a transaction', async () => {
     await db.read.selectFrom('person').selectAll().execute()
     await db.write.insertInto('person').values({ name: 'Ada' }).execute()
     expect(await promiseHooksOn()).toBe(false)
@@ -96,11 +95,104 @@ describe('escape detection costs nothing while no write transaction is open', ()
       await tx.selectFrom('person').selectAll().execute()
       return promiseHooksOn()
     })
-    // Node 20 and 22 need the hooks to carry the scope; Node 24's AsyncContextFrame does without them.
-    expect(during).toBe(hooksAreProcessWide)
+    // Node 24's AsyncContextFrame needs none; on Node 20 and 22 a hook, once on, would slow every later
+    // promise of the process, so the async stack is searched instead.
+    expect(during).toBe(false)
     expect(await promiseHooksOn()).toBe(false)
     await db.read.selectFrom('person').selectAll().execute()
     expect(await promiseHooksOn()).toBe(false)
+  })
+
+  it('looks at no stack while none of its write transactions is open', async () => {
+    const capture = Error.captureStackTrace
+    let captured = 0
+    Error.captureStackTrace = (...args: Parameters<typeof capture>) => {
+      captured++
+      return capture(...args)
+    }
+    try {
+      await db.read.selectFrom('person').selectAll().execute()
+      await db.write.insertInto('person').values({ name: 'Ada' }).execute()
+      expect(captured).toBe(0)
+      await db.write.transaction().execute(async (tx) => {
+        await tx.selectFrom('person').selectAll().execute()
+        await escapeOf(db.read.selectFrom('person').selectAll().execute())
+      })
+      expect(captured).toBe(ESCAPE_WATCH === 'async-stack' ? 1 : 0)
+      captured = 0
+      await db.read.selectFrom('person').selectAll().execute()
+      expect(captured).toBe(0)
+    } finally {
+      Error.captureStackTrace = capture
+    }
+  })
+})
+
+describe('escapes are found however the callback reaches the query', () => {
+  const insideCallback: Record<string, (query: () => Promise<unknown>) => Promise<unknown>> = {
+    'as its first statement': (query) => query(),
+    'after an await': async (query) => {
+      await null
+      return await query()
+    },
+    'in a helper it returns': async (query) => {
+      await null
+      const helper = async () => query()
+      return helper()
+    },
+    'in a helper it awaits, after the helper awaited something': async (query) => {
+      const helper = async () => {
+        await null
+        return await query()
+      }
+      return await helper()
+    },
+    'under Promise.all': async (query) => (await Promise.all([query()]))[0],
+    'thirty calls deep (past the default stack trace limit)': async (query) => {
+      await null
+      const deep = (n: number): Promise<unknown> => (n === 0 ? query() : deep(n - 1))
+      return await deep(30)
+    },
+    'with an Error.prepareStackTrace of the app': async (query) => {
+      const prepare = Error.prepareStackTrace
+      Error.prepareStackTrace = () => 'formatted by the app'
+      try {
+        return await query()
+      } finally {
+        Error.prepareStackTrace = prepare
+      }
+    },
+  }
+  for (const [name, run] of Object.entries(insideCallback)) {
+    it(name, async () => {
+      // The callback awaits what it runs, as application code does.
+      const escaped = await db.write.transaction().execute(async () => {
+        try {
+          await run(() => db.read.selectFrom('person').selectAll().execute())
+          return undefined
+        } catch (error) {
+          return error
+        }
+      })
+      expect(escaped).toBeInstanceOf(TransactionEscapeError)
+    })
+  }
+
+  // What an async stack cannot show: the await chain is cut where the callback returns an async helper's
+  // promise instead of awaiting it, for what the helper does after its own first await (and in .then
+  // callbacks). Node 24 carries the scope through.
+  it(`a query in a helper the callback returns un-awaited, after the helper's own await: ${
+    ESCAPE_WATCH === 'async-context' ? 'found' : 'not found on Node 20 and 22'
+  }`, async () => {
+    const outcome = await db.write.transaction().execute(async () => {
+      const helper = async () => {
+        await null
+        return escapeOf(db.read.selectFrom('person').selectAll().execute())
+      }
+      return helper()
+    })
+    if (ESCAPE_WATCH === 'async-context') expect(outcome).toBeInstanceOf(TransactionEscapeError)
+    else expect(outcome).toBeUndefined()
   })
 })
 

@@ -184,7 +184,7 @@ function quietCompilerClass(Base: CompilerClass, lexing: Lexing): CompilerClass 
 
 // Kysely's own compilers, whose visit methods were read for the lists above; a dialect's own compiler
 // may compile the same nodes differently, and its queries keep the text check.
-const KNOWN = new Map<Function, { readonly lexing: Lexing; readonly quiet: CompilerClass }>([
+const KNOWN = new Map<unknown, { readonly lexing: Lexing; readonly quiet: CompilerClass }>([
   [PostgresQueryCompiler, { lexing: 'postgres', quiet: quietCompilerClass(PostgresQueryCompiler, 'postgres') }],
   [MysqlQueryCompiler, { lexing: 'mysql', quiet: quietCompilerClass(MysqlQueryCompiler, 'mysql') }],
 ])

@@ -5,25 +5,49 @@ import { TransactionEscapeError } from '../errors.js'
 /** One open write transaction, as the queries of its callback see it. */
 interface Scope {
   /** The `createBackends` call the transaction belongs to: escapes are only looked for within one. */
-  readonly group: object
+  readonly group: Group
   /** False once the transaction ended: work the callback left behind may still carry the scope. */
   active: boolean
+}
+
+/** One `createBackends` call, as escape detection knows it. */
+export interface Group {
+  /** Its write transactions open now. */
+  open: number
+  /**
+   * Where AsyncLocalStorage would cost the whole process (below), the function a write transaction's
+   * callback is awaited through: its name, in the async stack of a query, says the query was issued
+   * inside one of this group's transactions.
+   */
+  readonly marker: string
+  readonly awaitThrough: <T>(running: Promise<T>) => Promise<T>
 }
 
 /** A connection provider call whose consumer is running synchronously right now. */
 interface Window {
   readonly connection: DatabaseConnection
-  readonly group: object
+  readonly group: Group
   /** The store before a transaction's scope was entered in this window; restored when the window closes. */
   previous: Scope | undefined
   entered: boolean
 }
 
-// On Node 20 and 22 an enabled AsyncLocalStorage installs promise hooks for the whole process, so every
-// promise pays, the app's too. The storage is therefore enabled only while a write transaction is open
-// somewhere in the process, and disabled again when the last one ends: no cost at all otherwise.
-// (Node 24's AsyncContextFrame has no process-wide cost; the same code runs there.)
-const storage = new AsyncLocalStorage<Scope>()
+// How the scope reaches the callback's queries. Node 24's AsyncContextFrame carries an
+// AsyncLocalStorage with no cost outside its own contexts. On Node 20 and 22 it needs promise hooks, and
+// once V8 has run with a promise hook every promise of the process stays on a slower path, also after
+// the storage is disabled (plain Kysely's queries measured 1.04-1.08x slower in such a process). There,
+// the callback is awaited through a function named for its group, and a query on an outer backend
+// looks for that name in its async stack, only while one of the group's write transactions is open.
+const storage: AsyncLocalStorage<Scope> | undefined = carriesContextForFree() ? new AsyncLocalStorage() : undefined
+
+function carriesContextForFree(): boolean {
+  if (Number(process.versions.node.split('.')[0]) < 24) return false
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]
+  return !flags.includes('--no-async-context-frame')
+}
+
+/** How escapes are watched in this process: for the docs and the tests. */
+export const ESCAPE_WATCH: 'async-context' | 'async-stack' = storage ? 'async-context' : 'async-stack'
 
 /** Write transactions open in the process, across every `createBackends` call. */
 let open = 0
@@ -38,6 +62,20 @@ let window: Window | undefined
 
 const scopes = new WeakMap<DatabaseConnection, Scope>()
 
+let groups = 0
+
+/** A new `createBackends` call's escape watch. */
+export function newGroup(): Group {
+  const marker = `kyselyRwWriteTransaction${++groups}`
+  // A method with a computed name: V8 names its frames so, also in async stack traces.
+  const awaitThrough = {
+    async [marker]<T>(running: Promise<T>): Promise<T> {
+      return await running
+    },
+  }[marker] as Group['awaitThrough']
+  return { open: 0, marker, awaitThrough }
+}
+
 /**
  * Kysely's connection provider, plus the scope that tells a query issued on the outer backend from
  * inside a write transaction's callback. Queries on the callback's `tx` use Kysely's single
@@ -47,39 +85,58 @@ export class ScopedConnectionProvider {
   constructor(
     private readonly driver: Driver,
     /** The `createBackends` call; undefined when escape detection is switched off. */
-    private readonly group: object | undefined,
+    private readonly group: Group | undefined,
     /** True on write backends: only their transactions are scoped (read backends are only fenced off). */
     private readonly opensScopes: boolean,
   ) {}
 
   async provideConnection<T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
     const { group } = this
-    if (group && open > 0) {
-      const outer = storage.getStore()
-      if (outer?.active && outer.group === group) throw new TransactionEscapeError()
-    }
+    if (group && open > 0 && insideTransactionOf(group)) throw new TransactionEscapeError()
     const connection = await this.driver.acquireConnection()
     try {
-      return await (group && this.opensScopes ? consume(consumer, connection, group) : consumer(connection))
+      if (!group || !this.opensScopes) return await consumer(connection)
+      const own: Window = { connection, group, previous: undefined, entered: false }
+      const running = consume(consumer, own)
+      return await (own.entered && !storage ? group.awaitThrough(running) : running)
     } finally {
       await this.driver.releaseConnection(connection)
     }
   }
 }
 
-function consume<T>(
-  consumer: (connection: DatabaseConnection) => Promise<T>,
-  connection: DatabaseConnection,
-  group: object,
-): Promise<T> {
+function consume<T>(consumer: (connection: DatabaseConnection) => Promise<T>, own: Window): Promise<T> {
   const outer = window
-  const own: Window = { connection, group, previous: undefined, entered: false }
   window = own
   try {
-    return consumer(connection)
+    return consumer(own.connection)
   } finally {
     window = outer
-    if (own.entered) storage.enterWith(own.previous as Scope)
+    if (own.entered) storage?.enterWith(own.previous as Scope)
+  }
+}
+
+function insideTransactionOf(group: Group): boolean {
+  if (storage) {
+    const outer = storage.getStore()
+    return outer?.active === true && outer.group === group
+  }
+  return group.open > 0 && inAsyncStack(group.marker)
+}
+
+// Structured frames, not the formatted stack: an app's Error.prepareStackTrace (source maps) may format
+// frames otherwise, and no frame limit may cut the search short.
+function inAsyncStack(marker: string): boolean {
+  const { prepareStackTrace, stackTraceLimit } = Error
+  const holder: { stack?: NodeJS.CallSite[] } = {}
+  Error.prepareStackTrace = (_, sites) => sites
+  Error.stackTraceLimit = Number.POSITIVE_INFINITY
+  try {
+    Error.captureStackTrace(holder, inAsyncStack)
+    return holder.stack?.some((site) => site.getFunctionName() === marker) ?? false
+  } finally {
+    Error.prepareStackTrace = prepareStackTrace
+    Error.stackTraceLimit = stackTraceLimit
   }
 }
 
@@ -91,11 +148,14 @@ export function enterWriteTransaction(connection: DatabaseConnection): void {
   const span = window
   if (!span || span.connection !== connection || span.entered) return
   const scope: Scope = { group: span.group, active: true }
-  span.previous = storage.getStore()
   span.entered = true
   open++
+  span.group.open++
   scopes.set(connection, scope)
-  storage.enterWith(scope)
+  if (storage) {
+    span.previous = storage.getStore()
+    storage.enterWith(scope)
+  }
 }
 
 /** Called by the write driver when the transaction on `connection` ended (or failed to begin). */
@@ -104,7 +164,8 @@ export function leaveWriteTransaction(connection: DatabaseConnection): void {
   if (!scope) return
   scopes.delete(connection)
   scope.active = false
-  if (--open === 0) storage.disable()
+  scope.group.open--
+  if (--open === 0) storage?.disable()
 }
 
 /** Write transactions whose escapes are being watched now, in the whole process (for tests). */
