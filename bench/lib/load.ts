@@ -13,7 +13,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Kysely } from 'kysely'
 import { createBackends } from '../../src/index.js'
-import type { BenchDB, Family } from './db.js'
+import { type BenchDB, countRoundTrips, type Family } from './db.js'
 import { QUERIES, type QuerySpec } from './queries.js'
 import {
   errorMessage,
@@ -36,12 +36,12 @@ export const LOAD = {
   /** Every worker's every 10th operation is a write: 90% reads. */
   writeEvery: 10,
   /** Operations per timed round (or `maxRoundMs`, whichever comes first). */
-  opsPerRound: 10_000,
+  opsPerRound: 8000,
   maxRoundMs: 20_000,
   /** Untimed operations on a fresh client before its timed round: pools full, health checks running. */
   warmupOps: 2000,
   /** Timed rounds per client. */
-  rounds: 5,
+  rounds: 7,
   /** kysely-rw at most this multiple of plain Kysely's CPU per operation (and at most kysely-replication's). */
   goal: 1.15,
   /** Rows of the profile tables. */
@@ -61,7 +61,15 @@ interface Handle {
 interface LoadClient {
   /** A worker's handle; `session`: one of the workers whose operations run in a session. */
   worker(session: boolean): Handle
+  /** kysely-rw only: its counters so far. */
+  stats?(): RwStats
   destroy(): Promise<void>
+}
+
+export interface RwStats {
+  readonly waits: number
+  readonly waitMs: number
+  readonly fallbacks: number
 }
 
 interface ClientSpec {
@@ -106,6 +114,10 @@ const CLIENTS: readonly ClientSpec[] = [
           const s = db.session()
           return { read: () => pk.run(asKysely(s.read)), write: () => insert.run(asKysely(s.write)) }
         },
+        stats: () => {
+          const { waits, waitMs, fallbacks } = db.stats()
+          return { waits, waitMs, fallbacks }
+        },
         destroy: () => db.destroy(),
       }
     },
@@ -120,6 +132,8 @@ export interface LoadRun {
   readonly wallMs: number
   readonly p50Ms: number
   readonly p99Ms: number
+  /** kysely-rw: session reads that waited for a replica, and reads that fell back to the primary. */
+  readonly stats?: RwStats
 }
 
 export interface LoadRow {
@@ -139,8 +153,17 @@ export interface ProfileLine {
 export interface LoadProfile {
   readonly ops: number
   readonly totalMs: number
+  /** Round trips per operation by node (the operations' own; health checks not included). */
+  readonly roundTrips: { readonly node: string; readonly perOp: number }[]
   /** Self time by where the code lives: src/, kysely, pg, node internals, GC, … */
   readonly byArea: ProfileLine[]
+  /** The same run profiled on plain Kysely (same operations), self time by area, for the difference. */
+  readonly plainByArea: ProfileLine[]
+  readonly plainOps: number
+  /** Plain Kysely's functions by self time (many, for looking up the top kysely-rw ones). */
+  readonly plainFunctions: ProfileLine[]
+  /** src/ functions by total time (their own code and everything they call, recursion counted once). */
+  readonly totalSrc: ProfileLine[]
   /** The top functions by self time, anywhere, and in src/ only; src/ by file. */
   readonly top: ProfileLine[]
   readonly topSrc: ProfileLine[]
@@ -198,7 +221,18 @@ async function oneRound(spec: ClientSpec, family: Family, replicaUrls: string[])
   const client = await spec.create(family, replicaUrls)
   try {
     await drive(client, LOAD.warmupOps, LOAD.maxRoundMs)
-    return await drive(client, LOAD.opsPerRound, LOAD.maxRoundMs)
+    const before = client.stats?.()
+    const run = await drive(client, LOAD.opsPerRound, LOAD.maxRoundMs)
+    const after = client.stats?.()
+    if (!before || !after) return run
+    return {
+      ...run,
+      stats: {
+        waits: after.waits - before.waits,
+        waitMs: after.waitMs - before.waitMs,
+        fallbacks: after.fallbacks - before.fallbacks,
+      },
+    }
   } finally {
     await client.destroy()
   }
@@ -231,7 +265,9 @@ export async function runLoad(family: Family): Promise<LoadResult> {
   let profile: LoadProfile | undefined
   let profileError: string | undefined
   try {
-    profile = await profileRw(family, replicaUrls)
+    const plain = await profileClient('plain', family, replicaUrls)
+    const rw = await profileClient('rw', family, replicaUrls)
+    profile = { ...rw, plainByArea: plain.byArea, plainOps: plain.ops, plainFunctions: plain.allFunctions }
   } catch (error) {
     profileError = errorMessage(error)
     log(`load profile failed: ${profileError}`)
@@ -249,13 +285,18 @@ interface CpuProfile {
     id: number
     callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }
     hitCount?: number
+    children?: number[]
   }[]
   startTime: number
   endTime: number
 }
 
-async function profileRw(family: Family, replicaUrls: string[]): Promise<LoadProfile> {
-  const spec = CLIENTS.find((c) => c.name === 'rw') as ClientSpec
+async function profileClient(
+  name: ClientSpec['name'],
+  family: Family,
+  replicaUrls: string[],
+): Promise<Omit<LoadProfile, 'plainByArea' | 'plainOps' | 'plainFunctions'> & { allFunctions: ProfileLine[] }> {
+  const spec = CLIENTS.find((c) => c.name === name) as ClientSpec
   const client = await spec.create(family, replicaUrls)
   const session = new Session()
   session.connect()
@@ -264,9 +305,19 @@ async function profileRw(family: Family, replicaUrls: string[]): Promise<LoadPro
     await session.post('Profiler.enable')
     await session.post('Profiler.setSamplingInterval', { interval: LOAD.profileIntervalUs })
     await session.post('Profiler.start')
-    const run = await drive(client, LOAD.opsPerRound, LOAD.maxRoundMs)
+    let ops = 0
+    // Counting wraps pg's Client.prototype.query: only in this run, never in the timed ones.
+    const counts = await countRoundTrips(async () => {
+      ops = (await drive(client, LOAD.opsPerRound, LOAD.maxRoundMs)).ops
+    })
     const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile }
-    return summarize(profile, run.ops)
+    const names = new Map([
+      [family.primaryPort, 'primary'],
+      [family.replicaPort, 'replica 1'],
+      [Number(new URL(family.pair.replica2Url).port), 'replica 2'],
+    ])
+    const roundTrips = [...counts].map(([port, n]) => ({ node: names.get(port) ?? `port ${port}`, perOp: n / ops }))
+    return { ...summarize(profile, ops), roundTrips }
   } finally {
     session.disconnect()
     await client.destroy()
@@ -288,6 +339,34 @@ function areaOf(url: string, functionName: string): string {
   return url
 }
 
+type CallFrame = CpuProfile['nodes'][number]['callFrame']
+
+function keyOf({ functionName, url, lineNumber, columnNumber }: CallFrame): string {
+  const file = url.startsWith('file://') ? path.relative(ROOT, fileURLToPath(url)) : url
+  return file ? `${functionName || '(anonymous)'} — ${file}${sourceLine(url, lineNumber, columnNumber)}` : functionName
+}
+
+/** Samples under each src/ function (its total time), a sample counted once per function however deep it recurses. */
+function inclusiveSrc(profile: CpuProfile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const childIds = new Set(profile.nodes.flatMap((node) => node.children ?? []))
+  const totals = new Map<string, number>()
+  const walk = (id: number, open: ReadonlySet<string>): number => {
+    const node = byId.get(id)
+    if (!node) return 0
+    const frame = node.callFrame
+    const key = areaOf(frame.url, frame.functionName) === 'kysely-rw src/' ? keyOf(frame) : undefined
+    const fresh = key !== undefined && !open.has(key)
+    const inner = fresh ? new Set([...open, key]) : open
+    let n = node.hitCount ?? 0
+    for (const child of node.children ?? []) n += walk(child, inner)
+    if (fresh) totals.set(key, (totals.get(key) ?? 0) + n)
+    return n
+  }
+  for (const node of profile.nodes) if (!childIds.has(node.id)) walk(node.id, new Set())
+  return totals
+}
+
 /** `:line` in the source file: V8 reports positions in the code it ran, which for src/ is tsx's output. */
 function sourceLine(url: string, line: number, column: number): string {
   if (!url.startsWith('file://')) return `:${line + 1}`
@@ -295,7 +374,10 @@ function sourceLine(url: string, line: number, column: number): string {
   return entry && typeof entry.originalLine === 'number' ? `:${entry.originalLine + 1}` : `:${line + 1}`
 }
 
-function summarize(profile: CpuProfile, ops: number): LoadProfile {
+function summarize(
+  profile: CpuProfile,
+  ops: number,
+): Omit<LoadProfile, 'roundTrips' | 'plainByArea' | 'plainOps' | 'plainFunctions'> & { allFunctions: ProfileLine[] } {
   const hits = profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0)
   const totalMs = (profile.endTime - profile.startTime) / 1000
   const msPerHit = hits > 0 ? totalMs / hits : 0
@@ -307,13 +389,11 @@ function summarize(profile: CpuProfile, ops: number): LoadProfile {
   for (const node of profile.nodes) {
     const n = node.hitCount ?? 0
     if (n === 0) continue
-    const { functionName, url, lineNumber, columnNumber } = node.callFrame
+    const { functionName, url } = node.callFrame
     const area = areaOf(url, functionName)
     add(areas, area, n)
     const file = url.startsWith('file://') ? path.relative(ROOT, fileURLToPath(url)) : url
-    const key = file
-      ? `${functionName || '(anonymous)'} — ${file}${sourceLine(url, lineNumber, columnNumber)}`
-      : functionName
+    const key = keyOf(node.callFrame)
     add(functions, key, n)
     if (area === 'kysely-rw src/') {
       add(srcFunctions, key, n)
@@ -330,6 +410,8 @@ function summarize(profile: CpuProfile, ops: number): LoadProfile {
     totalMs,
     byArea: lines(areas, 20),
     top: lines(functions, LOAD.profileTop),
+    allFunctions: lines(functions, 500),
+    totalSrc: lines(inclusiveSrc(profile), LOAD.profileTop),
     topSrc: lines(srcFunctions, LOAD.profileTop),
     srcFiles: lines(srcFiles, LOAD.profileTop),
   }
@@ -379,6 +461,7 @@ export function renderLoad(results: readonly LoadResult[]): string {
           'ops/s (median)',
           'p50 ms',
           'p99 ms',
+          'session waits / fallbacks to the primary (per round)',
         ],
         result.rows.map((x) => [
           x.label,
@@ -390,6 +473,9 @@ export function renderLoad(results: readonly LoadResult[]): string {
           fmtInt(median(x.runs.map((run) => (run.ops / run.wallMs) * 1000))),
           fmt(median(x.runs.map((run) => run.p50Ms)), 1),
           fmt(median(x.runs.map((run) => run.p99Ms)), 1),
+          x.runs.some((run) => run.stats)
+            ? x.runs.map((run) => `${run.stats?.waits ?? 0} / ${run.stats?.fallbacks ?? 0}`).join(', ')
+            : '',
         ]),
       ),
     )
@@ -409,13 +495,37 @@ function renderProfile(p: LoadProfile): string {
   const lines = (rows: ProfileLine[]) => rows.map((x) => [x.what, fmt(x.ms, 0), pct(x.share)])
   return [
     `Where kysely-rw's CPU goes: one more kysely-rw run of ${p.ops} operations after the rounds, profiled with ` +
-      `\`node:inspector\` (V8's sampling profiler, as \`node --cpu-prof\`; every ${LOAD.profileIntervalUs} µs), ` +
-      `${fmt(p.totalMs, 0)} ms profiled. Self time, by where the code lives:\n`,
-    table(['code', 'self ms', 'share'], lines(p.byArea)),
+      `\`node:inspector\` (V8's sampling profiler, as \`node --cpu-prof\`; every ${LOAD.profileIntervalUs} µs), and the same ` +
+      `run on plain Kysely (${p.plainOps} operations) for comparison; kysely-rw's run: ` +
+      `${fmt(p.totalMs, 0)} ms profiled. Its round trips per operation (counted in pg's \`Client.query\`; the ` +
+      `operations' own, health checks not included): ${p.roundTrips.map((r) => `${r.node} ${fmt(r.perOp, 2)}`).join(', ')}, ` +
+      `${fmt(
+        p.roundTrips.reduce((n, r) => n + r.perOp, 0),
+        2,
+      )} in all (plain Kysely and kysely-replication: 1). Self time, by where the code lives:\n`,
+    table(
+      ['code', 'kysely-rw µs/op', 'share', 'plain Kysely µs/op', 'difference µs/op'],
+      [...new Set([...p.byArea, ...p.plainByArea].map((x) => x.what))].map((what) => {
+        const mine = p.byArea.find((x) => x.what === what)
+        const rw = ((mine?.ms ?? 0) * 1000) / p.ops
+        const plain = ((p.plainByArea.find((x) => x.what === what)?.ms ?? 0) * 1000) / p.plainOps
+        return [what, fmt(rw, 1), pct(mine?.share ?? 0), fmt(plain, 1), fmt(rw - plain, 1)]
+      }),
+    ),
     '\nTop functions by self time, anywhere:\n',
-    table(['function — file', 'self ms', 'share'], lines(p.top)),
+    table(
+      ['function — file', 'kysely-rw self µs/op', 'share', 'plain Kysely self µs/op'],
+      p.top.map((x) => [
+        x.what,
+        fmt((x.ms * 1000) / p.ops, 1),
+        pct(x.share),
+        fmt(((p.plainFunctions.find((y) => y.what === x.what)?.ms ?? 0) * 1000) / p.plainOps, 1),
+      ]),
+    ),
     "\nTop functions in kysely-rw's `src/` by self time (a function's own code, not what it calls):\n",
     table(['function — file', 'self ms', 'share'], lines(p.topSrc)),
+    "\nTop functions in kysely-rw's `src/` by total time (their own code and all they call, Kysely's and pg's included):\n",
+    table(['function — file', 'total ms', 'share'], lines(p.totalSrc)),
     '\n`src/` self time by file:\n',
     table(['file', 'self ms', 'share'], lines(p.srcFiles)),
     '',
