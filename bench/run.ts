@@ -265,10 +265,6 @@ async function render(results: Results, run: RunInfo): Promise<string> {
 
   if (results.guard) out.push(`## Guard and in-process cost (no database)\n\n${renderGuard(results.guard)}\n`)
   if (results.cost) out.push(`## In-process CPU per query (issue #12)\n\n${renderCost(results.cost)}\n`)
-  if (results.process)
-    out.push(
-      `## Process-wide cost: plain Kysely in a process using kysely-rw (issue #12)\n\n${renderProcess(results.process)}\n`,
-    )
   if (results.overhead.length)
     out.push(`## 1. Runtime overhead on real PostgreSQL and MariaDB\n\n${renderOverhead(results.overhead)}\n`)
   if (results.typecheck) out.push(`## 2. Type-check cost\n\n${renderTypecheck(results.typecheck)}\n`)
@@ -276,7 +272,11 @@ async function render(results: Results, run: RunInfo): Promise<string> {
     out.push(`## 3. Consistency vs offload\n\n${renderConsistency(results.consistency)}\n`)
   if (results.failover.length) out.push(`## 4. Failover\n\n${renderFailover(results.failover)}\n`)
   if (results.faults.length) out.push(`## 5. Faults that hang or lag (issue #9)\n\n${renderFaults(results.faults)}\n`)
-  if (results.load.length) out.push(`## 6. Client CPU under load (issue #12)\n\n${renderLoad(results.load)}\n`)
+  if (results.process)
+    out.push(
+      `## 6. Process-wide cost: plain Kysely in a process using kysely-rw (issue #12)\n\n${renderProcess(results.process)}\n`,
+    )
+  if (results.load.length) out.push(`## 7. Client CPU under load (issue #12)\n\n${renderLoad(results.load)}\n`)
   return `${out.join('\n')}\n`
 }
 
