@@ -1,8 +1,9 @@
 // `npm run bench [-- <benchmark>... ] [-- postgres|mariadb]`: runs the benchmarks of issue #5 and writes
 // bench/RESULTS.md (a full run) or bench/.work/RESULTS.partial.md (a selection, for development).
 //
-// Benchmarks: guard (in-process cost, no database), overhead, failover, consistency (real PostgreSQL
-// and MariaDB primary/replica pairs from the test harness), typecheck (tsc 5.9 and 7).
+// Benchmarks: guard, cost and process (in-process and process-wide cost, no database), overhead, failover,
+// consistency, faults (real PostgreSQL and MariaDB primary/replica pairs from the test harness), load
+// (client CPU under load on PostgreSQL), typecheck (tsc 5.9 and 7).
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -19,8 +20,10 @@ import { createSchema, type Family, type FamilyName, startFamily } from './lib/d
 import { type FailoverResult, failoverHeadlines, failoverMisses, renderFailover, runFailover } from './lib/failover.js'
 import { type FaultsResult, faultsHeadlines, faultsMisses, renderFaults, runFaults } from './lib/faults.js'
 import { type GuardResult, guardHeadlines, guardMisses, renderGuard, runGuard } from './lib/guard.js'
+import { type LoadResult, loadHeadlines, loadMisses, renderLoad, runLoad } from './lib/load.js'
 import { type OverheadResult, overheadHeadlines, overheadMisses, renderOverhead, runOverhead } from './lib/overhead.js'
 import { ensureInstalled, peerVersions } from './lib/peers.js'
+import { type ProcessResult, processHeadlines, processMisses, renderProcess, runProcess } from './lib/process.js'
 import {
   renderTypecheck,
   runTypecheck,
@@ -36,18 +39,30 @@ const ROOT = path.dirname(BENCH_DIR)
 /** 1-minute load averages at the start and the end of the run: how busy the machine was otherwise. */
 const loadAverages: number[] = []
 
-const BENCHMARKS = ['guard', 'cost', 'overhead', 'typecheck', 'consistency', 'failover', 'faults'] as const
+const BENCHMARKS = [
+  'guard',
+  'cost',
+  'process',
+  'overhead',
+  'typecheck',
+  'consistency',
+  'failover',
+  'faults',
+  'load',
+] as const
 type BenchmarkName = (typeof BENCHMARKS)[number]
 const FAMILIES: readonly FamilyName[] = ['postgres', 'mariadb']
 
 interface Results {
   guard?: GuardResult
   cost?: CostResult
+  process?: ProcessResult
   overhead: OverheadResult[]
   typecheck?: TypecheckResult
   consistency: ConsistencyResult[]
   failover: FailoverResult[]
   faults: FaultsResult[]
+  load: LoadResult[]
   errors: string[]
 }
 
@@ -69,11 +84,11 @@ async function main(): Promise<void> {
   const started = performance.now()
 
   await ensureInstalled(BENCH_DIR, {
-    peers: wanted('consistency') || wanted('failover') || wanted('cost'),
+    peers: wanted('consistency') || wanted('failover') || wanted('cost') || wanted('load'),
     ts7: wanted('typecheck'),
   })
 
-  const results: Results = { overhead: [], consistency: [], failover: [], faults: [], errors: [] }
+  const results: Results = { overhead: [], consistency: [], failover: [], faults: [], load: [], errors: [] }
   const attempt = async (what: string, run: () => Promise<void>) => {
     try {
       await run()
@@ -94,6 +109,11 @@ async function main(): Promise<void> {
       results.cost = await runCost()
     })
   }
+  if (wanted('process')) {
+    await attempt('process', async () => {
+      results.process = await runProcess(ROOT)
+    })
+  }
   if (wanted('typecheck')) {
     await attempt('typecheck', async () => {
       results.typecheck = await runTypecheck(ROOT, BENCH_DIR)
@@ -101,8 +121,13 @@ async function main(): Promise<void> {
   }
 
   const serverVersions: string[] = []
-  if (wanted('overhead') || wanted('consistency') || wanted('failover') || wanted('faults')) {
-    for (const name of families.length > 0 ? families : FAMILIES) {
+  const onBoth = wanted('overhead') || wanted('consistency') || wanted('failover') || wanted('faults')
+  // The load benchmark runs on PostgreSQL (a primary and two streaming replicas) only.
+  const toStart = (families.length > 0 ? families : FAMILIES).filter(
+    (f) => onBoth || (wanted('load') && f === 'postgres'),
+  )
+  if (toStart.length > 0) {
+    for (const name of toStart) {
       // One pair at a time, so that the other's servers take no CPU.
       let family: Family | undefined
       await attempt(`${name} pair`, async () => {
@@ -129,6 +154,8 @@ async function main(): Promise<void> {
         if (wanted('consistency'))
           await attempt(`consistency ${name}`, async () => void results.consistency.push(await runConsistency(f)))
         if (wanted('faults')) await attempt(`faults ${name}`, async () => void results.faults.push(await runFaults(f)))
+        if (wanted('load') && name === 'postgres')
+          await attempt(`load ${name}`, async () => void results.load.push(await runLoad(f)))
       } finally {
         process.off('SIGINT', stopOnSignal)
         process.off('SIGTERM', stopOnSignal)
@@ -176,11 +203,13 @@ async function render(results: Results, run: RunInfo): Promise<string> {
   const misses = [
     ...(results.guard ? guardMisses(results.guard) : []),
     ...(results.cost ? costMisses(results.cost) : []),
+    ...(results.process ? processMisses(results.process) : []),
     ...overheadMisses(results.overhead),
     ...(results.typecheck ? typecheckMisses(results.typecheck) : []),
     ...consistencyMisses(results.consistency),
     ...failoverMisses(results.failover),
     ...faultsMisses(results.faults),
+    ...loadMisses(results.load),
   ]
 
   const out: string[] = []
@@ -210,11 +239,13 @@ async function render(results: Results, run: RunInfo): Promise<string> {
   const headlines: Headline[] = [
     ...(results.guard ? guardHeadlines(results.guard) : []),
     ...(results.cost ? costHeadlines(results.cost) : []),
+    ...(results.process ? processHeadlines(results.process) : []),
     ...overheadHeadlines(results.overhead),
     ...(results.typecheck ? typecheckHeadlines(results.typecheck) : []),
     ...consistencyHeadlines(results.consistency),
     ...failoverHeadlines(results.failover),
     ...faultsHeadlines(results.faults),
+    ...loadHeadlines(results.load),
   ]
   out.push('## Summary\n')
   out.push(
@@ -241,6 +272,11 @@ async function render(results: Results, run: RunInfo): Promise<string> {
     out.push(`## 3. Consistency vs offload\n\n${renderConsistency(results.consistency)}\n`)
   if (results.failover.length) out.push(`## 4. Failover\n\n${renderFailover(results.failover)}\n`)
   if (results.faults.length) out.push(`## 5. Faults that hang or lag (issue #9)\n\n${renderFaults(results.faults)}\n`)
+  if (results.process)
+    out.push(
+      `## 6. Process-wide cost: plain Kysely in a process using kysely-rw (issue #12)\n\n${renderProcess(results.process)}\n`,
+    )
+  if (results.load.length) out.push(`## 7. Client CPU under load (issue #12)\n\n${renderLoad(results.load)}\n`)
   return `${out.join('\n')}\n`
 }
 

@@ -1,0 +1,554 @@
+// Client CPU per operation under load (issue #12): 200 concurrent workers on the real PostgreSQL primary and
+// its two replicas, 90% reads, half of the workers in read-your-writes sessions (a session write, then its
+// reads). Plain Kysely on the primary alone, kysely-replication (reads round-robin on the replicas) and
+// kysely-rw with its defaults run the same operations, in rounds whose order rotates, each client created
+// fresh, warmed up untimed and destroyed after its round, so that no client's timers run in another's.
+// The result is this process's CPU time (process.cpuUsage(): the client only, the servers are other
+// processes) per completed operation; wall-clock figures are context on two shared cores.
+// After the rounds, one more kysely-rw run is profiled (node:inspector, the profiler of --cpu-prof), for
+// where its CPU goes.
+import { Session } from 'node:inspector/promises'
+import { findSourceMap } from 'node:module'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Kysely } from 'kysely'
+import { createBackends } from '../../src/index.js'
+import { type BenchDB, countRoundTrips, type Family } from './db.js'
+import { QUERIES, type QuerySpec } from './queries.js'
+import {
+  errorMessage,
+  fmt,
+  fmtInt,
+  goal,
+  type Headline,
+  log,
+  median,
+  pct,
+  quantile,
+  ratio,
+  table,
+  until,
+} from './util.js'
+
+export const LOAD = {
+  /** Concurrent workers, each one operation at a time. */
+  workers: 200,
+  /** Every worker's every 10th operation is a write: 90% reads. */
+  writeEvery: 10,
+  /** Operations per timed round (or `maxRoundMs`, whichever comes first). */
+  opsPerRound: 8000,
+  maxRoundMs: 20_000,
+  /** Untimed operations on a fresh client before its timed round: pools full, health checks running. */
+  warmupOps: 2000,
+  /** Timed rounds per client. */
+  rounds: 7,
+  /** kysely-rw at most this multiple of plain Kysely's CPU per operation (and at most kysely-replication's). */
+  goal: 1.15,
+  /** Rows of the profile tables. */
+  profileTop: 15,
+  /** The profiler's sampling interval, µs. */
+  profileIntervalUs: 250,
+}
+
+const [pk, , insert] = QUERIES as [QuerySpec, QuerySpec, QuerySpec]
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+interface Handle {
+  read(): Promise<unknown>
+  write(): Promise<unknown>
+}
+
+interface LoadClient {
+  /** A worker's handle; `session`: one of the workers whose operations run in a session. */
+  worker(session: boolean): Handle
+  /** kysely-rw only: its counters so far. */
+  stats?(): RwStats
+  destroy(): Promise<void>
+}
+
+export interface RwStats {
+  readonly waits: number
+  readonly waitMs: number
+  readonly fallbacks: number
+}
+
+interface ClientSpec {
+  readonly name: 'plain' | 'replication' | 'rw'
+  readonly label: string
+  create(family: Family, replicaUrls: string[]): Promise<LoadClient>
+}
+
+const asKysely = (backend: unknown) => backend as Kysely<BenchDB>
+const on = (db: Kysely<BenchDB>): Handle => ({ read: () => pk.run(db), write: () => insert.run(db) })
+
+const CLIENTS: readonly ClientSpec[] = [
+  {
+    name: 'plain',
+    label: 'plain Kysely 0.29, everything on the primary',
+    async create(family) {
+      const db = family.plain(family.primaryUrl)
+      const handle = on(db)
+      return { worker: () => handle, destroy: () => db.destroy() }
+    },
+  },
+  {
+    name: 'replication',
+    label: 'kysely-replication 0.3 (Kysely 0.28), reads round-robin on 2 replicas',
+    async create(family, replicaUrls) {
+      const { createKyselyReplication } = await import('../peers/kysely-replication.mjs')
+      const db = createKyselyReplication({ dialect: family.dialect, primaryUrl: family.primaryUrl, replicaUrls })
+      const handle = on(asKysely(db))
+      return { worker: () => handle, destroy: () => db.destroy() }
+    },
+  },
+  {
+    name: 'rw',
+    label: 'kysely-rw defaults, 2 replicas: `db.read` / `db.write`, sessions for half the workers',
+    async create(family, replicaUrls) {
+      const db = createBackends<BenchDB>({ dialect: family.dialect, primary: family.primaryUrl, replicas: replicaUrls })
+      await until('both replicas up', 10_000, () => db.replicas().every((r) => r.state === 'up'))
+      const plain: Handle = { read: () => pk.run(asKysely(db.read)), write: () => insert.run(asKysely(db.write)) }
+      return {
+        worker(session) {
+          if (!session) return plain
+          const s = db.session()
+          return { read: () => pk.run(asKysely(s.read)), write: () => insert.run(asKysely(s.write)) }
+        },
+        stats: () => {
+          const { waits, waitMs, fallbacks } = db.stats()
+          return { waits, waitMs, fallbacks }
+        },
+        destroy: () => db.destroy(),
+      }
+    },
+  },
+]
+
+export interface LoadRun {
+  readonly ops: number
+  readonly errors: number
+  readonly firstError?: string
+  readonly cpuMs: number
+  readonly wallMs: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  /** kysely-rw: session reads that waited for a replica, and reads that fell back to the primary. */
+  readonly stats?: RwStats
+}
+
+export interface LoadRow {
+  readonly name: ClientSpec['name']
+  readonly label: string
+  readonly runs: LoadRun[]
+  /** Median over rounds of CPU µs per completed operation. */
+  readonly cpuUsPerOp: number
+}
+
+export interface ProfileLine {
+  readonly what: string
+  readonly ms: number
+  readonly share: number
+}
+
+export interface LoadProfile {
+  readonly ops: number
+  readonly totalMs: number
+  /** Round trips per operation by node (the operations' own; health checks not included). */
+  readonly roundTrips: { readonly node: string; readonly perOp: number }[]
+  /** Self time by where the code lives: src/, kysely, pg, node internals, GC, … */
+  readonly byArea: ProfileLine[]
+  /** The same run profiled on plain Kysely (same operations), self time by area, for the difference. */
+  readonly plainByArea: ProfileLine[]
+  readonly plainOps: number
+  /** Plain Kysely's functions by self time (many, for looking up the top kysely-rw ones). */
+  readonly plainFunctions: ProfileLine[]
+  /** src/ functions by total time (their own code and everything they call, recursion counted once). */
+  readonly totalSrc: ProfileLine[]
+  /** The top functions by self time, anywhere, and in src/ only; src/ by file. */
+  readonly top: ProfileLine[]
+  readonly topSrc: ProfileLine[]
+  readonly srcFiles: ProfileLine[]
+}
+
+export interface LoadResult {
+  readonly family: string
+  readonly rows: LoadRow[]
+  readonly profile?: LoadProfile
+  readonly profileError?: string
+}
+
+/** `ops` operations (or until `maxMs`) by LOAD.workers workers; this process's CPU time over the whole run. */
+async function drive(client: LoadClient, ops: number, maxMs: number): Promise<LoadRun> {
+  let issued = 0
+  let errors = 0
+  let firstError: string | undefined
+  const latencies: number[] = []
+  const handles = Array.from({ length: LOAD.workers }, (_, w) => client.worker(w % 2 === 0))
+  const cpuStart = process.cpuUsage()
+  const started = performance.now()
+  const deadline = started + maxMs
+  await Promise.all(
+    handles.map(async (handle, w) => {
+      // Workers start at different points of their 1-in-10 write cycle, so that writes are spread in time.
+      for (let k = w; issued < ops && performance.now() < deadline; k++) {
+        issued++
+        const t = performance.now()
+        try {
+          await (k % LOAD.writeEvery === 0 ? handle.write() : handle.read())
+          latencies.push(performance.now() - t)
+        } catch (error) {
+          errors++
+          firstError ??= errorMessage(error)
+        }
+      }
+    }),
+  )
+  const wallMs = performance.now() - started
+  const cpu = process.cpuUsage(cpuStart)
+  latencies.sort((a, b) => a - b)
+  return {
+    ops: latencies.length,
+    errors,
+    ...(firstError === undefined ? {} : { firstError }),
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+  }
+}
+
+async function oneRound(spec: ClientSpec, family: Family, replicaUrls: string[]): Promise<LoadRun> {
+  const client = await spec.create(family, replicaUrls)
+  try {
+    await drive(client, LOAD.warmupOps, LOAD.maxRoundMs)
+    const before = client.stats?.()
+    const run = await drive(client, LOAD.opsPerRound, LOAD.maxRoundMs)
+    const after = client.stats?.()
+    if (!before || !after) return run
+    return {
+      ...run,
+      stats: {
+        waits: after.waits - before.waits,
+        waitMs: after.waitMs - before.waitMs,
+        fallbacks: after.fallbacks - before.fallbacks,
+      },
+    }
+  } finally {
+    await client.destroy()
+  }
+}
+
+export async function runLoad(family: Family): Promise<LoadResult> {
+  if (family.name !== 'postgres') throw new Error('the load benchmark runs on PostgreSQL only')
+  const replicaUrls = [family.replicaUrl, family.pair.replica2Url]
+  const runs = new Map<ClientSpec['name'], LoadRun[]>(CLIENTS.map((c) => [c.name, []]))
+  for (let r = 0; r < LOAD.rounds; r++) {
+    for (let i = 0; i < CLIENTS.length; i++) {
+      const spec = CLIENTS[(i + r) % CLIENTS.length] as ClientSpec
+      const run = await oneRound(spec, family, replicaUrls)
+      runs.get(spec.name)?.push(run)
+      log(
+        `load round ${r + 1} ${spec.name}: ${run.ops} ops, ${fmt((run.cpuMs * 1000) / run.ops, 1)} µs CPU/op, ` +
+          `${fmtInt((run.ops / run.wallMs) * 1000)} ops/s${run.errors ? `, ${run.errors} errors (${run.firstError})` : ''}`,
+      )
+    }
+  }
+  const rows = CLIENTS.map((spec) => {
+    const list = runs.get(spec.name) ?? []
+    return {
+      name: spec.name,
+      label: spec.label,
+      runs: list,
+      cpuUsPerOp: median(list.map((run) => (run.cpuMs * 1000) / run.ops)),
+    }
+  })
+  let profile: LoadProfile | undefined
+  let profileError: string | undefined
+  try {
+    const plain = await profileClient('plain', family, replicaUrls)
+    const rw = await profileClient('rw', family, replicaUrls)
+    profile = { ...rw, plainByArea: plain.byArea, plainOps: plain.ops, plainFunctions: plain.allFunctions }
+  } catch (error) {
+    profileError = errorMessage(error)
+    log(`load profile failed: ${profileError}`)
+  }
+  return {
+    family: `${family.label} ${family.version}`,
+    rows,
+    ...(profile ? { profile } : {}),
+    ...(profileError ? { profileError } : {}),
+  }
+}
+
+interface CpuProfile {
+  nodes: {
+    id: number
+    callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }
+    hitCount?: number
+    children?: number[]
+  }[]
+  startTime: number
+  endTime: number
+}
+
+async function profileClient(
+  name: ClientSpec['name'],
+  family: Family,
+  replicaUrls: string[],
+): Promise<Omit<LoadProfile, 'plainByArea' | 'plainOps' | 'plainFunctions'> & { allFunctions: ProfileLine[] }> {
+  const spec = CLIENTS.find((c) => c.name === name) as ClientSpec
+  const client = await spec.create(family, replicaUrls)
+  const session = new Session()
+  session.connect()
+  try {
+    await drive(client, LOAD.warmupOps, LOAD.maxRoundMs)
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: LOAD.profileIntervalUs })
+    await session.post('Profiler.start')
+    let ops = 0
+    // Counting wraps pg's Client.prototype.query: only in this run, never in the timed ones.
+    const counts = await countRoundTrips(async () => {
+      ops = (await drive(client, LOAD.opsPerRound, LOAD.maxRoundMs)).ops
+    })
+    const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile }
+    const names = new Map([
+      [family.primaryPort, 'primary'],
+      [family.replicaPort, 'replica 1'],
+      [Number(new URL(family.pair.replica2Url).port), 'replica 2'],
+    ])
+    const roundTrips = [...counts].map(([port, n]) => ({ node: names.get(port) ?? `port ${port}`, perOp: n / ops }))
+    return { ...summarize(profile, ops), roundTrips }
+  } finally {
+    session.disconnect()
+    await client.destroy()
+  }
+}
+
+function areaOf(url: string, functionName: string): string {
+  if (url === '') return functionName.startsWith('(') ? functionName : '(V8 builtins and native)'
+  const file = url.startsWith('file://') ? fileURLToPath(url) : url
+  if (file.startsWith(path.join(ROOT, 'src') + path.sep)) return 'kysely-rw src/'
+  const nm = file.lastIndexOf(`node_modules${path.sep}`)
+  if (nm >= 0) {
+    const rest = file.slice(nm + 'node_modules/'.length).split(path.sep)
+    const name = rest[0]?.startsWith('@') ? `${rest[0]}/${rest[1]}` : (rest[0] ?? '?')
+    return file.includes(path.join('bench', 'peers')) ? `${name} (bench/peers)` : name
+  }
+  if (url.startsWith('node:')) return 'Node.js internals'
+  if (file.startsWith(path.join(ROOT, 'bench'))) return 'the benchmark itself'
+  return url
+}
+
+type CallFrame = CpuProfile['nodes'][number]['callFrame']
+
+function keyOf({ functionName, url, lineNumber, columnNumber }: CallFrame): string {
+  const file = url.startsWith('file://') ? path.relative(ROOT, fileURLToPath(url)) : url
+  return file ? `${functionName || '(anonymous)'} — ${file}${sourceLine(url, lineNumber, columnNumber)}` : functionName
+}
+
+/** Samples under each src/ function (its total time), a sample counted once per function however deep it recurses. */
+function inclusiveSrc(profile: CpuProfile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const childIds = new Set(profile.nodes.flatMap((node) => node.children ?? []))
+  const totals = new Map<string, number>()
+  const walk = (id: number, open: ReadonlySet<string>): number => {
+    const node = byId.get(id)
+    if (!node) return 0
+    const frame = node.callFrame
+    const key = areaOf(frame.url, frame.functionName) === 'kysely-rw src/' ? keyOf(frame) : undefined
+    const fresh = key !== undefined && !open.has(key)
+    const inner = fresh ? new Set([...open, key]) : open
+    let n = node.hitCount ?? 0
+    for (const child of node.children ?? []) n += walk(child, inner)
+    if (fresh) totals.set(key, (totals.get(key) ?? 0) + n)
+    return n
+  }
+  for (const node of profile.nodes) if (!childIds.has(node.id)) walk(node.id, new Set())
+  return totals
+}
+
+/** `:line` in the source file: V8 reports positions in the code it ran, which for src/ is tsx's output. */
+function sourceLine(url: string, line: number, column: number): string {
+  if (!url.startsWith('file://')) return `:${line + 1}`
+  const entry = findSourceMap(url)?.findEntry(line, column) as { originalLine?: number } | undefined
+  return entry && typeof entry.originalLine === 'number' ? `:${entry.originalLine + 1}` : `:${line + 1}`
+}
+
+function summarize(
+  profile: CpuProfile,
+  ops: number,
+): Omit<LoadProfile, 'roundTrips' | 'plainByArea' | 'plainOps' | 'plainFunctions'> & { allFunctions: ProfileLine[] } {
+  const hits = profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0)
+  const totalMs = (profile.endTime - profile.startTime) / 1000
+  const msPerHit = hits > 0 ? totalMs / hits : 0
+  const add = (map: Map<string, number>, key: string, n: number) => map.set(key, (map.get(key) ?? 0) + n)
+  const areas = new Map<string, number>()
+  const functions = new Map<string, number>()
+  const srcFunctions = new Map<string, number>()
+  const srcFiles = new Map<string, number>()
+  for (const node of profile.nodes) {
+    const n = node.hitCount ?? 0
+    if (n === 0) continue
+    const { functionName, url } = node.callFrame
+    const area = areaOf(url, functionName)
+    add(areas, area, n)
+    const file = url.startsWith('file://') ? path.relative(ROOT, fileURLToPath(url)) : url
+    const key = keyOf(node.callFrame)
+    add(functions, key, n)
+    if (area === 'kysely-rw src/') {
+      add(srcFunctions, key, n)
+      add(srcFiles, file, n)
+    }
+  }
+  const lines = (map: Map<string, number>, top: number) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([what, n]) => ({ what, ms: n * msPerHit, share: hits > 0 ? n / hits : 0 }))
+  return {
+    ops,
+    totalMs,
+    byArea: lines(areas, 20),
+    top: lines(functions, LOAD.profileTop),
+    allFunctions: lines(functions, 500),
+    totalSrc: lines(inclusiveSrc(profile), LOAD.profileTop),
+    topSrc: lines(srcFunctions, LOAD.profileTop),
+    srcFiles: lines(srcFiles, LOAD.profileTop),
+  }
+}
+
+const row = (result: LoadResult, name: ClientSpec['name']) => result.rows.find((r) => r.name === name)
+const ratios = (result: LoadResult) => {
+  const plain = row(result, 'plain')?.cpuUsPerOp ?? Number.NaN
+  const replication = row(result, 'replication')?.cpuUsPerOp ?? Number.NaN
+  const rw = row(result, 'rw')?.cpuUsPerOp ?? Number.NaN
+  return { vsPlain: rw / plain, replicationVsPlain: replication / plain, vsReplication: rw / replication }
+}
+const met = (result: LoadResult) => {
+  const r = ratios(result)
+  const errors = result.rows.reduce((n, x) => n + x.runs.reduce((m, run) => m + run.errors, 0), 0)
+  return r.vsPlain <= LOAD.goal && r.vsReplication <= 1 && errors === 0
+}
+
+export function renderLoad(results: readonly LoadResult[]): string {
+  const out: string[] = []
+  out.push(
+    `${LOAD.workers} concurrent workers, each awaiting one operation at a time: every ${LOAD.writeEvery}th operation ` +
+      `of a worker a write (\`${insert.sql}\`), the others reads (\`${pk.sql}\`), so 90% reads; the even-numbered ` +
+      'half of the workers run theirs in a kysely-rw session (`db.session()`, one per worker: a session write, then ' +
+      'reads that wait for a replica to have replayed it). The other clients run the same operations (they have no ' +
+      `sessions). Each timed round: a fresh client, ${LOAD.warmupOps} untimed operations (pools filled, health ` +
+      `checks running), then ${LOAD.opsPerRound} operations (at most ${LOAD.maxRoundMs / 1000} s), then \`destroy()\`; ` +
+      `${LOAD.rounds} rounds, the clients' order rotating each round. **CPU µs/op** is the median over rounds of this ` +
+      "process's CPU time (`process.cpuUsage()`, user + system: the client alone, the servers are other processes) " +
+      "divided by the operations completed. Connection pools are the drivers' defaults (pg: 10 per node). " +
+      'Throughput and latencies are wall-clock on two cores shared with the three servers: context, not results. ' +
+      `Goal: kysely-rw at most ${LOAD.goal}× plain Kysely on the primary alone, and at most kysely-replication's, with no errors.\n`,
+  )
+  for (const result of results) {
+    const r = ratios(result)
+    out.push(`#### ${result.family}, primary and 2 streaming replicas\n`)
+    const plain = row(result, 'plain')?.cpuUsPerOp ?? Number.NaN
+    out.push(
+      table(
+        [
+          'client',
+          'CPU µs/op',
+          '÷ plain Kysely',
+          'per-round CPU µs/op',
+          'ops (all rounds)',
+          'errors',
+          'ops/s (median)',
+          'p50 ms',
+          'p99 ms',
+          'session waits / fallbacks to the primary (per round)',
+        ],
+        result.rows.map((x) => [
+          x.label,
+          fmt(x.cpuUsPerOp, 1),
+          ratio(x.cpuUsPerOp / plain),
+          x.runs.map((run) => fmt((run.cpuMs * 1000) / run.ops, 1)).join(', '),
+          fmtInt(x.runs.reduce((n, run) => n + run.ops, 0)),
+          String(x.runs.reduce((n, run) => n + run.errors, 0)),
+          fmtInt(median(x.runs.map((run) => (run.ops / run.wallMs) * 1000))),
+          fmt(median(x.runs.map((run) => run.p50Ms)), 1),
+          fmt(median(x.runs.map((run) => run.p99Ms)), 1),
+          x.runs.some((run) => run.stats)
+            ? x.runs.map((run) => `${run.stats?.waits ?? 0} / ${run.stats?.fallbacks ?? 0}`).join(', ')
+            : '',
+        ]),
+      ),
+    )
+    const firstError = result.rows.flatMap((x) => x.runs).find((run) => run.firstError)?.firstError
+    out.push(
+      `\nkysely-rw ÷ plain Kysely: ${ratio(r.vsPlain)} (goal ≤ ${LOAD.goal}×); kysely-rw ÷ kysely-replication: ` +
+        `${ratio(r.vsReplication)} (goal ≤ 1); kysely-replication ÷ plain Kysely: ${ratio(r.replicationVsPlain)}. ` +
+        `${goal(met(result))}${firstError ? `. First error: ${firstError}` : ''}\n`,
+    )
+    if (result.profile) out.push(renderProfile(result.profile))
+    if (result.profileError) out.push(`The profiled run failed: ${result.profileError}\n`)
+  }
+  return out.join('\n')
+}
+
+function renderProfile(p: LoadProfile): string {
+  const lines = (rows: ProfileLine[]) => rows.map((x) => [x.what, fmt(x.ms, 0), pct(x.share)])
+  return [
+    `Where kysely-rw's CPU goes: one more kysely-rw run of ${p.ops} operations after the rounds, profiled with ` +
+      `\`node:inspector\` (V8's sampling profiler, as \`node --cpu-prof\`; every ${LOAD.profileIntervalUs} µs), and the same ` +
+      `run on plain Kysely (${p.plainOps} operations) for comparison; kysely-rw's run: ` +
+      `${fmt(p.totalMs, 0)} ms profiled. Its round trips per operation (counted in pg's \`Client.query\`; the ` +
+      `operations' own, health checks not included): ${p.roundTrips.map((r) => `${r.node} ${fmt(r.perOp, 2)}`).join(', ')}, ` +
+      `${fmt(
+        p.roundTrips.reduce((n, r) => n + r.perOp, 0),
+        2,
+      )} in all (plain Kysely and kysely-replication: 1). Self time, by where the code lives:\n`,
+    table(
+      ['code', 'kysely-rw µs/op', 'share', 'plain Kysely µs/op', 'difference µs/op'],
+      [...new Set([...p.byArea, ...p.plainByArea].map((x) => x.what))].map((what) => {
+        const mine = p.byArea.find((x) => x.what === what)
+        const rw = ((mine?.ms ?? 0) * 1000) / p.ops
+        const plain = ((p.plainByArea.find((x) => x.what === what)?.ms ?? 0) * 1000) / p.plainOps
+        return [what, fmt(rw, 1), pct(mine?.share ?? 0), fmt(plain, 1), fmt(rw - plain, 1)]
+      }),
+    ),
+    '\nTop functions by self time, anywhere:\n',
+    table(
+      ['function — file', 'kysely-rw self µs/op', 'share', 'plain Kysely self µs/op'],
+      p.top.map((x) => [
+        x.what,
+        fmt((x.ms * 1000) / p.ops, 1),
+        pct(x.share),
+        fmt(((p.plainFunctions.find((y) => y.what === x.what)?.ms ?? 0) * 1000) / p.plainOps, 1),
+      ]),
+    ),
+    "\nTop functions in kysely-rw's `src/` by self time (a function's own code, not what it calls):\n",
+    table(['function — file', 'self ms', 'share'], lines(p.topSrc)),
+    "\nTop functions in kysely-rw's `src/` by total time (their own code and all they call, Kysely's and pg's included):\n",
+    table(['function — file', 'total ms', 'share'], lines(p.totalSrc)),
+    '\n`src/` self time by file:\n',
+    table(['file', 'self ms', 'share'], lines(p.srcFiles)),
+    '',
+  ].join('\n')
+}
+
+export function loadMisses(results: readonly LoadResult[]): string[] {
+  return results
+    .filter((result) => !met(result))
+    .map((result) => {
+      const r = ratios(result)
+      return `load, ${result.family}: kysely-rw CPU per operation ${ratio(r.vsPlain)} plain Kysely's (goal ≤ ${LOAD.goal}×), ${ratio(r.vsReplication)} kysely-replication's (goal ≤ 1), or errors`
+    })
+}
+
+export function loadHeadlines(results: readonly LoadResult[]): Headline[] {
+  return results.map((result) => {
+    const r = ratios(result)
+    return {
+      benchmark: `load, ${result.family} + 2 replicas, ${LOAD.workers} workers: client CPU per operation, kysely-rw ÷ plain Kysely on the primary`,
+      measured: `${ratio(r.vsPlain)}; ÷ kysely-replication ${ratio(r.vsReplication)} (kysely-replication ÷ plain ${ratio(r.replicationVsPlain)})`,
+      goal: `≤ ${LOAD.goal}× and ≤ kysely-replication`,
+      met: met(result),
+    }
+  })
+}
