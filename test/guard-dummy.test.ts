@@ -46,7 +46,9 @@ function recordingDialect(sent: Sent[]): Dialect {
       const text = typeof config === 'string' ? config : config.text
       sent.push({ sql: text, parameters: [...parameters] })
       // As the server answers a Parse message holding two statements (the extended protocol).
-      if (typeof config !== 'string' && config.queryMode === 'extended' && /;\s*\S/.test(text)) {
+      // node-postgres takes the extended protocol for a query with parameters, or when asked to.
+      const extended = typeof config === 'string' ? parameters.length > 0 : config.queryMode === 'extended'
+      if (extended && /;\s*\S/.test(text)) {
         throw Object.assign(new Error('cannot insert multiple commands into a prepared statement'), { code: '42601' })
       }
       return { command: text.split(' ', 1)[0]!.toUpperCase(), rowCount: 0, rows: [] }

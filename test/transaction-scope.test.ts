@@ -23,13 +23,15 @@ interface DB {
 /** Kysely's PostgresDriver over fake pg clients that record each statement and answer no rows. */
 function recordingDialect(sent: string[], failOn?: string): Dialect {
   const client = () => ({
-    async query(config: string | { text: string; queryMode?: string }) {
+    async query(config: string | { text: string; queryMode?: string }, parameters: readonly unknown[] = []) {
       // Kysely's pg driver may hand a query config (text, values, query mode) instead of the text.
       const text = typeof config === 'string' ? config : config.text
       if (text === failOn) throw new Error(`${text} failed`)
       sent.push(text)
       // As the server answers a Parse message holding two statements (the extended protocol).
-      if (typeof config !== 'string' && config.queryMode === 'extended' && /;\s*\S/.test(text)) {
+      // node-postgres takes the extended protocol for a query with parameters, or when asked to.
+      const extended = typeof config === 'string' ? parameters.length > 0 : config.queryMode === 'extended'
+      if (extended && /;\s*\S/.test(text)) {
         throw Object.assign(new Error('cannot insert multiple commands into a prepared statement'), { code: '42601' })
       }
       return { command: text.split(' ', 1)[0]?.toUpperCase(), rowCount: 0, rows: [] }
