@@ -1,4 +1,4 @@
-import type { DatabaseConnection, Dialect, Driver } from 'kysely'
+import { type DatabaseConnection, type Dialect, type Driver, MysqlDialect, PostgresDialect } from 'kysely'
 import type { SocketRegistry } from '../dialects/sockets.js'
 import { BackendsDestroyedError } from '../errors.js'
 
@@ -69,7 +69,10 @@ export class Node {
   /** Connections of a shared driver handed to a user now, and who waits for each. */
   readonly #busy = new Set<DatabaseConnection>()
   readonly #waiting = new Map<DatabaseConnection, Array<() => void>>()
-  /** Set once another node borrows this one's driver: only then can a connection be handed out twice. */
+  /**
+   * Set once another node borrows this one's driver, unless it is a pool's: only then can a connection be
+   * handed out twice.
+   */
   #shared = false
   #init: Promise<void> | undefined
   #started = false
@@ -93,7 +96,8 @@ export class Node {
   ) {
     this.#owner = owner
     this.#driver = owner ? owner.driver : dialect.createDriver()
-    if (owner) owner.#shared = true
+    // Kysely's pool dialects never hand one connection to two users at once; others may (PGlite has one).
+    if (owner && !(dialect instanceof PostgresDialect || dialect instanceof MysqlDialect)) owner.#shared = true
   }
 
   get driver(): Driver {
@@ -130,12 +134,12 @@ export class Node {
       return recover ? Promise.resolve().then(() => recover(destroyed)) : Promise.reject(destroyed)
     }
     // Started: no await on the settled init, which would cost every acquisition a microtask turn.
-    if (this.#started) return this.#bounded(ms, handOut, recover)
+    if (this.#started) return this.#bounded(this.#acquire(), ms, handOut, recover)
     this.#init ??= this.#driver.init().then(() => {
       this.#started = true
     })
     return this.#init.then(
-      () => this.#bounded(ms, handOut, recover),
+      () => this.#bounded(this.#acquire(), ms, handOut, recover),
       (error: unknown) => {
         if (!recover) throw error
         return recover(error)
@@ -144,6 +148,7 @@ export class Node {
   }
 
   #bounded<T>(
+    acquiring: Promise<DatabaseConnection>,
     timeoutMs: number,
     handOut: (connection: DatabaseConnection) => T | Promise<T>,
     recover: ((error: unknown) => T | Promise<T>) | undefined,
@@ -164,42 +169,22 @@ export class Node {
       const entry: PendingAcquire = { deadline: now + timeoutMs, timeoutMs, reject: fail }
       this.#pending.add(entry)
       this.#sweep()
-      const failed = (error: unknown) => {
-        if (this.#pending.delete(entry)) fail(error)
-      }
-      const arrived = (connection: DatabaseConnection) => {
-        if (this.#shared && this.#busy.has(connection)) {
-          // Handed out again while in use (one connection behind both backends): wait for its release.
-          if (this.#pending.has(entry)) this.#whenReleased(connection, () => this.#take(arrived, failed))
-          return
-        }
-        // Too late: the caller gave up, but the pool handed the connection out; give it back.
-        if (!this.#pending.delete(entry)) return void this.#driver.releaseConnection(connection).catch(() => {})
-        if (this.#shared) this.#busy.add(connection)
-        try {
-          resolve(handOut(connection))
-        } catch (error) {
-          void this.releaseConnection(connection).catch(() => {})
-          reject(error)
-        }
-      }
-      this.#take(arrived, failed)
+      acquiring.then(
+        (connection) => {
+          // Too late: the caller gave up, but the pool handed the connection out; give it back.
+          if (!this.#pending.delete(entry)) return void this.releaseConnection(connection).catch(() => {})
+          try {
+            resolve(handOut(connection))
+          } catch (error) {
+            void this.releaseConnection(connection).catch(() => {})
+            reject(error)
+          }
+        },
+        (error: unknown) => {
+          if (this.#pending.delete(entry)) fail(error)
+        },
+      )
     })
-  }
-
-  /** One connection from the driver, to `arrived`; its failure, synchronous or not, to `failed`. */
-  #take(arrived: (connection: DatabaseConnection) => void, failed: (error: unknown) => void): void {
-    try {
-      this.#driver.acquireConnection().then(arrived, failed)
-    } catch (error) {
-      failed(error)
-    }
-  }
-
-  #whenReleased(connection: DatabaseConnection, wake: () => void): void {
-    const waiters = this.#waiting.get(connection)
-    if (waiters) waiters.push(wake)
-    else this.#waiting.set(connection, [wake])
   }
 
   #sweep(): void {
@@ -227,6 +212,25 @@ export class Node {
     const pending = [...this.#pending]
     this.#pending.clear()
     for (const entry of pending) entry.reject(reason)
+  }
+
+  #acquire(): Promise<DatabaseConnection> {
+    return this.#shared ? this.#acquireShared() : this.#driver.acquireConnection()
+  }
+
+  #acquireShared(): Promise<DatabaseConnection> {
+    return this.#driver.acquireConnection().then((connection) => {
+      if (!this.#busy.has(connection)) {
+        this.#busy.add(connection)
+        return connection
+      }
+      // Handed out again while in use (one connection behind both backends): wait for its release.
+      return new Promise<void>((resolve) => {
+        const waiters = this.#waiting.get(connection)
+        if (waiters) waiters.push(resolve)
+        else this.#waiting.set(connection, [resolve])
+      }).then(() => this.#acquireShared())
+    })
   }
 
   releaseConnection(connection: DatabaseConnection): Promise<void> {
