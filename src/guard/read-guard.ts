@@ -94,5 +94,5 @@ function snapshot(query: CompiledQuery): CompiledQuery {
   if (typeof sql !== 'string' || !Array.isArray(parameters) || typeof node?.kind !== 'string') {
     throw new WriteOnReadBackendError('raw sql', 'A query that is not a compiled Kysely query')
   }
-  return Object.freeze({ sql, parameters: Object.freeze([...parameters]), query: node, queryId })
+  return Object.freeze({ query: node, queryId, sql, parameters: Object.freeze([...parameters]) })
 }
