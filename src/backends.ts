@@ -79,6 +79,8 @@ export interface Backends<DB> {
   migrator(props: BackendMigratorProps): Migrator
   /** Stops the health checks and closes every pool. */
   destroy(): Promise<void>
+  /** {@link Backends.destroy}, for `await using db = createBackends(…)`. */
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 // A factory each: the MySQL family learns per createBackends whether its servers are MySQL or MariaDB.
@@ -218,6 +220,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
       }),
     stats: () => telemetry.snapshot(),
     destroy: destroyAll,
+    [Symbol.asyncDispose]: destroyAll,
   }
 }
 

@@ -3,12 +3,16 @@ export type {
   BackendConnectionBuilder,
   BackendTransactionBuilder,
   CanRead,
+  CanReadTransaction,
+  CheckedRawBuilder,
   ControlledTransactionStarter,
   ReadBackend,
   ReadControlledTransaction,
+  ReadTransaction,
   SchemaOf,
   WriteBackend,
   WriteControlledTransaction,
+  WriteTransaction,
 } from './capability.js'
 export type { DialectName, NodeConfig } from './dialects/dialect.js'
 export type { ReadOnlyEnforcement } from './driver/node.js'
