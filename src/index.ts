@@ -1,4 +1,4 @@
-export { type Backends, type BackendsConfig, createBackends, type Session } from './backends.js'
+export { type Backends, createBackends, type Session } from './backends.js'
 export type {
   BackendConnectionBuilder,
   BackendTransactionBuilder,
@@ -14,7 +14,19 @@ export type {
   WriteControlledTransaction,
   WriteTransaction,
 } from './capability.js'
-export type { DialectName, NodeConfig } from './dialects/dialect.js'
+export type {
+  BackendsConfig,
+  MysqlBackendsConfig,
+  PostgresBackendsConfig,
+} from './config.js'
+export type { DialectName } from './dialects/dialect.js'
+export type {
+  MysqlNodeConfig,
+  MysqlPoolOptions,
+  NodeConfig,
+  PostgresNodeConfig,
+  PostgresPoolConfig,
+} from './dialects/node-config.js'
 export type { ReadOnlyEnforcement } from './driver/node.js'
 export {
   BackendsDestroyedError,
