@@ -1,4 +1,5 @@
 export { type Backends, createBackends, type Session } from './backends.js'
+export { type FromKyselyOptions, fromKysely } from './from-kysely.js'
 export type {
   BackendConnectionBuilder,
   BackendTransactionBuilder,
