@@ -175,18 +175,6 @@ export interface CanRead<DB> extends ReadQueries<DB> {
   withoutPlugins(): CanRead<DB>
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): CanRead<DB>
-  /** The same backend, typed with only the tables `T` (as Kysely's `$pickTables`); the capability is kept. */
-  $pickTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): CanRead<Pick<D, T>>
-  /** The same backend, typed without the tables `T` (as Kysely's `$omitTables`); the capability is kept. */
-  $omitTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): CanRead<Omit<D, T>>
-  /** The same backend, typed with the tables `T` added (as Kysely's `$extendTables`); the capability is kept. */
-  $extendTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
-    this: CarriesTables<D, T>,
-  ): CanRead<DrainOuterGeneric<D & T>>
-  /** @deprecated Kysely's old name of {@link CanRead.$extendTables}. */
-  withTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
-    this: CarriesTables<D, T>,
-  ): CanRead<DrainOuterGeneric<D & T>>
   /** A transaction on whichever backend this is; the callback gets the same capability. */
   transaction(): BackendTransactionBuilder<CanReadTransaction<DB>>
   /** Pins one connection of this backend for the callback. */
@@ -324,14 +312,6 @@ export interface CanReadTransaction<DB> extends CanRead<DB>, NoNesting {
   withoutPlugins(): CanReadTransaction<DB>
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): CanReadTransaction<DB>
-  /** The same backend, typed with only the tables `T` (as Kysely's `$pickTables`); the capability is kept. */
-  $pickTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): CanReadTransaction<Pick<D, T>>
-  /** The same backend, typed without the tables `T` (as Kysely's `$omitTables`); the capability is kept. */
-  $omitTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): CanReadTransaction<Omit<D, T>>
-  /** The same backend, typed with the tables `T` added (as Kysely's `$extendTables`); the capability is kept. */
-  $extendTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
-    this: CarriesTables<D, T>,
-  ): CanReadTransaction<DrainOuterGeneric<D & T>>
   /** @deprecated Kysely's old name of {@link CanReadTransaction.$extendTables}. */
   withTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
     this: CarriesTables<D, T>,
@@ -349,14 +329,6 @@ export interface ReadTransaction<DB> extends ReadBackend<DB>, NoNesting {
   withoutPlugins(): ReadTransaction<DB>
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): ReadTransaction<DB>
-  /** The same backend, typed with only the tables `T` (as Kysely's `$pickTables`); the capability is kept. */
-  $pickTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): ReadTransaction<Pick<D, T>>
-  /** The same backend, typed without the tables `T` (as Kysely's `$omitTables`); the capability is kept. */
-  $omitTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): ReadTransaction<Omit<D, T>>
-  /** The same backend, typed with the tables `T` added (as Kysely's `$extendTables`); the capability is kept. */
-  $extendTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
-    this: CarriesTables<D, T>,
-  ): ReadTransaction<DrainOuterGeneric<D & T>>
   /** @deprecated Kysely's old name of {@link ReadTransaction.$extendTables}. */
   withTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
     this: CarriesTables<D, T>,
@@ -374,14 +346,6 @@ export interface WriteTransaction<DB> extends WriteBackend<DB>, NoNesting {
   withoutPlugins(): WriteTransaction<DB>
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): WriteTransaction<DB>
-  /** The same backend, typed with only the tables `T` (as Kysely's `$pickTables`); the capability is kept. */
-  $pickTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): WriteTransaction<Pick<D, T>>
-  /** The same backend, typed without the tables `T` (as Kysely's `$omitTables`); the capability is kept. */
-  $omitTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): WriteTransaction<Omit<D, T>>
-  /** The same backend, typed with the tables `T` added (as Kysely's `$extendTables`); the capability is kept. */
-  $extendTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
-    this: CarriesTables<D, T>,
-  ): WriteTransaction<DrainOuterGeneric<D & T>>
   /** @deprecated Kysely's old name of {@link WriteTransaction.$extendTables}. */
   withTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
     this: CarriesTables<D, T>,
