@@ -1,5 +1,4 @@
 export { type Backends, createBackends, type Session } from './backends.js'
-export { type FromKyselyOptions, fromKysely } from './from-kysely.js'
 export type {
   BackendConnectionBuilder,
   BackendTransactionBuilder,
@@ -49,6 +48,7 @@ export type {
   ReplicaState,
   ReplicaStatus,
 } from './events.js'
+export { type FromKyselyOptions, fromKysely } from './from-kysely.js'
 export { type Classification, classify } from './guard/classify.js'
 export type { BackendMigratorProps } from './migrations/migrator.js'
 export type { QueryContext, ServerInfo } from './observability/query-context.js'

@@ -111,7 +111,6 @@ expectType<Kysely<Pick<AppDB, 'users'>>>(kysely.$pickTables<'users'>())
 
 declare const backends: Backends<AppDB>
 expectType<Promise<void>>(backends[Symbol.asyncDispose]())
-expectAssignable<AsyncDisposable>(backends)
 async function scoped(make: () => Backends<AppDB>) {
   await using db = make()
   needsRead(db.read)
