@@ -220,7 +220,7 @@ export interface ReadBackend<DB> extends CanRead<DB> {
  * `mergeInto`, `replaceInto`, `schema`, data-modifying CTEs and what Kysely's `sql` template needs to
  * execute.
  *
- * `write.transaction().execute(async (tx) => …)` hands `tx: WriteBackend<DB>`: one connection to the
+ * `write.transaction().execute(async (tx) => …)` hands `tx: WriteTransaction<DB>`: one connection to the
  * primary, so a read after a write in the callback sees that write.
  */
 export interface WriteBackend<DB>
