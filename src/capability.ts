@@ -312,10 +312,6 @@ export interface CanReadTransaction<DB> extends CanRead<DB>, NoNesting {
   withoutPlugins(): CanReadTransaction<DB>
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): CanReadTransaction<DB>
-  /** @deprecated Kysely's old name of {@link CanReadTransaction.$extendTables}. */
-  withTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
-    this: CarriesTables<D, T>,
-  ): CanReadTransaction<DrainOuterGeneric<D & T>>
 }
 
 /** The `tx` of `read.transaction()`: a read-only snapshot on one replica. */
@@ -329,10 +325,6 @@ export interface ReadTransaction<DB> extends ReadBackend<DB>, NoNesting {
   withoutPlugins(): ReadTransaction<DB>
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): ReadTransaction<DB>
-  /** @deprecated Kysely's old name of {@link ReadTransaction.$extendTables}. */
-  withTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
-    this: CarriesTables<D, T>,
-  ): ReadTransaction<DrainOuterGeneric<D & T>>
 }
 
 /** The `tx` of `write.transaction()`: one connection to the primary, so a read after a write sees it. */
@@ -346,10 +338,6 @@ export interface WriteTransaction<DB> extends WriteBackend<DB>, NoNesting {
   withoutPlugins(): WriteTransaction<DB>
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): WriteTransaction<DB>
-  /** @deprecated Kysely's old name of {@link WriteTransaction.$extendTables}. */
-  withTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
-    this: CarriesTables<D, T>,
-  ): WriteTransaction<DrainOuterGeneric<D & T>>
 }
 
 // Kysely's own MergeInto, which it does not export.
