@@ -11,6 +11,7 @@ export interface PostgresPoolConfig {
   readonly host?: string | undefined
   readonly port?: number | undefined
   readonly user?: string | undefined
+  /** A string, or a function pg calls for each new connection (rotating credentials, IAM tokens). */
   readonly password?: string | (() => string | Promise<string>) | undefined
   readonly database?: string | undefined
   readonly ssl?: unknown
