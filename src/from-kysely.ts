@@ -3,9 +3,11 @@ import {
   type Dialect,
   type Driver,
   type Kysely,
+  MysqlAdapter,
   MysqlDriver,
   MysqlIntrospector,
   type MysqlPool,
+  PostgresAdapter,
   PostgresDriver,
   PostgresIntrospector,
   type PostgresPool,
@@ -50,7 +52,20 @@ export function fromKysely<DB>(kysely: Kysely<DB>, options: FromKyselyOptions): 
         'the transaction was started on.',
     )
   }
-  const plugins = [...kysely.getExecutor().plugins, ...(options.plugins ?? [])]
+  const executor = kysely.getExecutor()
+  const family =
+    executor.adapter instanceof PostgresAdapter
+      ? 'postgres'
+      : executor.adapter instanceof MysqlAdapter
+        ? 'mysql'
+        : undefined
+  if (family !== undefined && options?.dialect !== family) {
+    throw new ConfigurationError(
+      `fromKysely was given a ${family === 'postgres' ? 'PostgreSQL' : 'MySQL'} Kysely instance with dialect ` +
+        `${options?.dialect === undefined ? 'unset' : `'${String(options.dialect)}'`}: pass { dialect: '${family}' }.`,
+    )
+  }
+  const plugins = [...executor.plugins, ...(options.plugins ?? [])]
   const { dialect, ...rest } = options
   return createBackends<DB>({
     ...rest,

@@ -102,6 +102,12 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(rows).toHaveLength(1)
   })
 
+  it("refuses a dialect that is not the instance's", () => {
+    const other = family.dialect === 'postgres' ? 'mysql' : 'postgres'
+    expect(() => fromKysely(kysely, { dialect: other })).toThrow(ConfigurationError)
+    expect(() => fromKysely(kysely, { dialect: other })).toThrow(`pass { dialect: '${family.dialect}' }`)
+  })
+
   it('refuses a transaction, whose BEGIN and COMMIT it would take over', async () => {
     await kysely.transaction().execute(async (trx) => {
       expect(() => fromKysely<TestDB>(trx, { dialect: family.dialect })).toThrow(ConfigurationError)
