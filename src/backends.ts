@@ -13,8 +13,10 @@ import { type BackendsConfig, resolveOptions } from './config.js'
 import { laterOf, parsePosition } from './consistency/position.js'
 import { SchemaFloor } from './consistency/schema-floor.js'
 import { decodeToken, encodeToken } from './consistency/token.js'
-import type { DialectName, DialectSupport, NodeConfig } from './dialects/dialect.js'
+import type { DialectName, DialectSupport, NodeTarget } from './dialects/dialect.js'
 import { createMysqlSupport } from './dialects/mysql.js'
+import type { NodeConfig } from './dialects/node-config.js'
+import { poolDialect, poolFamily } from './dialects/pools.js'
 import { postgres } from './dialects/postgres.js'
 import { BackendDriver, type BackendDriverOptions } from './driver/backend-driver.js'
 import type { Node } from './driver/node.js'
@@ -80,6 +82,8 @@ export interface Backends<DB> {
   migrator(props: BackendMigratorProps): Migrator
   /** Stops the health checks and closes every pool. */
   destroy(): Promise<void>
+  /** {@link Backends.destroy}, for `await using db = createBackends(…)`. */
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 // A factory each: the MySQL family learns per createBackends whether its servers are MySQL or MariaDB.
@@ -106,12 +110,24 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const { enforcement, whenNoReplica, selection, maxReplicaLagMs, maxWaitMs } = options
   const nodes = new NodeFactory(support, options)
 
-  const candidateConfigs: readonly NodeConfig[] = Array.isArray(config.primary) ? config.primary : [config.primary]
-  const candidates = candidateConfigs.map((candidate, i) =>
-    nodes.candidate(candidate, candidateConfigs.length === 1 ? 'primary' : `primary ${i + 1}`),
+  // A pool handed in is wrapped once, also when it is both a candidate and a replica: its dialect ends it once.
+  const wrapped = new Map<object, NodeTarget>()
+  const target = (node: NodeConfig | undefined): NodeTarget => {
+    const checked = node as NodeTarget
+    if (poolFamily(checked) === undefined) return checked
+    const pool = checked as object
+    const dialect = wrapped.get(pool) ?? poolDialect(pool, config.dialect, options.cursor)
+    wrapped.set(pool, dialect)
+    return dialect
+  }
+  const primaries: readonly (NodeConfig | undefined)[] = Array.isArray(config.primary)
+    ? config.primary
+    : [config.primary as NodeConfig]
+  const candidates = primaries.map((candidate, i) =>
+    nodes.candidate(target(candidate), primaries.length === 1 ? 'primary' : `primary ${i + 1}`),
   )
   const first = candidates[0] as Candidate
-  const replicas = (config.replicas ?? []).map((replica, i) => nodes.replica(replica, `replica ${i + 1}`))
+  const replicas = (config.replicas ?? []).map((replica, i) => nodes.replica(target(replica), `replica ${i + 1}`))
   const telemetry = new Telemetry(config.onEvent)
   const migrationTable = config.migrationTable === false ? undefined : (config.migrationTable ?? 'kysely_migration')
   let topology: Topology | undefined
@@ -219,6 +235,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
       }),
     stats: () => telemetry.snapshot(),
     destroy: destroyAll,
+    [Symbol.asyncDispose]: destroyAll,
   }
 }
 

@@ -1,6 +1,9 @@
 import type {
+  AbortableQueryOptions,
+  AccessMode,
   Command,
   CommonTableExpression,
+  DrainOuterGeneric,
   IsolationLevel,
   Kysely,
   KyselyPlugin,
@@ -9,6 +12,9 @@ import type {
   MergeResult,
   QueryCreator,
   QueryCreatorWithCommonTableExpression,
+  QueryExecutorProvider,
+  QueryResult,
+  RawBuilder,
   RecursiveCommonTableExpression,
   SimpleTableReference,
 } from 'kysely'
@@ -42,17 +48,52 @@ declare const database: unique symbol
 declare const readTag: unique symbol
 type ReadTagged = { readonly [readTag]: true }
 
-type LockOnRead = KyselyTypeError<'locking reads (FOR UPDATE, FOR SHARE, …) run on the write backend only'>
+// The messages below are written out in each signature, not behind an alias: tsc prints an alias by its
+// name, and the first line of its error is then all a user sees ("… does not exist on type 'LockOnRead'").
 
 declare module 'kysely' {
   // On a query started from a read handle the `this` type matches and these overloads win; on any
   // other query it is `never`, and Kysely's own overloads apply.
   interface SelectQueryBuilder<DB, TB extends keyof DB, O> {
-    forUpdate(this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never, ...args: unknown[]): LockOnRead
-    forShare(this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never, ...args: unknown[]): LockOnRead
-    forNoKeyUpdate(this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never, ...args: unknown[]): LockOnRead
-    forKeyShare(this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never, ...args: unknown[]): LockOnRead
+    forUpdate(
+      this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never,
+      ...args: unknown[]
+    ): KyselyTypeError<'locking reads (FOR UPDATE, FOR SHARE, …) run on the write backend: use db.write or its tx'>
+    forShare(
+      this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never,
+      ...args: unknown[]
+    ): KyselyTypeError<'locking reads (FOR UPDATE, FOR SHARE, …) run on the write backend: use db.write or its tx'>
+    forNoKeyUpdate(
+      this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never,
+      ...args: unknown[]
+    ): KyselyTypeError<'locking reads (FOR UPDATE, FOR SHARE, …) run on the write backend: use db.write or its tx'>
+    forKeyShare(
+      this: DB extends ReadTagged ? SelectQueryBuilder<DB, TB, O> : never,
+      ...args: unknown[]
+    ): KyselyTypeError<'locking reads (FOR UPDATE, FOR SHARE, …) run on the write backend: use db.write or its tx'>
   }
+
+  // Kysely's `sql` template, with an `execute` whose parameter names the fix when it is handed a read
+  // handle. Its own signature would say only that `getExecutor` is missing. Being the one signature of
+  // `execute` on this builder is what puts the message on the first line of tsc's error (with two
+  // overloads tsc opens with "No overload matches this call").
+  interface Sql {
+    // biome-ignore lint/style/useShorthandFunctionType: an interface merges into Kysely's own; an alias would not
+    <T = unknown>(sqlFragments: TemplateStringsArray, ...parameters: unknown[]): CheckedRawBuilder<T>
+  }
+}
+
+/** Kysely's `RawBuilder`, whose `execute` refuses a read handle with a message that says what to do. */
+export interface CheckedRawBuilder<O> extends RawBuilder<O> {
+  /** Runs the raw query on `executorProvider`: the write backend, or any plain Kysely instance. */
+  execute<P extends object>(
+    executorProvider: P extends QueryExecutorProvider
+      ? P
+      : P extends Carries<unknown>
+        ? KyselyTypeError<'raw sql runs on the write backend; on a read handle use readSql`…` from kysely-rw'>
+        : QueryExecutorProvider,
+    options?: AbortableQueryOptions,
+  ): Promise<QueryResult<O>>
 }
 
 /** The options of Kysely's `ConnectionBuilder.execute` (`{ signal }`), kept for pinned connections. */
@@ -85,6 +126,18 @@ interface ReadQueries<DB>
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): ReadonlyQueryCreatorWithCommonTableExpression<D & ReadTagged, N, E>
+}
+
+// The `this` type of `$pickTables` and friends carries their `T` as well as the schema. TypeScript relates
+// two generic methods by inferring one's type parameters from the other's parameters; with `T` only in
+// the result it would take `keyof D` for it, and a backend of a larger schema would no longer pass where
+// a smaller one is asked for. An optional property: any backend satisfies it.
+declare const tables: unique symbol
+// `D` must have a constraint, any: TypeScript swaps an unconstrained type parameter of a generic method
+// for its original declaration when relating two backends, and `T extends keyof D` then names another `D`.
+type Schema = unknown
+interface CarriesTables<D, T> extends Carries<D> {
+  readonly [tables]?: T
 }
 
 /** The schema a backend was created for, read off its type-only carrier. */
@@ -123,7 +176,7 @@ export interface CanRead<DB> extends ReadQueries<DB> {
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): CanRead<DB>
   /** A transaction on whichever backend this is; the callback gets the same capability. */
-  transaction(): BackendTransactionBuilder<CanRead<DB>>
+  transaction(): BackendTransactionBuilder<CanReadTransaction<DB>>
   /** Pins one connection of this backend for the callback. */
   connection(): BackendConnectionBuilder<CanRead<DB>>
 }
@@ -140,11 +193,23 @@ export interface ReadBackend<DB> extends CanRead<DB> {
   withoutPlugins(): ReadBackend<DB>
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): ReadBackend<DB>
+  /** The same backend, typed with only the tables `T` (as Kysely's `$pickTables`); the capability is kept. */
+  $pickTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): ReadBackend<Pick<D, T>>
+  /** The same backend, typed without the tables `T` (as Kysely's `$omitTables`); the capability is kept. */
+  $omitTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): ReadBackend<Omit<D, T>>
+  /** The same backend, typed with the tables `T` added (as Kysely's `$extendTables`); the capability is kept. */
+  $extendTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
+    this: CarriesTables<D, T>,
+  ): ReadBackend<DrainOuterGeneric<D & T>>
+  /** @deprecated Kysely's old name of {@link ReadBackend.$extendTables}. */
+  withTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
+    this: CarriesTables<D, T>,
+  ): ReadBackend<DrainOuterGeneric<D & T>>
   /**
    * A read-only, repeatable-read snapshot on one replica: every query in the callback sees the
    * same data.
    */
-  transaction(): BackendTransactionBuilder<ReadBackend<DB>>
+  transaction(): BackendTransactionBuilder<ReadTransaction<DB>>
   connection(): BackendConnectionBuilder<ReadBackend<DB>>
   /** A read-only controlled transaction (commit, rollback and savepoints by hand). */
   startTransaction<D>(this: Carries<D, 'read'>): ControlledTransactionStarter<ReadControlledTransaction<D>>
@@ -155,7 +220,7 @@ export interface ReadBackend<DB> extends CanRead<DB> {
  * `mergeInto`, `replaceInto`, `schema`, data-modifying CTEs and what Kysely's `sql` template needs to
  * execute.
  *
- * `write.transaction().execute(async (tx) => …)` hands `tx: WriteBackend<DB>`: one connection to the
+ * `write.transaction().execute(async (tx) => …)` hands `tx: WriteTransaction<DB>`: one connection to the
  * primary, so a read after a write in the callback sees that write.
  */
 export interface WriteBackend<DB>
@@ -202,10 +267,77 @@ export interface WriteBackend<DB>
   withoutPlugins(): WriteBackend<DB>
   /** The same backend with a default database schema (namespace); the capability is kept. */
   withSchema(schema: string): WriteBackend<DB>
-  transaction(): BackendTransactionBuilder<WriteBackend<DB>>
+  /** The same backend, typed with only the tables `T` (as Kysely's `$pickTables`); the capability is kept. */
+  $pickTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): WriteBackend<Pick<D, T>>
+  /** The same backend, typed without the tables `T` (as Kysely's `$omitTables`); the capability is kept. */
+  $omitTables<T extends keyof D, D extends Schema = DB>(this: CarriesTables<D, T>): WriteBackend<Omit<D, T>>
+  /** The same backend, typed with the tables `T` added (as Kysely's `$extendTables`); the capability is kept. */
+  $extendTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
+    this: CarriesTables<D, T>,
+  ): WriteBackend<DrainOuterGeneric<D & T>>
+  /** @deprecated Kysely's old name of {@link WriteBackend.$extendTables}. */
+  withTables<T extends Record<string, Record<string, unknown>>, D extends Schema = DB>(
+    this: CarriesTables<D, T>,
+  ): WriteBackend<DrainOuterGeneric<D & T>>
+  /** A transaction on the primary (read-write unless `setAccessMode('read only')`). */
+  transaction(): BackendTransactionBuilder<WriteTransaction<DB>, AccessMode>
   connection(): BackendConnectionBuilder<WriteBackend<DB>>
   /** A controlled transaction on the primary (commit, rollback and savepoints by hand). */
-  startTransaction<D>(this: Carries<D, 'write'>): ControlledTransactionStarter<WriteControlledTransaction<D>>
+  startTransaction<D>(
+    this: Carries<D, 'write'>,
+  ): ControlledTransactionStarter<WriteControlledTransaction<D>, AccessMode>
+}
+
+/**
+ * A transaction handle cannot start another transaction or pin a connection, as with Kysely's own
+ * `Transaction` (whose methods throw): these are typed `never`, so `tx.transaction().execute(…)` does
+ * not compile. Nest with savepoints (`startTransaction()` on the backend) instead.
+ */
+interface NoNesting {
+  /** A transaction cannot start another one: use a savepoint of a controlled transaction. */
+  transaction(): never
+  /** A transaction cannot start another one: use a savepoint of a controlled transaction. */
+  startTransaction(): never
+  /** A transaction already holds its one connection. */
+  connection(): never
+}
+
+/** The `tx` of a transaction started on a {@link CanRead}: the same capability, in one transaction. */
+export interface CanReadTransaction<DB> extends CanRead<DB>, NoNesting {
+  transaction(): never
+  connection(): never
+  /** The same backend with a Kysely plugin added; the capability is kept. */
+  withPlugin(plugin: KyselyPlugin): CanReadTransaction<DB>
+  /** The same backend without plugins; the guard is not a plugin and stays. */
+  withoutPlugins(): CanReadTransaction<DB>
+  /** The same backend with a default database schema (namespace); the capability is kept. */
+  withSchema(schema: string): CanReadTransaction<DB>
+}
+
+/** The `tx` of `read.transaction()`: a read-only snapshot on one replica. */
+export interface ReadTransaction<DB> extends ReadBackend<DB>, NoNesting {
+  transaction(): never
+  startTransaction(): never
+  connection(): never
+  /** The same backend with a Kysely plugin added; the capability is kept. */
+  withPlugin(plugin: KyselyPlugin): ReadTransaction<DB>
+  /** The same backend without plugins; the guard is not a plugin and stays. */
+  withoutPlugins(): ReadTransaction<DB>
+  /** The same backend with a default database schema (namespace); the capability is kept. */
+  withSchema(schema: string): ReadTransaction<DB>
+}
+
+/** The `tx` of `write.transaction()`: one connection to the primary, so a read after a write sees it. */
+export interface WriteTransaction<DB> extends WriteBackend<DB>, NoNesting {
+  transaction(): never
+  startTransaction(): never
+  connection(): never
+  /** The same backend with a Kysely plugin added; the capability is kept. */
+  withPlugin(plugin: KyselyPlugin): WriteTransaction<DB>
+  /** The same backend without plugins; the guard is not a plugin and stays. */
+  withoutPlugins(): WriteTransaction<DB>
+  /** The same backend with a default database schema (namespace); the capability is kept. */
+  withSchema(schema: string): WriteTransaction<DB>
 }
 
 // Kysely's own MergeInto, which it does not export.
@@ -217,10 +349,15 @@ type MergeInto<DB, TR extends SimpleTableReference<DB>> = [TR] extends [keyof DB
       : never
     : never
 
-/** Starts a transaction whose callback receives a backend of capability `B`. */
-export interface BackendTransactionBuilder<B> {
+/**
+ * Starts a transaction whose callback receives a backend of capability `B`. `M` is the access modes
+ * it can be given: a read handle's transactions are read-only, the write backend's may be either.
+ */
+export interface BackendTransactionBuilder<B, M extends AccessMode = 'read only'> {
+  /** Sets the access mode of the transaction about to start (`'read only'` on a read handle). */
+  setAccessMode(accessMode: M): BackendTransactionBuilder<B, M>
   /** Sets the isolation level of the transaction about to start. */
-  setIsolationLevel(isolationLevel: IsolationLevel): BackendTransactionBuilder<B>
+  setIsolationLevel(isolationLevel: IsolationLevel): BackendTransactionBuilder<B, M>
   /** Runs `callback` in one transaction; commits when it resolves, rolls back when it throws. */
   execute<T>(callback: (tx: B) => Promise<T>): Promise<T>
 }
@@ -231,10 +368,12 @@ export interface BackendConnectionBuilder<B> {
   execute<T>(callback: (db: B) => Promise<T>, options?: ConnectionOptions): Promise<T>
 }
 
-/** Starts a controlled transaction `T`. */
-export interface ControlledTransactionStarter<T> {
+/** Starts a controlled transaction `T`; `M` as in {@link BackendTransactionBuilder}. */
+export interface ControlledTransactionStarter<T, M extends AccessMode = 'read only'> {
+  /** Sets the access mode of the transaction about to start (`'read only'` on a read handle). */
+  setAccessMode(accessMode: M): ControlledTransactionStarter<T, M>
   /** Sets the isolation level of the transaction about to start. */
-  setIsolationLevel(isolationLevel: IsolationLevel): ControlledTransactionStarter<T>
+  setIsolationLevel(isolationLevel: IsolationLevel): ControlledTransactionStarter<T, M>
   /** Begins the transaction and hands it over; end it with `commit()` or `rollback()`. */
   execute(): Promise<T>
 }
@@ -263,7 +402,9 @@ interface TransactionControl {
 }
 
 /** A controlled transaction on the primary: a {@link WriteBackend} you commit or roll back yourself. */
-export interface WriteControlledTransaction<DB, S extends string[] = []> extends WriteBackend<DB>, TransactionControl {
+export interface WriteControlledTransaction<DB, S extends string[] = []>
+  extends WriteTransaction<DB>,
+    TransactionControl {
   // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
   // refuse a backend of a larger schema where a smaller one is asked for.
   /** Sets a savepoint named `savepointName`. */
@@ -286,7 +427,9 @@ export interface WriteControlledTransaction<DB, S extends string[] = []> extends
 }
 
 /** A read-only controlled transaction on a replica: a {@link ReadBackend} you end yourself. */
-export interface ReadControlledTransaction<DB, S extends string[] = []> extends ReadBackend<DB>, TransactionControl {
+export interface ReadControlledTransaction<DB, S extends string[] = []>
+  extends ReadTransaction<DB>,
+    TransactionControl {
   // `this`-typed: the savepoint list recurses, and TypeScript's variance check would otherwise
   // refuse a backend of a larger schema where a smaller one is asked for.
   /** Sets a savepoint named `savepointName`. */

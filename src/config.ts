@@ -1,5 +1,7 @@
 import type { KyselyPlugin, PostgresCursorConstructor } from 'kysely'
-import type { DialectName, NodeConfig } from './dialects/dialect.js'
+import { type DialectName, isDialect } from './dialects/dialect.js'
+import type { MysqlNodeConfig, NodeConfig, PostgresNodeConfig } from './dialects/node-config.js'
+import { poolFamily } from './dialects/pools.js'
 import type { ReadOnlyEnforcement } from './driver/node.js'
 import { ConfigurationError } from './errors.js'
 import type { BackendEvent } from './events.js'
@@ -12,15 +14,19 @@ export interface BackendsConfig {
   /** `'postgres'` (pg, streaming replication) or `'mysql'` (mysql2; MySQL 8 and MariaDB). */
   readonly dialect: DialectName
   /**
-   * The primary: a connection string, the driver's pool config, or a Kysely `Dialect`. Or a list of
-   * candidates (as libpq's multi-host `target_session_attrs=read-write`): writes go to the one that is
-   * a primary now (PostgreSQL: not in recovery; MySQL/MariaDB: `read_only` off), re-decided every
-   * health check and at once when it fails, so a promoted replica takes writes without a restart. A
-   * server may be both a candidate and a replica: while it is the primary it serves no replica reads.
+   * The primary: a connection string, the driver's pool options, a pool, or a Kysely `Dialect`. Or a
+   * list of candidates (as libpq's multi-host `target_session_attrs=read-write`): writes go to the one
+   * that is a primary now (PostgreSQL: not in recovery; MySQL/MariaDB: `read_only` off), re-decided
+   * every health check and at once when it fails, so a promoted replica takes writes without a restart.
+   * A server may be both a candidate and a replica: while it is the primary it serves no replica reads.
+   *
+   * `undefined` (an unset environment variable: `primary: process.env.DATABASE_URL`) compiles and is
+   * refused at run time by a ConfigurationError that names the option. So is a node of the other
+   * family: a URL of another scheme, the other driver's pool or its options.
    */
-  readonly primary: NodeConfig | readonly NodeConfig[]
+  readonly primary: NodeConfig | undefined | readonly (NodeConfig | undefined)[]
   /** The replicas, in the same forms. None: reads run on the primary, in read-only sessions. */
-  readonly replicas?: readonly NodeConfig[]
+  readonly replicas?: readonly (NodeConfig | undefined)[]
   /** Kysely plugins for both backends (CamelCasePlugin and friends). */
   readonly plugins?: KyselyPlugin[]
   /**
@@ -109,6 +115,23 @@ export interface BackendsConfig {
   readonly staleReads?: { readonly maxLagMs: number }
 }
 
+/**
+ * A {@link BackendsConfig} for PostgreSQL only: annotate a configuration with it (`const config:
+ * PostgresBackendsConfig = …`) and MySQL options or pools in it do not compile.
+ */
+export interface PostgresBackendsConfig extends BackendsConfig {
+  readonly dialect: 'postgres'
+  readonly primary: PostgresNodeConfig | undefined | readonly (PostgresNodeConfig | undefined)[]
+  readonly replicas?: readonly (PostgresNodeConfig | undefined)[]
+}
+
+/** A {@link BackendsConfig} for MySQL and MariaDB only, as {@link PostgresBackendsConfig}. */
+export interface MysqlBackendsConfig extends BackendsConfig {
+  readonly dialect: 'mysql'
+  readonly primary: MysqlNodeConfig | undefined | readonly (MysqlNodeConfig | undefined)[]
+  readonly replicas?: readonly (MysqlNodeConfig | undefined)[]
+}
+
 /** The options of a {@link BackendsConfig}, checked and with their defaults. */
 export interface ResolvedOptions {
   readonly dialect: DialectName
@@ -146,11 +169,14 @@ export function resolveOptions(config: BackendsConfig): ResolvedOptions {
     throw new ConfigurationError(`Unknown dialect (${describeValue(config.dialect)}): use 'postgres' or 'mysql'.`)
   }
   const candidates: readonly unknown[] = Array.isArray(config.primary) ? config.primary : [config.primary]
-  if (candidates.length === 0 || candidates.some((candidate) => !candidate)) {
-    throw new ConfigurationError('createBackends needs a primary.')
-  }
+  if (candidates.length === 0) throw new ConfigurationError('createBackends needs a primary: primary is an empty list.')
   for (const [i, candidate] of candidates.entries()) {
-    nodeConfig(candidate, candidates.length === 1 ? 'primary' : `primary[${i}]`)
+    nodeConfig(
+      candidate,
+      candidates.length === 1 && !Array.isArray(config.primary) ? 'primary' : `primary[${i}]`,
+      config.dialect,
+      true,
+    )
   }
   if (config.replicas !== undefined) {
     if (!Array.isArray(config.replicas)) {
@@ -158,7 +184,7 @@ export function resolveOptions(config: BackendsConfig): ResolvedOptions {
         `replicas must be an array of node configurations, not ${describeValue(config.replicas)}.`,
       )
     }
-    for (const [i, replica] of config.replicas.entries()) nodeConfig(replica, `replicas[${i}]`)
+    for (const [i, replica] of config.replicas.entries()) nodeConfig(replica, `replicas[${i}]`, config.dialect, false)
   }
   if (config.plugins !== undefined && !Array.isArray(config.plugins)) {
     throw new ConfigurationError(`plugins must be an array of Kysely plugins, not ${describeValue(config.plugins)}.`)
@@ -269,26 +295,82 @@ export function describeValue(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
 
-/** A node is a connection string that parses as a URL, a pool configuration, or a Kysely Dialect. */
-function nodeConfig(config: unknown, name: string): void {
+// The URL schemes each driver reads. pg also takes `socket:` (a Unix socket); mysql2 ignores the
+// scheme, so one of PostgreSQL's is a mistake worth naming.
+const SCHEMES: Record<DialectName, readonly string[]> = {
+  postgres: ['postgres:', 'postgresql:', 'socket:'],
+  mysql: ['mysql:', 'mariadb:'],
+}
+// The options only one driver knows: in the other family's configuration they are a mix-up.
+const FOREIGN_OPTIONS: Record<DialectName, readonly string[]> = {
+  postgres: ['uri', 'connectionLimit', 'connectTimeout', 'socketPath', 'waitForConnections'],
+  mysql: ['connectionString', 'connectionTimeoutMillis', 'idleTimeoutMillis', 'max', 'application_name'],
+}
+
+/**
+ * A node is a connection string that parses as a URL of its family, the driver's pool options, a pool
+ * made by the application, or a Kysely Dialect. Errors name the option and say what is wrong with it,
+ * never its value: a URL's scheme is named only when it is one of the known ones.
+ */
+function nodeConfig(config: unknown, name: string, dialect: DialectName, primary: boolean): void {
+  if (config === undefined || config === null || config === '') {
+    const what = config === '' ? 'an empty string' : String(config)
+    throw new ConfigurationError(
+      `${primary ? 'createBackends needs a primary: ' : ''}${name} is ${what} (an environment variable that ` +
+        'is not set?). Give it a connection string, pool options, a pool or a Kysely Dialect' +
+        `${primary ? '' : ', or leave it out of replicas'}.`,
+    )
+  }
   if (typeof config === 'string') {
-    if (!URL.canParse(config)) {
+    connectionUrl(config, name, dialect)
+    return
+  }
+  if (typeof config !== 'object' || Array.isArray(config)) {
+    throw new ConfigurationError(
+      `${name} must be a connection string, pool options, a pool or a Kysely Dialect, not ${describeValue(config)}.`,
+    )
+  }
+  if (isDialect(config)) return
+  const family = poolFamily(config)
+  if (family !== undefined) {
+    if (family !== dialect) {
       throw new ConfigurationError(
-        `${name} is a string that does not parse as a connection URL (scheme://user:password@host:port/database). ` +
-          'Check its spelling; characters such as @ : / # in a password must be percent-encoded.',
+        `${name} is a ${family === 'postgres' ? 'pg' : 'mysql2'} pool, but the dialect is '${dialect}': ` +
+          `hand in a ${dialect === 'postgres' ? 'pg' : 'mysql2'} pool, or set dialect: '${family}'.`,
       )
     }
     return
   }
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+  const options = config as Record<string, unknown>
+  const foreign = FOREIGN_OPTIONS[dialect].find((option) => option in options)
+  if (foreign !== undefined) {
     throw new ConfigurationError(
-      `${name} must be a connection string, a driver pool configuration or a Kysely Dialect, not ${describeValue(config)}.`,
+      `${name} has the option ${foreign}, which ${dialect === 'postgres' ? 'pg' : 'mysql2'} does not know ` +
+        `(the dialect is '${dialect}'): use ${dialect === 'postgres' ? "pg's PoolConfig" : "mysql2's PoolOptions"}.`,
     )
   }
-  const url = (config as Record<string, unknown>).connectionString ?? (config as Record<string, unknown>).uri
-  if (url !== undefined && (typeof url !== 'string' || !URL.canParse(url))) {
-    throw new ConfigurationError(`${name}'s connection string does not parse as a URL.`)
+  const url = dialect === 'postgres' ? options.connectionString : options.uri
+  if (url !== undefined) {
+    if (typeof url !== 'string') throw new ConfigurationError(`${name}'s connection string does not parse as a URL.`)
+    connectionUrl(url, `${name}'s connection string`, dialect)
   }
+}
+
+function connectionUrl(url: string, name: string, dialect: DialectName): void {
+  if (!URL.canParse(url)) {
+    throw new ConfigurationError(
+      `${name} is a string that does not parse as a connection URL (scheme://user:password@host:port/database). ` +
+        'Check its spelling; characters such as @ : / # in a password must be percent-encoded.',
+    )
+  }
+  const scheme = new URL(url).protocol
+  if (SCHEMES[dialect].includes(scheme)) return
+  const other: DialectName = dialect === 'postgres' ? 'mysql' : 'postgres'
+  const named = SCHEMES[other].includes(scheme) ? `a ${scheme}// URL` : 'a URL of another scheme'
+  throw new ConfigurationError(
+    `${name} is ${named}, but the dialect is '${dialect}': use a ${SCHEMES[dialect][0]}// URL` +
+      `${SCHEMES[other].includes(scheme) ? `, or set dialect: '${other}'` : ''}.`,
+  )
 }
 
 function tokenSecret(option: BackendsConfig['sessionTokens']): string | Uint8Array | undefined {

@@ -1,16 +1,32 @@
-export { type Backends, type BackendsConfig, createBackends, type Session } from './backends.js'
+export { type Backends, createBackends, type Session } from './backends.js'
 export type {
   BackendConnectionBuilder,
   BackendTransactionBuilder,
   CanRead,
+  CanReadTransaction,
+  CheckedRawBuilder,
   ControlledTransactionStarter,
   ReadBackend,
   ReadControlledTransaction,
+  ReadTransaction,
   SchemaOf,
   WriteBackend,
   WriteControlledTransaction,
+  WriteTransaction,
 } from './capability.js'
-export type { DialectName, NodeConfig } from './dialects/dialect.js'
+export type {
+  BackendsConfig,
+  MysqlBackendsConfig,
+  PostgresBackendsConfig,
+} from './config.js'
+export type { DialectName } from './dialects/dialect.js'
+export type {
+  MysqlNodeConfig,
+  MysqlPoolOptions,
+  NodeConfig,
+  PostgresNodeConfig,
+  PostgresPoolConfig,
+} from './dialects/node-config.js'
 export type { ReadOnlyEnforcement } from './driver/node.js'
 export {
   BackendsDestroyedError,
@@ -32,6 +48,7 @@ export type {
   ReplicaState,
   ReplicaStatus,
 } from './events.js'
+export { type FromKyselyOptions, fromKysely } from './from-kysely.js'
 export type { BackendMigratorProps } from './migrations/migrator.js'
 export type { QueryContext, ServerInfo } from './observability/query-context.js'
 export type { BackendLogConfig, BackendLogDetails, BackendLogEvent } from './observability/query-log.js'

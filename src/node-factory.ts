@@ -1,6 +1,6 @@
 import { MysqlDialect, PostgresDialect } from 'kysely'
 import type { ResolvedOptions } from './config.js'
-import { type DialectSupport, isDialect, type NodeConfig } from './dialects/dialect.js'
+import { type DialectSupport, isDialect, type NodeTarget } from './dialects/dialect.js'
 import { SocketRegistry } from './dialects/sockets.js'
 import { Node, type NodeDeadlines, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
 import { SESSION_END } from './guard/session-rules.js'
@@ -21,7 +21,7 @@ export class NodeFactory {
   }
 
   /** A server that may be the primary: its write pool, its read-only view, and where its checks run. */
-  candidate(config: NodeConfig, role: string): Candidate {
+  candidate(config: NodeTarget, role: string): Candidate {
     const write = this.#node(config, role, undefined)
     const read = this.#primaryForReads(config, write, `${role} (read-only)`)
     return {
@@ -32,7 +32,7 @@ export class NodeFactory {
     }
   }
 
-  replica(config: NodeConfig, role: string): MonitoredReplica {
+  replica(config: NodeTarget, role: string): MonitoredReplica {
     const session = this.#readOnly(config, this.options.enforcement, true)
     const node = this.#node(config, role, session)
     return {
@@ -45,7 +45,7 @@ export class NodeFactory {
     }
   }
 
-  #node(config: NodeConfig, role: string, readOnly: ReadOnlySession | undefined, poolSize?: number): Node {
+  #node(config: NodeTarget, role: string, readOnly: ReadOnlySession | undefined, poolSize?: number): Node {
     if (isDialect(config)) return new Node(role, config, readOnly, this.#deadlines)
     const sockets = new SocketRegistry()
     const dialect = this.support.createDialect(config, {
@@ -59,7 +59,7 @@ export class NodeFactory {
     return new Node(`${role} ${this.support.describe(config)}`, dialect, readOnly, this.#deadlines, sockets)
   }
 
-  #readOnly(config: NodeConfig, enforcement: ReadOnlyEnforcement, replica = false): ReadOnlySession {
+  #readOnly(config: NodeTarget, enforcement: ReadOnlyEnforcement, replica = false): ReadOnlySession {
     const own = !isDialect(config)
     // MySQL pools kysely-rw creates answer its session reset; after one, the session is made read-only again.
     const reset =
@@ -78,7 +78,7 @@ export class NodeFactory {
 
   // With no replica, reads go to the primary, still in read-only sessions, so that a misrouted write
   // fails in development exactly as it would on a replica.
-  #primaryForReads(config: NodeConfig, primary: Node, role: string): Node {
+  #primaryForReads(config: NodeTarget, primary: Node, role: string): Node {
     if (isDialect(config)) {
       // One ready-made dialect may be a single connection (PGlite): share its driver, and never change
       // the session the write backend also uses.

@@ -31,6 +31,55 @@ describe('createBackends refuses configuration it would otherwise have to guess 
     expect(attempt).toThrow(message)
   })
 
+  it.each([
+    [{ primary: undefined }, /needs a primary: primary is undefined \(an environment variable that is not set\?\)/],
+    [{ primary: ['postgres://127.0.0.1:1/app', undefined] }, /needs a primary: primary\[1\] is undefined/],
+    [
+      { replicas: ['postgres://127.0.0.1:2/app', undefined] },
+      /replicas\[1\] is undefined .*or leave it out of replicas/,
+    ],
+    [{ replicas: [''] }, /replicas\[0\] is an empty string/],
+    [
+      { primary: 'mysql://app:secret@127.0.0.1:1/app' },
+      /primary is a mysql:\/\/ URL, but the dialect is 'postgres': use a postgres:\/\/ URL, or set dialect: 'mysql'/,
+    ],
+    [
+      { replicas: ['mariadb://app:secret@127.0.0.1:1/app'] },
+      /replicas\[0\] is a mariadb:\/\/ URL, but the dialect is 'postgres'/,
+    ],
+    [
+      { primary: 'secret:hunter2' },
+      /primary is a URL of another scheme, but the dialect is 'postgres': use a postgres:\/\/ URL\.$/,
+    ],
+    [{ primary: { connectionString: 'mysql://app:secret@db/app' } }, /primary's connection string is a mysql:\/\/ URL/],
+    [
+      { primary: { uri: 'postgres://app:secret@db/app' } as never },
+      /primary has the option uri, which pg does not know/,
+    ],
+    [
+      { dialect: 'mysql' as const, primary: { uri: 'postgres://app:secret@db/app' } },
+      /primary's connection string is a postgres:\/\/ URL, but the dialect is 'mysql'/,
+    ],
+    [
+      { dialect: 'mysql' as const, primary: { connectionString: 'mysql://db/app' } as never },
+      /primary has the option connectionString, which mysql2 does not know/,
+    ],
+  ])('%j', (override, message) => {
+    const attempt = () => createBackends({ ...base, ...override } as BackendsConfig)
+    expect(attempt).toThrow(ConfigurationError)
+    expect(attempt).toThrow(message)
+    expect(attempt).not.toThrow(/secret|hunter2/)
+  })
+
+  it('refuses a pool of the other driver, naming it', () => {
+    const pgLike = { connect: async () => ({}), end: async () => {}, options: {} } as never
+    const mysqlLike = { getConnection: () => {}, end: () => {} } as never
+    expect(() => createBackends({ dialect: 'mysql', primary: pgLike })).toThrow(
+      /primary is a pg pool, but the dialect is 'mysql': hand in a mysql2 pool, or set dialect: 'postgres'/,
+    )
+    expect(() => createBackends({ ...base, replicas: [mysqlLike] })).toThrow(/replicas\[0\] is a mysql2 pool/)
+  })
+
   it('never puts the password of a connection string in its errors', () => {
     expect(() => createBackends({ ...base, readOnlySessions: 'x' as never })).not.toThrow(/secret/)
   })

@@ -6,8 +6,8 @@ import type { Kysely } from 'kysely'
 import { type MigrationProvider, Migrator } from 'kysely/migration'
 import { defineConfig } from 'kysely-ctl'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import type { Backends } from '../src/index.js'
-import type { AppDB, OtherDB } from './schema.js'
+import { type Backends, fromKysely, type ReadBackend, type WriteBackend } from '../src/index.js'
+import { type AppDB, kysely, type OtherDB } from './schema.js'
 
 declare const db: Backends<AppDB>
 declare const provider: MigrationProvider
@@ -30,3 +30,21 @@ expectError(otherHelper(db.kysely))
 // The read backend never passes for a plain Kysely: that would let a tool write through a replica.
 expectError(new Migrator({ db: db.read, provider }))
 expectError(legacyHelper(db.read))
+
+// --- fromKysely: an existing Kysely instance as backends of one node ------------------------------
+
+const wrapped = fromKysely(kysely, { dialect: 'postgres' })
+expectType<Backends<AppDB>>(wrapped)
+expectType<WriteBackend<AppDB>>(wrapped.write)
+expectType<ReadBackend<AppDB>>(wrapped.read)
+wrapped.write.insertInto('users').values({ name: 'Ada' })
+expectError(wrapped.read.insertInto('users').values({ name: 'Ada' }))
+fromKysely(kysely, { dialect: 'mysql', onEvent: () => {}, healthCheckIntervalMs: 500 })
+// The dialect is required, and nodes are the instance's: no primary or replicas to give.
+expectError(fromKysely(kysely))
+expectError(fromKysely(kysely, {}))
+expectError(fromKysely(kysely, { dialect: 'sqlite' }))
+expectError(fromKysely(kysely, { dialect: 'postgres', replicas: ['postgres://db2/app'] }))
+// The schema comes from the instance.
+declare function onOther(db: Backends<OtherDB>): void
+expectError(onOther(fromKysely(kysely, { dialect: 'postgres' })))

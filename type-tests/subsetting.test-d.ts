@@ -3,7 +3,7 @@
  * of its tables) is asked for, never the other way, and never across capabilities.
  */
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
-import type { CanRead, ReadBackend, WriteBackend } from '../src/index.js'
+import type { CanRead, ReadBackend, WriteBackend, WriteTransaction } from '../src/index.js'
 import { type AppDB, type OtherDB, read, type Users, type UsersDB, write } from './schema.js'
 
 declare const readUsers: ReadBackend<UsersDB>
@@ -52,7 +52,7 @@ async function renameUser(db: WriteBackend<{ users: Users }>, id: number) {
   await sp.rollbackToSavepoint('a').execute()
   expectType<WriteBackend<{ users: Users }>>(db.withSchema('tenant_1'))
   await db.transaction().execute(async (t) => {
-    expectType<WriteBackend<{ users: Users }>>(t)
+    expectType<WriteTransaction<{ users: Users }>>(t)
     return t.updateTable('users').set({ name: 'Ada' }).execute()
   })
   expectError(db.insertInto('posts'))

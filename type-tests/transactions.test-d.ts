@@ -6,17 +6,21 @@ import { type Command, sql } from 'kysely'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
 import type {
   CanRead,
+  CanReadTransaction,
   ReadBackend,
   ReadControlledTransaction,
+  ReadTransaction,
   WriteBackend,
   WriteControlledTransaction,
+  WriteTransaction,
 } from '../src/index.js'
 import { type AppDB, canRead, kysely, needsRead, needsWrite, read, write } from './schema.js'
 
 // --- write transaction: read after write -------------------------------------------------------
 
 const written = await write.transaction().execute(async (tx) => {
-  expectType<WriteBackend<AppDB>>(tx)
+  expectType<WriteTransaction<AppDB>>(tx)
+  expectAssignable<WriteBackend<AppDB>>(tx)
   needsWrite(tx)
   const { id } = await tx.insertInto('users').values({ name: 'Ada' }).returning('id').executeTakeFirstOrThrow()
   await tx.insertInto('posts').values({ user_id: id, title: 'Hello', body: '' }).execute()
@@ -40,7 +44,8 @@ expectType<Promise<string>>(
 // --- read transaction ---------------------------------------------------------------------------
 
 const snapshot = await read.transaction().execute(async (tx) => {
-  expectType<ReadBackend<AppDB>>(tx)
+  expectType<ReadTransaction<AppDB>>(tx)
+  expectAssignable<ReadBackend<AppDB>>(tx)
   needsRead(tx)
   return tx.selectFrom('users').select('id').execute()
 })
@@ -76,7 +81,8 @@ await write.transaction().execute(async (tx) => {
 
 // A transaction started on a CanRead gives a CanRead.
 await canRead.transaction().execute(async (tx) => {
-  expectType<CanRead<AppDB>>(tx)
+  expectType<CanReadTransaction<AppDB>>(tx)
+  expectAssignable<CanRead<AppDB>>(tx)
   expectError(tx.insertInto('users').values({ name: 'Ada' }))
   expectError(tx.deleteFrom('users'))
 })

@@ -5,10 +5,10 @@ import type { SocketRegistry } from './sockets.js'
 export type DialectName = 'postgres' | 'mysql'
 
 /**
- * Where a node connects: a connection string, the driver's own pool configuration (`pg.PoolConfig` or
- * mysql2's `PoolOptions`), or a ready Kysely `Dialect` for users with their own driver setup.
+ * A node configuration once checked, with pools handed in already wrapped in Kysely's dialect: a
+ * connection string, pool options for kysely-rw to make a pool of, or a Kysely `Dialect`.
  */
-export type NodeConfig = string | Dialect | Record<string, unknown>
+export type NodeTarget = string | Dialect | Record<string, unknown>
 
 export interface DialectOptions {
   /** Every session read-only in the database itself, at connection start where the driver allows it. */
@@ -104,9 +104,10 @@ export interface ReplicationStatements {
   notAReplicaOf(replica: Probe, primary: Probe, primaryIsLater: boolean): string | undefined
 }
 
-export function isDialect(config: NodeConfig): config is Dialect {
+export function isDialect(config: unknown): config is Dialect {
   return (
     typeof config === 'object' &&
+    config !== null &&
     typeof (config as Partial<Dialect>).createDriver === 'function' &&
     typeof (config as Partial<Dialect>).createQueryCompiler === 'function'
   )
