@@ -28,6 +28,7 @@ describe('the package entry point', () => {
       'WriteOnReadBackendError',
       'WriteOutcomeUnknownError',
       'createBackends',
+      'fromKysely',
       'readSql',
     ])
   })
