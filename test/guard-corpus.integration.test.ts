@@ -235,6 +235,17 @@ const mariadb: Attempt[] = [
     run: (r) => r.selectNoFrom((eb: any) => eb.fn('get_lock', [sql.lit('guard_k'), sql.lit(0)]).as('l')).execute(),
   },
   {
+    // mysql2 formats values into the text, and inserts one with toSqlString() as raw SQL (sqlstring's raw()).
+    name: 'GET_LOCK in a parameter value that mysql2 inserts as raw SQL',
+    outcome: 'refused',
+    run: (r) =>
+      r
+        .selectFrom('guard_t')
+        .select('id')
+        .where('id', '=', { toSqlString: () => "1 and get_lock('guard_k', 0) = 1" } as any)
+        .execute(),
+  },
+  {
     name: 'GET_LOCK inside an executable comment',
     outcome: 'refused',
     run: (r) => readSql`${sql.raw("select 1 /*! , get_lock('guard_k', 0) */")}`.execute(r),
