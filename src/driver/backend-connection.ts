@@ -31,6 +31,8 @@ export class BackendConnection implements DatabaseConnection {
 
   /** Set once the user aborted the query in flight: its failure then says nothing about the node. */
   #aborted = false
+  /** Set once the user's abort ended this connection's session: it must never serve again. */
+  killed = false
 
   // The unguarded connection: a private field, so that no caller holding a read backend's connection
   // can reach past the guard.
@@ -148,6 +150,7 @@ export class BackendConnection implements DatabaseConnection {
 
   async #killSession(): Promise<void> {
     this.#aborted = true
+    this.killed = true
     await innerOf(this).killSession?.(this.#control())
   }
 

@@ -332,7 +332,8 @@ export class BackendDriver implements Driver {
    * transaction) was in flight leaves its outcome unknown; kysely-rw never retries it.
    */
   #lostWrite(conn: BackendConnection, error: unknown, mayHaveWritten: boolean): unknown {
-    if (!this.#isConnectionError(error)) return error
+    // A session the user's abort killed says nothing about the primary.
+    if (conn.killed || !this.#isConnectionError(error)) return error
     this.router.failed(conn.node, error)
     return mayHaveWritten
       ? new WriteOutcomeUnknownError(conn.node.name, { cause: error })
@@ -423,6 +424,7 @@ export class BackendDriver implements Driver {
       conn.budgeted = false
       this.#fallbackBudget?.budget.leave()
     }
+    if (conn.killed) return this.#discard(conn)
     const after = this.#releaseAfter.get(conn)
     if (!after) return conn.node.releaseConnection(innerOf(conn))
     // Not awaited: the write's caller has its result; the connection follows once the position is in.
@@ -430,6 +432,18 @@ export class BackendDriver implements Driver {
     const release = () => conn.node.releaseConnection(innerOf(conn))
     void after.then(release, release)
     return Promise.resolve()
+  }
+
+  /**
+   * A connection whose session an abort killed. The driver may not have seen its socket close yet, and a
+   * pool would hand it to the next query, which then fails as if the server were lost. A statement on it
+   * fails now instead, which makes the driver discard it (Kysely's pg driver marks a connection whose
+   * ROLLBACK fails; pg and mysql2 pools drop a client whose connection failed).
+   */
+  async #discard(conn: BackendConnection): Promise<void> {
+    const inner = innerOf(conn)
+    await conn.node.driver.rollbackTransaction(inner).catch(() => {})
+    await conn.node.releaseConnection(inner)
   }
 
   async destroy(): Promise<void> {
