@@ -20,6 +20,7 @@ import { createSchema, type Family, type FamilyName, startFamily } from './lib/d
 import { type FailoverResult, failoverHeadlines, failoverMisses, renderFailover, runFailover } from './lib/failover.js'
 import { type FaultsResult, faultsHeadlines, faultsMisses, renderFaults, runFaults } from './lib/faults.js'
 import { type GuardResult, guardHeadlines, guardMisses, renderGuard, runGuard } from './lib/guard.js'
+import { MEASURED_BUILD } from './lib/kysely-rw.js'
 import { type LoadResult, loadHeadlines, loadMisses, renderLoad, runLoad } from './lib/load.js'
 import { type OverheadResult, overheadHeadlines, overheadMisses, renderOverhead, runOverhead } from './lib/overhead.js'
 import { ensureInstalled, peerVersions } from './lib/peers.js'
@@ -230,7 +231,7 @@ async function render(results: Results, run: RunInfo): Promise<string> {
     `- Node ${process.version}; servers: ${run.serverVersions.length ? run.serverVersions.join(', ') : '(none started)'}`,
   )
   out.push(
-    `- kysely-rw ${pkg.version} at ${commit}${dirty ? ' (with uncommitted changes in src/)' : ''}; ${versions.join('; ')}`,
+    `- kysely-rw ${pkg.version} at ${commit}${dirty ? ' (with uncommitted changes in src/)' : ''}, measured as ${MEASURED_BUILD}; ${versions.join('; ')}`,
   )
   out.push(
     '- Absolute times on a shared 2-core machine are noise; the ratios, measured in the same run and interleaved, are the result. ' +

@@ -9,8 +9,8 @@ import { integer, pgTable, withReplicas as pgWithReplicas } from 'drizzle-orm/pg
 import type { Kysely } from 'kysely'
 import mysql2 from 'mysql2'
 import pg from 'pg'
-import { type BackendEvent, type Backends, type BackendsConfig, createBackends } from '../../src/index.js'
 import type { BenchDB, Family } from './db.js'
+import { type BackendEvent, type Backends, type BackendsConfig, createBackends } from './kysely-rw.js'
 
 export interface Row {
   readonly value: number

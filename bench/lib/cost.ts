@@ -4,9 +4,9 @@
 // instances) shows what the method itself reads as a difference. kysely-replication 0.3 runs on its own
 // Kysely 0.28 (bench/peers), against a plain Kysely 0.28 on the same driver, with the same method.
 import { Kysely } from 'kysely'
-import { type Backends, createBackends } from '../../src/index.js'
 import { AnsweringDriver, answeringDialect, cpuNow } from './answering.js'
 import type { BenchDB } from './db.js'
+import { type Backends, createBackends } from './kysely-rw.js'
 import { QUERIES, type QuerySpec } from './queries.js'
 import { fmt, goal, type Headline, log, median, ratio, table, until } from './util.js'
 

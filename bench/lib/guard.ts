@@ -19,9 +19,8 @@ import {
   sql,
 } from 'kysely'
 import { Bench } from 'tinybench'
-import { classify } from '../../src/guard/classify.js'
-import { type Backends, createBackends } from '../../src/index.js'
 import type { BenchDB } from './db.js'
+import { type Backends, classify, createBackends } from './kysely-rw.js'
 import { QUERIES } from './queries.js'
 import { fmt, fmtInt, goal, type Headline, log, median, ratio, table, until } from './util.js'
 

@@ -12,8 +12,8 @@ import { findSourceMap } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Kysely } from 'kysely'
-import { createBackends } from '../../src/index.js'
 import { type BenchDB, countRoundTrips, type Family } from './db.js'
+import { createBackends } from './kysely-rw.js'
 import { QUERIES, type QuerySpec } from './queries.js'
 import {
   errorMessage,

@@ -4,8 +4,8 @@
 // shared machine hits every client alike. Ratios are taken within each round, then their median.
 import type { Kysely } from 'kysely'
 import { Bench } from 'tinybench'
-import { type Backends, createBackends } from '../../src/index.js'
 import { type BenchDB, countRoundTrips, type Family } from './db.js'
+import { type Backends, createBackends } from './kysely-rw.js'
 import { QUERIES, type QueryName } from './queries.js'
 import {
   fmt,

@@ -59,8 +59,7 @@ async function plainSide(): Promise<Side> {
 }
 
 async function rwSide(detectTransactionEscapes: boolean): Promise<Side> {
-  const { createBackends } = await import('../../src/index.js')
-  const { watchedTransactions } = await import('../../src/guard/transaction-scope.js')
+  const { createBackends, watchedTransactions } = await import('./kysely-rw.js')
   const db = createBackends<BenchDB>({
     dialect: 'postgres',
     primary: answeringDialect(),
