@@ -10,6 +10,7 @@ import {
 import type { Migrator } from 'kysely/migration'
 import type { ReadBackend, WriteBackend } from './capability.js'
 import { type BackendsConfig, resolveOptions } from './config.js'
+import { CommitPositionReads } from './consistency/commit-positions.js'
 import { laterOf, parsePosition } from './consistency/position.js'
 import { SchemaFloor } from './consistency/schema-floor.js'
 import { decodeToken, encodeToken } from './consistency/token.js'
@@ -199,6 +200,15 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     floor,
     replication: support.replication,
   } as const
+  // Per primary node: a read on one server says nothing of commits on another.
+  const commitPositions = new Map<Node, CommitPositionReads>()
+  const commitPositionsOf = (node: Node) => {
+    const known = commitPositions.get(node)
+    if (known) return known
+    const reads = new CommitPositionReads(support.replication)
+    commitPositions.set(node, reads)
+    return reads
+  }
 
   const write = backend(writeOptions) as unknown as WriteBackend<DB>
   return {
@@ -211,6 +221,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
         write: backend({
           ...writeOptions,
           session: true,
+          commitPositions: commitPositionsOf,
           recorder: {
             record(text) {
               const position = parsePosition(text)

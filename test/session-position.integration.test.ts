@@ -97,6 +97,8 @@ describe('PostgreSQL session positions', () => {
       .execute()
     // The write resolves while its position query is still held: it is not on the write's latency path.
     expect(await settledWithin(write, 5000)).toBe(true)
+    // The position is asked for once the event loop has run what the write's result set off.
+    await new Promise((resolve) => setImmediate(resolve))
     expect(gate.held).toBe(held + 1)
     const read = readName(session.read, 'unsettled')
     // The read does not run without the position: it waits for it, however long it takes.
@@ -149,5 +151,30 @@ describe('PostgreSQL session positions', () => {
         .filter(([node]) => node.startsWith('replica'))
         .reduce((n, [, count]) => n + count, 0)
     expect(onReplicas(after) - onReplicas(before)).toBe(1)
+  })
+
+  it('session writes acknowledged in the same turn share one position read, and each session still reads its own write', async () => {
+    await family.control.pauseReplay()
+    const sessions = Array.from({ length: 20 }, () => db.session())
+    const held = gate.held
+    // Twenty sessions write at once: their results come back within a few turns of the event loop.
+    await Promise.all(
+      sessions.map((session, i) =>
+        session.write
+          .insertInto('position_items' as 'items')
+          .values({ name: `batched-${i}`, qty: i })
+          .execute(),
+      ),
+    )
+    // Every session reads its own row back although the replica's replay is paused: each position covers
+    // its write, or the read would have gone to the replica, which does not have the row.
+    const rows = await Promise.all(sessions.map((session, i) => readName(session.read, `batched-${i}`)))
+    expect(rows).toEqual(sessions.map((_, i) => ({ qty: i })))
+    expect(await readName(db.read, 'batched-0')).toBeUndefined()
+    const reads = gate.held - held
+    expect(reads).toBeGreaterThanOrEqual(1)
+    // One read per turn in which writes were acknowledged, and at most one in flight: far fewer than 20.
+    expect(reads).toBeLessThanOrEqual(10)
+    console.log(`20 concurrent session writes: ${reads} position reads`)
   })
 })

