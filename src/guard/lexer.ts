@@ -49,10 +49,12 @@ const isDigit = (c: string) => c >= '0' && c <= '9'
 /**
  * Splits `text` into code, literals and comments the way the server does: PostgreSQL ends `--`
  * comments at `\n` or `\r`, nests block comments, starts dollar quotes only where a token starts,
- * escapes backslashes in `E'…'`; MySQL ends `#` and `-- ` comments at `\n` only, does not nest block
- * comments, and runs the inside of `/*! … *\/` (and MariaDB's `/*M! … *\/`) as code.
- * Undefined for text the server would refuse (an unterminated literal or comment) or that hides names
- * in escapes (PostgreSQL's `U&"…"`).
+ * escapes backslashes in `E'…'` (never in `B'…'`, `X'…'`, `U&'…'`) and continues a literal across a
+ * newline into the next `'…'` in the same escaping; MySQL ends `#` and `-- ` comments at `\n` only
+ * (`--` starts one before any space or control character), does not nest block comments, and runs the
+ * inside of `/*! … *\/` (and MariaDB's `/*M! … *\/`) as code.
+ * Undefined for text the server would refuse (an unterminated literal or comment), that hides names
+ * in escapes (PostgreSQL's `U&"…"`), or whose split depends on the server's version (see below).
  */
 export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | undefined {
   const pg = lexing === 'postgres'
@@ -76,7 +78,7 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
     // Comments.
     const lineComment = pg
       ? c === '-' && next === '-'
-      : c === '#' || (c === '-' && next === '-' && (i + 2 >= n || text.charCodeAt(i + 2) <= 32))
+      : c === '#' || (c === '-' && next === '-' && (i + 2 >= n || isSpaceOrControl(text.charCodeAt(i + 2))))
     if (lineComment) {
       let end = i
       while (end < n && text[end] !== '\n' && !(pg && text[end] === '\r')) end++
@@ -87,8 +89,21 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
     if (c === '/' && next === '*') {
       if (!pg && (text[i + 2] === '!' || (text[i + 2] === 'M' && text[i + 3] === '!'))) {
         // MySQL / MariaDB executable comment: the version digits are skipped, the rest is code.
-        i += text[i + 2] === '!' ? 3 : 4
+        // The server ends an executable comment at its first `*/` and starts no second one inside:
+        // a nested one would end both where this lexer ends one.
+        if (executableEnds > 0) return undefined
+        const mariaOnly = text[i + 2] === 'M'
+        i += mariaOnly ? 4 : 3
+        const digits = i
         while (i < n && isDigit(text[i]!)) i++
+        // A versioned comment (`/*!50700 …`, `/*!999999 …`) runs as code only on servers of that version
+        // or later, and MySQL takes `/*M! …` for a plain comment. Skipped, it ends at its first `*/`
+        // (quotes and comments inside are text, with one nested `/* */` allowed), as code where its code
+        // ends: the two agree only when nothing inside can start a literal or comment.
+        if (mariaOnly || i > digits) {
+          const end = text.indexOf('*/', i)
+          if (end < 0 || /['"`#]|--|\/\*/.test(text.slice(i, end))) return undefined
+        }
         executableEnds++
         code += ' '
         lastName = undefined
@@ -121,7 +136,9 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
     }
     // String literals.
     if (c === "'" || (!pg && c === '"')) {
-      const end = closing(text, i + 1, c, variant.backslashInSingle)
+      const end = pg
+        ? pgClosing(text, i + 1, variant.backslashInSingle)
+        : closing(text, i + 1, c, variant.backslashInSingle)
       if (end < 0) return undefined
       code += "''"
       lastName = undefined
@@ -154,8 +171,12 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
       while (end < n && isIdentPart(text[end]!, lexing)) end++
       const word = text.slice(i, end)
       const quote = text[end]
-      if (pg && quote === "'" && /^[eE]$/.test(word)) {
-        const close = closing(text, end + 1, "'", true)
+      // PostgreSQL's prefixed literals: `E'…'` always takes backslash escapes, `B'…'`, `X'…'` and `U&'…'`
+      // never do, whatever standard_conforming_strings says (`N'…'` is a plain literal).
+      const prefixed = pg && /^[eEbBxX]$/.test(word) && quote === "'"
+      const unicode = pg && /^[uU]$/.test(word) && text[end] === '&' && text[end + 1] === "'"
+      if (prefixed || unicode) {
+        const close = pgClosing(text, end + (unicode ? 2 : 1), /^[eE]$/.test(word))
         if (close < 0) return undefined
         code += "''"
         lastName = undefined
@@ -190,6 +211,26 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
   if (executableEnds > 0) return undefined
   return { code, calls }
 }
+
+// PostgreSQL's `quotecontinue`: after a closing quote, blanks and `--` comments holding a newline, then a
+// quote, continue the same literal, escaped as it began (`E'a'\n'\''` is one escaped literal).
+// (A `--` comment runs to the line's end, so at most one precedes the newline; one character per turn
+// after it keeps the pattern linear.)
+const PG_CONTINUE = /[ \t\f]*(?:--[^\n\r]*)?[\n\r](?:[ \t\n\r\f]|--[^\n\r]*[\n\r])*'/y
+
+/** PostgreSQL: index of the quote that closes a `'` literal opened before `from`, continuations included. */
+function pgClosing(text: string, from: number, backslash: boolean): number {
+  for (let start = from; ; ) {
+    const end = closing(text, start, "'", backslash)
+    if (end < 0) return end
+    PG_CONTINUE.lastIndex = end + 1
+    if (!PG_CONTINUE.test(text)) return end
+    start = PG_CONTINUE.lastIndex
+  }
+}
+
+// MySQL / MariaDB start a `--` comment before a space or a control character (DEL included).
+const isSpaceOrControl = (code: number) => code <= 32 || code === 127
 
 /** Index of the quote that closes a literal opened before `from`; -1 when none does. */
 function closing(text: string, from: number, quote: string, backslash: boolean): number {
