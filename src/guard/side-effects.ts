@@ -55,16 +55,32 @@ const POSTGRES = new Set([
   'pg_stat_reset_slru',
   'pg_stat_reset_replication_slot',
   'pg_stat_statements_reset',
+  'pg_stat_reset_subscription_stats',
+  'pg_rotate_logfile_old',
+  'pg_nextoid',
+  'pg_stop_making_pinned_objects',
+  // Consume a logical slot's changes (the peek_ variants only read).
+  'pg_logical_slot_get_changes',
+  'pg_logical_slot_get_binary_changes',
+  // Index maintenance that writes index pages in a read-only transaction (the owner of the table may).
+  'brin_summarize_new_values',
+  'brin_summarize_range',
+  'brin_desummarize_range',
+  'gin_clean_pending_list',
+  // The session's random() sequence: ROLLBACK does not restore it.
+  'setseed',
   'txid_current',
   'pg_current_xact_id',
   'nextval',
   'setval',
-  // These run SQL given as a string, where no check can see it.
+  // These run SQL given as a string, where no check can see it (ts_rewrite only in its two-argument
+  // form, whose second argument is a query; see sideEffectOf).
   'query_to_xml',
   'query_to_xmlschema',
   'query_to_xml_and_xmlschema',
   'cursor_to_xml',
   'cursor_to_xmlschema',
+  'ts_stat',
   'pg_file_write',
   'pg_file_rename',
   'pg_file_unlink',
@@ -81,10 +97,16 @@ const MYSQL = new Set([
   'last_insert_id',
   'sys_exec',
   'sys_eval',
+  // MySQL's locking service: session locks as GET_LOCK's.
+  'service_get_read_locks',
+  'service_get_write_locks',
+  'service_release_locks',
 ])
 
-// Families of functions by prefix: dblink's persistent connections and remote writes; replication origins.
-const POSTGRES_PREFIXES = ['dblink', 'pg_replication_origin_']
+// Families of functions by prefix: dblink's persistent connections and remote writes; replication origins;
+// statistics resets; binary upgrade's catalog writes. MySQL: the version_tokens plugin's locks and edits.
+const POSTGRES_PREFIXES = ['dblink', 'pg_replication_origin_', 'pg_stat_reset', 'binary_upgrade_']
+const MYSQL_PREFIXES = ['version_tokens_']
 
 // Built-in functions that change nothing: a read calling only these needs no session reset. Anything
 // else (a user-defined function may do anything) is reset after the read.
@@ -218,11 +240,15 @@ export function sideEffectOf(
   lexing: Lexing,
 ): string | undefined {
   const { name } = call
-  if (lexing === 'mysql') return MYSQL.has(name) ? name.toUpperCase() : undefined
+  if (lexing === 'mysql') {
+    return MYSQL.has(name) || MYSQL_PREFIXES.some((prefix) => name.startsWith(prefix)) ? name.toUpperCase() : undefined
+  }
   if (name === 'set_config') {
     // set_config(name, value, true) is local to the transaction; with false it outlives the read.
     return isTrue(lastArgument(code, call.open), parameters) ? undefined : 'set_config(…, false)'
   }
+  // ts_rewrite(query, select) runs the text of its second argument; ts_rewrite(query, target, with) does not.
+  if (name === 'ts_rewrite') return argumentCount(code, call.open) === 3 ? undefined : 'ts_rewrite(…, query)'
   if (POSTGRES.has(name) || POSTGRES_PREFIXES.some((prefix) => name.startsWith(prefix))) return name
   return undefined
 }
@@ -245,6 +271,21 @@ function lastArgument(code: string, open: number): string {
     } else if (c === ',' && depth === 1) start = i + 1
   }
   return ''
+}
+
+/** How many arguments a call has, from the code (literals already blanked). */
+function argumentCount(code: string, open: number): number {
+  let depth = 0
+  let count = 1
+  for (let i = open; i < code.length; i++) {
+    const c = code[i]
+    if (c === '(') depth++
+    else if (c === ')') {
+      depth--
+      if (depth === 0) return count
+    } else if (c === ',' && depth === 1) count++
+  }
+  return count
 }
 
 function isTrue(argument: string, parameters: readonly unknown[]): boolean {
