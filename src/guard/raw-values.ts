@@ -1,6 +1,8 @@
+import { types } from 'node:util'
 import { WriteOnReadBackendError } from '../errors.js'
 
-// How deep values are searched: mysql2 formats arrays and objects recursively.
+// How deep values are searched. mysql2 formats arrays and sets recursively with no limit: a value nested
+// deeper than this is refused rather than let through unsearched.
 const MAX_DEPTH = 8
 
 /**
@@ -8,24 +10,53 @@ const MAX_DEPTH = 8
  * uses), and a value with a `toSqlString()` method is inserted as raw SQL (`sqlstring`'s `raw()`):
  * such a value could turn a checked read into any statement the text allows. No JSON value has one,
  * so untrusted input cannot make one; a read carrying one is refused, at any depth mysql2 looks.
+ *
+ * The search reads each value once and mysql2 reads it again, later: so that both see the same, a value
+ * that could answer differently the second time (a getter, a Proxy) is refused too, and `toSqlString`
+ * is looked up without being read (`in`, as mysql2 does, inherited or not).
  */
 export function refuseRawValues(parameters: readonly unknown[]): void {
   for (const value of parameters) {
-    if (typeof value === 'object' && value !== null && carriesRaw(value, 0)) {
-      throw new WriteOnReadBackendError(
-        'raw sql',
-        'A parameter with a toSqlString() method, which mysql2 inserts into the query as raw SQL',
-      )
+    if (typeof value === 'object' && value !== null) {
+      const why = rawIn(value, 0)
+      if (why) throw new WriteOnReadBackendError('raw sql', `A parameter ${why}`)
     }
   }
 }
 
-function carriesRaw(value: object, depth: number): boolean {
-  if (typeof (value as { toSqlString?: unknown }).toSqlString === 'function') return true
-  if (depth >= MAX_DEPTH || value instanceof Date || ArrayBuffer.isView(value)) return false
-  const children = Array.isArray(value) ? value : Object.values(value)
-  for (const child of children) {
-    if (typeof child === 'object' && child !== null && carriesRaw(child, depth + 1)) return true
+const RAW = 'with a toSqlString() method, which mysql2 inserts into the query as raw SQL'
+
+/** Why `value` may reach mysql2's text as raw SQL; undefined when it cannot. */
+function rawIn(value: object, depth: number): string | undefined {
+  if (types.isProxy(value)) return 'that is a Proxy, which mysql2 may read otherwise than the guard'
+  if ('toSqlString' in value) return RAW
+  if (value instanceof Date || ArrayBuffer.isView(value)) return undefined
+  if (depth >= MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`
+  // What mysql2 formats: the items of arrays (by index) and of sets, the entries of maps (iterated), the
+  // values of own enumerable keys.
+  let children: Iterable<unknown>
+  if (value instanceof Set || value instanceof Map) {
+    const own = value instanceof Set ? Set.prototype : Map.prototype
+    if (Object.getPrototypeOf(value) !== own || Object.getOwnPropertySymbols(value).length > 0) {
+      return 'that is a Set or Map of its own kind, which mysql2 may iterate otherwise than the guard'
+    }
+    children = value instanceof Set ? value : value.values()
+  } else {
+    const descriptors = Object.getOwnPropertyDescriptors(value)
+    const list: unknown[] = []
+    for (const key of Object.keys(descriptors)) {
+      const descriptor = descriptors[key] as PropertyDescriptor
+      if (!descriptor.enumerable && !Array.isArray(value)) continue
+      if (descriptor.get || descriptor.set) return 'with a getter, which mysql2 may read otherwise than the guard'
+      list.push(descriptor.value)
+    }
+    children = list
   }
-  return false
+  for (const child of children) {
+    if (typeof child === 'object' && child !== null) {
+      const why = rawIn(child, depth + 1)
+      if (why) return why
+    }
+  }
+  return undefined
 }

@@ -42,9 +42,22 @@ export function inspectReadText(text: string, parameters: readonly unknown[], le
     if (lexing === 'mysql') {
       const state = MYSQL_STATE.exec(lexed.code)
       if (state) return { sideEffect: state[0].replace(/\s+/g, ' ').toUpperCase(), leavesState: true }
+      // mysql2 puts each value in place of a `?` it finds with a lexer of its own, which splits texts the
+      // server splits otherwise (`/*+ ' */`, `--` before DEL, ANSI_QUOTES): a value put where the server
+      // reads a literal would end that literal, and the rest of the value would run as code. With every
+      // `?` in code there is no such place.
+      if (parameters.length > 0 && count(text, '?') !== count(lexed.code, '?')) {
+        refuse('a ? inside a literal, quoted name or comment of a query with parameters')
+      }
     }
   }
   return { sideEffect: undefined, leavesState }
+}
+
+function count(text: string, char: string): number {
+  let n = 0
+  for (let i = text.indexOf(char); i >= 0; i = text.indexOf(char, i + 1)) n++
+  return n
 }
 
 function refuse(why: string): never {
@@ -52,7 +65,10 @@ function refuse(why: string): never {
 }
 
 function check(lexed: Lexed | undefined, _lexing: Lexing): asserts lexed is Lexed {
-  if (lexed === undefined) refuse('an unterminated literal or comment, or an escaped identifier')
+  if (lexed === undefined)
+    refuse(
+      'an unterminated literal or comment, an escaped identifier, or an executable comment whose end depends on the server version',
+    )
   const code = lexed.code.trim().replace(/^[(\s]+/, '')
   if (/;\s*\S/.test(code)) refuse('more than one statement')
   const start = READ_START.exec(code)?.[0]?.toLowerCase()
