@@ -212,6 +212,48 @@ const postgres: Attempt[] = [
     run: (r) =>
       readSql`select query_to_xml('select set_config(''search_path'', ''evil'', false)', true, true, '')`.execute(r),
   },
+  // What the servers split otherwise than a lexer blind to one of their rules (adversarial review).
+  {
+    // E'x'\n'\'' is one escaped literal (a continuation): the plain '\' after it ends at its second quote.
+    name: "an E'' literal continued on the next line, hiding set_config",
+    outcome: 'refused',
+    run: (r) =>
+      readSql`${sql.raw("select E'x'\n'\\'' , '\\' , set_config($$search_path$$, $$evil$$, false) -- '")}`.execute(r),
+  },
+  {
+    name: "an E'' literal continued on the next line, hiding set_config, in a raw selection",
+    outcome: 'refused',
+    run: (r) =>
+      r
+        .selectNoFrom(
+          sql.raw("E'x'\n'\\'' , '\\' , set_config($$default_transaction_read_only$$, $$off$$, false) -- '").as('x'),
+        )
+        .execute(),
+  },
+  {
+    name: 'ts_stat running a query given as a string (a session advisory lock)',
+    outcome: 'refused',
+    run: (r) => readSql`select * from ts_stat('select to_tsvector(pg_advisory_lock(4242)::text)')`.execute(r),
+  },
+  {
+    name: 'ts_rewrite running a query given as a string',
+    outcome: 'refused',
+    run: (r) =>
+      readSql`select ts_rewrite('a'::tsquery, 'select ''a''::tsquery, pg_advisory_lock(4242)::text::tsquery')`.execute(
+        r,
+      ),
+  },
+  {
+    name: 'gin_clean_pending_list, which writes an index in a read-only transaction',
+    outcome: 'refused',
+    run: (r) =>
+      r.selectNoFrom((eb: any) => eb.fn('gin_clean_pending_list', [sql.lit('guard_t_pkey')]).as('n')).execute(),
+  },
+  {
+    name: 'setseed, which ROLLBACK does not undo',
+    outcome: 'refused',
+    run: (r) => readSql`select setseed(0.5)`.execute(r),
+  },
   {
     name: 'a function of the app that sets search_path for the session',
     outcome: 'may succeed',
@@ -306,6 +348,61 @@ const mariadb: Attempt[] = [
     run: (r) => r.selectNoFrom((eb: any) => eb.fn('nextval', [sql.raw('kysely_rw_test_seq')]).as('n')).execute(),
   },
   { name: 'a user variable, @v := 1', outcome: 'refused', run: (r) => readSql`select @v := 1`.execute(r) },
+  // Executable comments whose end depends on the server's version (adversarial review).
+  {
+    // MariaDB skips a comment for a later version (and MySQL 5.7's versions): it ends at its first */.
+    name: 'GET_LOCK after a quote in a versioned comment the server skips',
+    outcome: 'refused',
+    run: (r) => readSql`${sql.raw("select 1 /*!999999 '*/ , get_lock('guard_k', 0) -- ' */")}`.execute(r),
+  },
+  {
+    name: 'GET_LOCK after a quote in a /*M! comment',
+    outcome: 'refused',
+    run: (r) => r.selectNoFrom(sql.raw("1 /*M!999999 '*/ , get_lock('guard_k', 0) -- ' */").as('x')).execute(),
+  },
+  {
+    name: 'GET_LOCK after an executable comment nested in another',
+    outcome: 'refused',
+    run: (r) =>
+      readSql`${sql.raw("select 2 /*!50000 /*!50000 */ */* ' */ 3 , get_lock('guard_k', 0) -- ' */")}`.execute(r),
+  },
+  {
+    name: 'GET_LOCK after -- and DEL, a comment to the server',
+    outcome: 'refused',
+    run: (r) => readSql`${sql.raw("select 1 --\x7f '\n, get_lock('guard_k', 0) -- '")}`.execute(r),
+  },
+  // Values mysql2 formats into the text.
+  {
+    // mysql2's own lexer reads a literal inside /*+ … */ and puts the value where the server reads '?'.
+    name: 'an untrusted string value put inside a literal by mysql2',
+    outcome: 'refused',
+    run: (r) =>
+      readSql`select 1 ${sql.raw("/*+ ' */ , '?")}' as a, ${', get_lock(0x67756172645f6b, 0) #'} as b`.execute(r),
+  },
+  {
+    name: 'a toSqlString value inside a Set',
+    outcome: 'refused',
+    run: (r) => readSql`select ${new Set([{ toSqlString: () => "get_lock('guard_k', 0)" }])} as x`.execute(r),
+  },
+  {
+    name: 'a toSqlString value nested ten arrays deep',
+    outcome: 'refused',
+    run: (r) => {
+      let value: unknown = { toSqlString: () => "get_lock('guard_k', 0)" }
+      for (let i = 0; i < 10; i++) value = [value]
+      return readSql`select ${value} as x`.execute(r)
+    },
+  },
+  {
+    name: 'a toSqlString value behind an array getter that answers the guard otherwise',
+    outcome: 'refused',
+    run: (r) => {
+      let reads = 0
+      const raw = { toSqlString: () => "get_lock('guard_k', 0)" }
+      const value = Object.defineProperty([0], 0, { get: () => (reads++ === 0 ? 1 : raw), enumerable: true })
+      return readSql`select ${value} as x`.execute(r)
+    },
+  },
   { name: 'last_insert_id(expr)', outcome: 'refused', run: (r) => readSql`select last_insert_id(5)`.execute(r) },
   {
     name: 'a stored function that runs SET SESSION TRANSACTION READ WRITE',
