@@ -28,7 +28,13 @@ export type DrainReason = 'lag' | 'unknown-lag' | 'migration'
 /** Why a read ran on the primary instead of a replica. */
 export type FallbackReason = 'no-replica' | 'wait-timeout' | 'foreign-token' | 'replica-error' | 'unknown-position'
 
-const FALLBACK_REASONS: readonly FallbackReason[] = ['no-replica', 'wait-timeout', 'foreign-token', 'replica-error']
+const FALLBACK_REASONS: readonly FallbackReason[] = [
+  'no-replica',
+  'wait-timeout',
+  'foreign-token',
+  'replica-error',
+  'unknown-position',
+]
 
 /** What `onEvent` receives. Names are node names; messages are redacted. */
 export type BackendEvent =
@@ -47,6 +53,11 @@ export type BackendEvent =
   | { readonly type: 'primary-down'; readonly node: string; readonly error: string }
   | { readonly type: 'primary-up'; readonly node: string }
   | { readonly type: 'primary-changed'; readonly from: string; readonly to: string }
+  /**
+   * A primary candidate (`node`) takes writes beside the primary writes go to (split brain): an old
+   * primary restarted after a failover, or a server made writable by mistake. It gets no writes.
+   */
+  | { readonly type: 'split-brain'; readonly node: string; readonly primary: string; readonly detail: string }
   | { readonly type: 'stale-read'; readonly replica: string; readonly lagMs: number | null }
 
 /** Counters since `createBackends`, as `db.stats()` returns them. */

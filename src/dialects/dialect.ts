@@ -102,6 +102,17 @@ export interface ReplicationStatements {
    * made when `primaryIsLater`: the primary was probed after the replica, so it cannot be behind it.
    */
   notAReplicaOf(replica: Probe, primary: Probe, primaryIsLater: boolean): string | undefined
+  /**
+   * Why `newer`, a writable server, is a later primary of the same cluster than `older`, also writable
+   * (PostgreSQL: a later timeline, which only a promotion starts), in words that follow "… but it is";
+   * undefined when the servers do not say. Absent where nothing the servers expose tells (MySQL, MariaDB).
+   */
+  supersedes?(newer: Probe, older: Probe): string | undefined
+  /**
+   * Why writes by the connection's user would get past the server's `read_only` (MySQL and MariaDB:
+   * SUPER, READ ONLY ADMIN), or undefined; absent where no user can (PostgreSQL's hot standby).
+   */
+  readOnlyBypass?(connection: DatabaseConnection): Promise<string | undefined>
 }
 
 export function isDialect(config: unknown): config is Dialect {

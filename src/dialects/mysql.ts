@@ -57,6 +57,18 @@ const MARIADB: ReplicationStatements & { readonly trackPositions: string } = {
     }
     return undefined
   },
+  readOnlyBypass,
+}
+
+/** The global privilege that lets the connection's user write on a read_only server, if it has one. */
+async function readOnlyBypass(connection: DatabaseConnection): Promise<string | undefined> {
+  const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw('show grants'))
+  for (const row of rows) {
+    const global = /^GRANT\s+(.+?)\s+ON\s+\*\.\*/i.exec(String(Object.values(row)[0] ?? ''))?.[1]
+    const found = global ? /\bALL PRIVILEGES\b|\bSUPER\b|\bREAD[ _]ONLY ADMIN\b/i.exec(global) : null
+    if (found) return found[0].toUpperCase()
+  }
+  return undefined
 }
 
 function gtids(text: string | null | undefined): Map<string, { server: string; seq: bigint }> {
@@ -99,6 +111,7 @@ const MYSQL: ReplicationStatements & { readonly trackPositions: string } = {
   },
   // MySQL exposes no source of a replica's data without privileges; read_only is all that is checked.
   notAReplicaOf: () => undefined,
+  readOnlyBypass,
 }
 
 type Flavor = typeof MARIADB

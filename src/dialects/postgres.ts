@@ -1,5 +1,6 @@
 import { CompiledQuery, PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
+import { hasReached, parsePosition } from '../consistency/position.js'
 import { explainStartupRefusal } from '../guard/session-rules.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
@@ -93,13 +94,30 @@ const REPLICATION: ReplicationStatements = {
       writable: row.writable === true,
       position: typeof row.pos === 'string' ? row.pos : null,
       cluster: system !== null && timeline !== null ? `${system}:${timeline}` : null,
-      identity: { system },
+      identity: { system, timeline: timeline === null ? null : String(timeline) },
     }
   },
-  notAReplicaOf(replica, primary) {
+  notAReplicaOf(replica, primary, primaryIsLater) {
     const [a, b] = [replica.identity.system, primary.identity.system]
-    return a && b && a !== b
-      ? `its system identifier ${a} is not the primary's (${b}): it replicates from another cluster`
+    if (a && b && a !== b) {
+      return `its system identifier ${a} is not the primary's (${b}): it replicates from another cluster`
+    }
+    // A replica replays only WAL the primary flushed: one past a later reading of the primary's flush
+    // position follows another history (an old primary a failover replaced, or a copy of this cluster).
+    const [replayed, flushed] = [parsePosition(replica.position), parsePosition(primary.position)]
+    if (primaryIsLater && replayed && flushed && hasReached(replayed, flushed) && !hasReached(flushed, replayed)) {
+      return (
+        `it replayed WAL up to ${replica.position}, past the primary's ${primary.position}: it follows another ` +
+        'history of this cluster (an old primary that a failover replaced, or a copy)'
+      )
+    }
+    return undefined
+  },
+  supersedes(newer, older) {
+    const system = newer.identity.system
+    const [later, earlier] = [Number(newer.identity.timeline), Number(older.identity.timeline)]
+    return system && system === older.identity.system && later > earlier
+      ? `is on timeline ${earlier}, an earlier history`
       : undefined
   },
 }

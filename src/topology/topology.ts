@@ -38,15 +38,24 @@ export interface TopologyOptions {
   readonly migrationTable: string | undefined
 }
 
-interface CandidateCheck {
+/** A probe and when it ran (performance.now()): positions compare only between probes known to be in order. */
+interface TimedProbe {
   readonly probe: Probe
+  /** Just before the probe was sent. */
+  readonly sentAt: number
+  /** Just after its answer arrived. */
+  readonly receivedAt: number
+}
+
+interface CandidateCheck extends TimedProbe {
   /** The migration it applied last, when it is writable and has the table. */
   readonly migration: string | undefined
 }
 
-interface ReplicaCheck {
-  readonly probe: Probe
+interface ReplicaCheck extends TimedProbe {
   readonly missingMigration: boolean
+  /** Why writes through the replica's user would get past its read_only (MySQL/MariaDB SUPER), if they would. */
+  readonly bypass: string | undefined
 }
 
 /**
@@ -64,6 +73,13 @@ export class Topology {
   #current: Candidate | undefined
   /** The last candidate seen taking writes: a change from it is a failover. */
   #lastPrimary: Candidate | undefined
+  /**
+   * Candidates a failover replaced, each with the one that replaced it: never chosen again while they take
+   * writes (a restarted old primary that still thinks it is one), until a check sees them read-only.
+   */
+  readonly #replaced = new Map<Candidate, string>()
+  /** Candidates reported as taking writes beside the primary (split brain), until they stop. */
+  readonly #splitReported = new Set<Candidate>()
   #primaryProbe: Probe | undefined
   #latestMigration: string | undefined
   #cluster: string | undefined
@@ -71,7 +87,9 @@ export class Topology {
   #started = false
   #statements: ReplicationStatements | undefined
   /** Each replica's last probe, to compare with a later probe of the primary. */
-  readonly #replicaProbes = new Map<MonitoredReplica, { readonly probe: Probe; readonly at: number }>()
+  readonly #replicaProbes = new Map<MonitoredReplica, TimedProbe>()
+  /** Per monitor connection: whether its user bypasses read_only (asked once per connection). */
+  readonly #bypass = new WeakMap<DatabaseConnection, Promise<string | undefined>>()
   /** Replicas a later probe of the primary showed to be no replica of it, and why. */
   readonly #foreign = new Map<MonitoredReplica, string>()
 
@@ -84,8 +102,10 @@ export class Topology {
     private readonly options: TopologyOptions,
   ) {
     this.#clock = new LagClock(options.historyMs)
-    // Until the first round says otherwise, the first candidate is taken to be the primary.
-    this.#current = candidates[0]
+    // One candidate is the primary from the start. Of several, none is until each has answered (or missed)
+    // its first check: the first to answer may be an old primary a failover replaced. Writes wait for that
+    // round, which ends within the check deadline.
+    this.#current = candidates.length === 1 ? candidates[0] : undefined
     this.#lastPrimary = candidates[0]
     for (const candidate of candidates) {
       this.#monitors.push(
@@ -140,10 +160,12 @@ export class Topology {
     await Promise.all(this.#monitors.map((monitor) => monitor.stop()))
   }
 
-  /** One round of every check now; resolves when all have reported. */
+  /**
+   * One round of the candidates' checks now (joining those under way): what a write that has no primary
+   * waits for. Resolves when every candidate has reported, within the check deadline.
+   */
   async checkNow(): Promise<void> {
     await Promise.all(this.#monitors.slice(0, this.candidates.length).map((monitor) => monitor.checkNow()))
-    await Promise.all(this.#monitors.slice(this.candidates.length).map((monitor) => monitor.checkNow()))
   }
 
   /**
@@ -165,29 +187,49 @@ export class Topology {
     return new NodeMonitor(node, check, this.options.intervalMs, this.options.timeoutMs, report) as NodeMonitor<unknown>
   }
 
-  async #probe(connection: DatabaseConnection): Promise<Probe> {
+  async #probe(connection: DatabaseConnection): Promise<TimedProbe> {
     const statements = await this.support.replication(connection)
     this.#statements = statements
+    const sentAt = performance.now()
     const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(statements.probe))
-    return statements.readProbe(rows[0] ?? {})
+    return { probe: statements.readProbe(rows[0] ?? {}), sentAt, receivedAt: performance.now() }
   }
 
   async #checkCandidate(connection: DatabaseConnection): Promise<CandidateCheck> {
-    const probe = await this.#probe(connection)
+    const timed = await this.#probe(connection)
     // A migration table that cannot be read says nothing about whether the server is the primary.
-    const migration = probe.writable ? await this.#latestMigrationOn(connection).catch(() => undefined) : undefined
-    return { probe, migration }
+    const migration = timed.probe.writable
+      ? await this.#latestMigrationOn(connection).catch(() => undefined)
+      : undefined
+    return { ...timed, migration }
   }
 
   async #checkReplica(connection: DatabaseConnection): Promise<ReplicaCheck> {
-    const probe = await this.#probe(connection)
+    const timed = await this.#probe(connection)
+    const { probe } = timed
     const latest = this.#latestMigration
     const missingMigration = !probe.writable && latest !== undefined && !(await this.#hasMigration(connection, latest))
-    return { probe, missingMigration }
+    return { ...timed, missingMigration, bypass: probe.writable ? undefined : await this.#bypassOf(connection) }
+  }
+
+  /** Whether the replica's user can write past read_only: asked once per monitor connection, as reads do. */
+  #bypassOf(connection: DatabaseConnection): Promise<string | undefined> {
+    const ask = this.#statements?.readOnlyBypass
+    if (!ask) return Promise.resolve(undefined)
+    let known = this.#bypass.get(connection)
+    if (!known) {
+      known = ask(connection)
+      this.#bypass.set(connection, known)
+      // Not known after all: asked again on the next check.
+      known.catch(() => this.#bypass.delete(connection))
+    }
+    return known
   }
 
   #candidateChecked(candidate: Candidate, outcome: CheckOutcome<CandidateCheck>): void {
     this.#checks.set(candidate, outcome.ok ? outcome.value : undefined)
+    // Seen read-only (it rejoined as a replica): it may be promoted again one day.
+    if (outcome.ok && !outcome.value.probe.writable) this.#replaced.delete(candidate)
     const missed = !outcome.ok && isTimeout(outcome.error) ? (this.#missed.get(candidate) ?? 0) + 1 : 0
     this.#missed.set(candidate, missed)
     if (missed >= PRIMARY_MISSES && this.#current === candidate) {
@@ -199,19 +241,29 @@ export class Topology {
   }
 
   #decide(error: unknown): void {
+    // Of several candidates, none is chosen before each has reported once.
+    if (this.candidates.some((c) => !this.#checks.has(c))) return
     const writable = this.candidates.filter((c) => this.#checks.get(c)?.probe.writable)
+    const stale = this.#stalePrimaries(writable)
+    const eligible = writable.filter((c) => !stale.has(c))
     const current = this.#current
-    const next = current && writable.includes(current) ? current : writable[0]
+    const next = current && eligible.includes(current) ? current : eligible[0]
+    this.#reportSplitBrain(writable, next, stale)
     if (next === undefined) {
       // One candidate stays the primary whatever its checks say: there is nowhere else for writes to go.
       if (this.candidates.length > 1) this.#current = undefined
-      const reported = this.candidates.every((c) => this.#checks.has(c))
-      if (reported && !this.#primaryDown) {
+      if (!this.#primaryDown) {
         this.#primaryDown = true
+        const why =
+          stale.size > 0
+            ? `only old primaries take writes: ${[...stale.values()].join('; ')}`
+            : error === undefined
+              ? 'no candidate takes writes'
+              : redactSecrets(messageOf(error))
         this.telemetry.emit({
           type: 'primary-down',
-          node: (current ?? this.candidates[0])?.write.name ?? 'primary',
-          error: error === undefined ? 'no candidate takes writes' : redactSecrets(messageOf(error)),
+          node: (current ?? this.#lastPrimary ?? this.candidates[0])?.write.name ?? 'primary',
+          error: why,
         })
       }
       return
@@ -225,32 +277,96 @@ export class Topology {
       // Positions of a new primary do not compare with the old one's timing.
       this.#clock.reset()
       const from = this.#lastPrimary
-      if (from) this.telemetry.emit({ type: 'primary-changed', from: from.write.name, to: next.write.name })
+      if (from) {
+        this.telemetry.emit({ type: 'primary-changed', from: from.write.name, to: next.write.name })
+        // Replaced: should it come back taking writes, it is an old primary, not this one.
+        this.#replaced.set(from, next.write.name)
+      }
+      this.#replaced.delete(next)
       this.#lastPrimary = next
     }
     const check = this.#checks.get(next) as CandidateCheck
     this.#primaryProbe = check.probe
     this.#latestMigration = check.migration
     this.#cluster = check.probe.cluster ?? this.#cluster
-    const now = Date.now()
     const position = parsePosition(check.probe.position)
-    if (position) this.#clock.sample(position, now)
-    this.#compareReplicas(check.probe, now)
+    if (position) this.#clock.sample(position, Date.now())
+    this.#compareReplicas(check)
   }
 
-  /** Positions compare only against a primary probed later than the replica, or they race. */
-  #compareReplicas(primary: Probe, now: number): void {
+  /**
+   * Candidates that take writes but must not get them, and why: one a failover replaced that has not been
+   * seen read-only since (an old primary restarted as one), or one on an older history than another
+   * writable candidate (PostgreSQL: an earlier timeline), also in a process that never saw the failover.
+   */
+  #stalePrimaries(writable: readonly Candidate[]): Map<Candidate, string> {
+    const stale = new Map<Candidate, string>()
+    for (const candidate of writable) {
+      const probe = (this.#checks.get(candidate) as CandidateCheck).probe
+      for (const other of writable) {
+        if (other === candidate) continue
+        const newer = this.#statements?.supersedes?.((this.#checks.get(other) as CandidateCheck).probe, probe)
+        if (newer) {
+          stale.set(candidate, `${candidate.write.name} takes writes but ${newer} than ${other.write.name}`)
+          break
+        }
+      }
+      const by = this.#replaced.get(candidate)
+      if (!stale.has(candidate) && by !== undefined) {
+        stale.set(
+          candidate,
+          `${candidate.write.name} takes writes, but a failover replaced it with ${by} and it has not been seen ` +
+            'read-only since',
+        )
+      }
+    }
+    return stale
+  }
+
+  /** Once per episode: a candidate takes writes beside the primary (split brain); writes go to one only. */
+  #reportSplitBrain(
+    writable: readonly Candidate[],
+    primary: Candidate | undefined,
+    stale: Map<Candidate, string>,
+  ): void {
+    for (const candidate of this.#splitReported) {
+      if (candidate === primary || !writable.includes(candidate)) this.#splitReported.delete(candidate)
+    }
+    if (primary === undefined) return
+    for (const candidate of writable) {
+      if (candidate === primary || this.#splitReported.has(candidate)) continue
+      this.#splitReported.add(candidate)
+      this.telemetry.emit({
+        type: 'split-brain',
+        node: candidate.write.name,
+        primary: primary.write.name,
+        detail:
+          stale.get(candidate) ??
+          `${candidate.write.name} takes writes too, and nothing the servers expose says which is the newer ` +
+            `primary: writes stay on ${primary.write.name}. Make the other read-only (or stop it).`,
+      })
+    }
+  }
+
+  /**
+   * Positions compare only against a primary probed after the replica answered, or they race: a replica
+   * may well be ahead of a primary position read before it.
+   */
+  #compareReplicas(primary: TimedProbe): void {
+    const now = new Date()
     for (const replica of this.replicas) {
       const last = this.#replicaProbes.get(replica)
-      if (!last || last.at >= now || last.probe.writable) continue
-      const verdict = this.#statements?.notAReplicaOf(last.probe, primary, true)
+      if (!last || last.receivedAt >= primary.sentAt || last.probe.writable) continue
+      // The primary itself, listed as a replica too (promoted): its next check says `primary`.
+      if (replica.server !== undefined && replica.server === this.#current?.server) continue
+      const verdict = this.#statements?.notAReplicaOf(last.probe, primary.probe, true)
       if (verdict === undefined) {
         this.#foreign.delete(replica)
         continue
       }
       const detail = `not a replica of this primary: ${verdict}`
       this.#foreign.set(replica, detail)
-      this.pool.update(replica.node, { ok: 'misconfigured', state: 'not-a-replica', detail }, new Date(now))
+      this.pool.update(replica.node, { ok: 'misconfigured', state: 'not-a-replica', detail }, now)
     }
   }
 
@@ -274,8 +390,8 @@ export class Topology {
         lagUnknowable: false,
       }
     }
-    const { probe, missingMigration } = outcome.value
-    this.#replicaProbes.set(replica, { probe, at: now })
+    const { probe, missingMigration, bypass } = outcome.value
+    this.#replicaProbes.set(replica, outcome.value)
     if (probe.writable) {
       const isPrimary = replica.server !== undefined && replica.server === this.#current?.server
       return isPrimary
@@ -286,6 +402,15 @@ export class Topology {
             detail:
               'it takes writes (PostgreSQL: not in recovery; MySQL/MariaDB: read_only is off), so it is no replica',
           }
+    }
+    if (bypass !== undefined) {
+      return {
+        ok: 'misconfigured',
+        state: 'writable',
+        detail:
+          `its user has ${bypass}, which bypasses read_only: writes through it would diverge the replica, so ` +
+          'it serves no reads. Connect to replicas as a user without SUPER or READ ONLY ADMIN.',
+      }
     }
     const primary = this.#primaryProbe
     const verdict = primary ? this.#statements?.notAReplicaOf(probe, primary, false) : undefined
