@@ -14,6 +14,7 @@ import {
 } from '../src/index.js'
 import { type MariaDbPair, type PostgresPair, startMariaDbPair, startPostgresPair } from './harness/replication.js'
 import { type Family, type Item, postgresFamily } from './support/databases.js'
+import { restartMariaDbPrimary, restartPostgresPrimary } from './support/fault-scenarios.js'
 import { until } from './support/load.js'
 
 interface DB {
@@ -32,6 +33,17 @@ async function lostInFlight(db: Backends<DB>, sleeping: RawBuilder<unknown>, kil
   await new Promise((resolve) => setTimeout(resolve, 300))
   await kill()
   return inFlight
+}
+
+/** Where `count` writes ran, by the answer of `serverSql` (a `server` column naming the server). */
+async function writesGoTo(db: Backends<DB>, serverSql: string, count = 10): Promise<Record<string, number>> {
+  const servers: Record<string, number> = {}
+  for (let i = 0; i < count; i++) {
+    const { rows } = await sql<{ server: string }>`${sql.raw(serverSql)}`.execute(db.write)
+    const server = String(rows[0]?.server)
+    servers[server] = (servers[server] ?? 0) + 1
+  }
+  return servers
 }
 
 /** Milliseconds from now until a write succeeds (tried every 50 ms, for 10 s at most); undefined if none did. */
@@ -148,6 +160,44 @@ describe('PostgreSQL topology', () => {
       await db.destroy()
     }
   })
+
+  // Runs after the failover above: the old primary (A) is dead, replica 1 (B) promoted.
+  it('never writes to the old primary restarted after the failover (split brain), in a running or a new process', async () => {
+    const port = (url: string) => `port ${portOf(url)}`
+    const serverSql = "select 'port ' || inet_server_port() as server"
+    const config = {
+      dialect: 'postgres',
+      primary: [other.primaryUrl, other.replicaUrl],
+      replicas: [other.replica2Url],
+    } as const
+    const events: BackendEvent[] = []
+    const running = createBackends<DB>({ ...config, onEvent: (event) => events.push(event) })
+    try {
+      expect(await writesGoTo(running, serverSql)).toEqual({ [port(other.replicaUrl)]: 10 })
+      // Restarted, A takes writes again, on the timeline the promotion left behind.
+      await restartPostgresPrimary(other)
+      await until(() => events.some((e) => e.type === 'split-brain'), 'a split-brain event')
+      expect(await writesGoTo(running, serverSql)).toEqual({ [port(other.replicaUrl)]: 10 })
+      expect(events).toContainEqual(
+        expect.objectContaining({
+          type: 'split-brain',
+          node: expect.stringContaining('primary 1'),
+          primary: expect.stringContaining('primary 2'),
+          detail: expect.stringMatching(/timeline 1, an earlier history/),
+        }),
+      )
+
+      // A process started now, with A listed first and answering first, never writes to it either.
+      const fresh = createBackends<DB>(config)
+      try {
+        expect(await writesGoTo(fresh, serverSql)).toEqual({ [port(other.replicaUrl)]: 10 })
+      } finally {
+        await fresh.destroy()
+      }
+    } finally {
+      await running.destroy()
+    }
+  })
 })
 
 describe('MariaDB failover', () => {
@@ -198,6 +248,19 @@ describe('MariaDB failover', () => {
       await until(() => db.replicas()[0]?.state === 'primary', 'the promoted replica to serve no replica reads')
       expect(events).toContainEqual(
         expect.objectContaining({ type: 'primary-changed', to: expect.stringContaining('primary 2') }),
+      )
+
+      // The old primary restarted, writable (split brain): writes stay on the promoted server.
+      const serverSql = "select concat('server id ', @@server_id) as server"
+      await restartMariaDbPrimary(pair)
+      await until(() => events.some((e) => e.type === 'split-brain'), 'a split-brain event')
+      expect(await writesGoTo(db, serverSql)).toEqual({ 'server id 2': 10 })
+      expect(events).toContainEqual(
+        expect.objectContaining({
+          type: 'split-brain',
+          node: expect.stringContaining('primary 1'),
+          detail: expect.stringMatching(/a failover replaced it with primary 2/),
+        }),
       )
     } finally {
       await db.destroy()

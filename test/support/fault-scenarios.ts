@@ -1,9 +1,14 @@
 // The fault scenarios of issue #9, as functions that return what an operator would watch. The
 // integration tests assert their targets; `npm run bench` (bench/lib/faults.ts) reports the same figures.
+import { execFile, spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
 import type { Generated } from 'kysely'
+import mysql from 'mysql2/promise'
 import { type BackendEvent, type Backends, createBackends, type WriteBackend } from '../../src/index.js'
-import type { ReplicaControl } from '../harness/replication.js'
+import type { MariaDbPair, PostgresPair, ReplicaControl } from '../harness/replication.js'
 import { percentile, startLoad, throughput, until } from './load.js'
 
 export interface ScenarioTarget {
@@ -22,6 +27,8 @@ interface Row {
 }
 
 type DB = Record<string, Row>
+
+const execFileAsync = promisify(execFile)
 
 async function upAndCaughtUp(target: ScenarioTarget, db: Backends<DB>, table: string): Promise<void> {
   await target.createTable(db.write, table)
@@ -190,5 +197,212 @@ export async function lagUnderLoad(
   } finally {
     for (const control of target.controls) await control.resumeReplay()
     await db.destroy()
+  }
+}
+
+/** Freezes and resumes one server's processes: SIGSTOP / SIGCONT, a hung node. */
+export interface ProcessControl {
+  freeze(): Promise<void>
+  /** Always call it in cleanup: a stopped server cannot be removed. */
+  thaw(): Promise<void>
+}
+
+function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal)
+    } catch (error) {
+      // A child that exited since it was listed has nothing left to stop or resume.
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error
+    }
+  }
+}
+
+/** A PostgreSQL server by its data directory: the postmaster and its children. */
+export function postgresProcesses(dataDir: string): ProcessControl {
+  const pids = async () => {
+    const postmaster = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
+    const { stdout } = await execFileAsync('pgrep', ['-P', String(postmaster)]).catch(() => ({ stdout: '' }))
+    return [postmaster, ...stdout.split('\n').filter(Boolean).map(Number)]
+  }
+  let frozen: number[] = []
+  return {
+    async freeze() {
+      frozen = await pids()
+      signalAll(frozen, 'SIGSTOP')
+    },
+    async thaw() {
+      signalAll(frozen, 'SIGCONT')
+      frozen = []
+    },
+  }
+}
+
+/** A mariadbd by its pid file (one process). */
+export function mariaDbProcess(pidFile: string): ProcessControl {
+  let frozen: number[] = []
+  return {
+    async freeze() {
+      frozen = [Number((await readFile(pidFile, 'utf8')).trim())]
+      signalAll(frozen, 'SIGSTOP')
+    },
+    async thaw() {
+      signalAll(frozen, 'SIGCONT')
+      frozen = []
+    },
+  }
+}
+
+/** Starts a PostgreSQL primary that `killPrimary()` stopped again: after a failover, an old primary that still thinks it is one. */
+export async function restartPostgresPrimary(pair: PostgresPair): Promise<void> {
+  const pgCtl = path.join(pair.binDir, 'pg_ctl')
+  const args = ['-D', path.join(pair.dir, 'primary'), '-l', path.join(pair.dir, 'primary.log'), '-w', 'start']
+  const [file, argv] = pair.runAs ? ['runuser', ['-u', pair.runAs, '--', pgCtl, ...args]] : [pgCtl, args]
+  await execFileAsync(file, argv, { cwd: pair.dir })
+}
+
+/**
+ * Starts a MariaDB primary that `killPrimary()` killed again, writable as it was: its command line is
+ * replica 1's (test/harness/replication.ts) with the primary's directory, port and server id 1, binary
+ * log on and read_only off.
+ */
+export async function restartMariaDbPrimary(pair: MariaDbPair): Promise<void> {
+  const port = new URL(pair.primaryUrl).port
+  const [file, ...args] = [
+    ...pair.replicaCommand
+      .filter((arg) => arg !== '--read-only=1')
+      .map((arg) =>
+        arg
+          .replaceAll(`${pair.dir}/replica`, `${pair.dir}/primary`)
+          .replace(/^--port=\d+$/, `--port=${port}`)
+          .replace(/^--server-id=\d+$/, '--server-id=1'),
+      ),
+    '--log-bin=mysql-bin',
+    '--binlog-format=ROW',
+  ]
+  const server = spawn(file as string, args, { detached: true, stdio: 'ignore' })
+  server.unref()
+  const admin = pair.adminPrimaryUrl.replace(/\/app$/, '/')
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      const connection = await mysql.createConnection({ uri: admin, connectTimeout: 2_000 })
+      await connection.end()
+      return
+    } catch (error) {
+      if (Date.now() > deadline) throw error
+      await sleep(100)
+    }
+  }
+}
+
+export interface HungPrimaryResult {
+  readonly freezeMs: number
+  readonly reads: number
+  readonly failedReads: number
+  readonly firstReadErrors: readonly string[]
+  readonly slowestReadMs: number
+  readonly readThroughputBefore: number
+  readonly readThroughputDuring: number
+  readonly writes: number
+  /** Errors of the writes that failed, by name. */
+  readonly writeErrors: Readonly<Record<string, number>>
+  readonly slowestWriteMs: number
+  /** After SIGCONT, until a write succeeded. */
+  readonly writesBackMs: number | undefined
+  /** `destroy()` of a second backends group, with the primary frozen and writes in flight on it. */
+  readonly destroyMs: number
+}
+
+/**
+ * The primary's server processes stopped (SIGSTOP) for `freezeMs` while `readers` loops read and
+ * `writers` loops write, on default options; resumed (SIGCONT) before returning, also on failure.
+ */
+export async function hungPrimary(
+  target: Pick<ScenarioTarget, 'dialect' | 'primaryUrl' | 'replicaUrls' | 'createTable'>,
+  primary: ProcessControl,
+  { readers = 30, writers = 6, freezeMs = 6_000 } = {},
+): Promise<HungPrimaryResult> {
+  const config = { dialect: target.dialect, primary: target.primaryUrl, replicas: target.replicaUrls }
+  const db = createBackends<DB>(config)
+  const other = createBackends<DB>(config)
+  let frozen = false
+  try {
+    await target.createTable(db.write, 'hung_primary_items')
+    await until(() => db.replicas().every((r) => r.state === 'up' && r.lastCheck !== null), 'both replicas up')
+    await until(() => other.replicas().every((r) => r.state === 'up' && r.lastCheck !== null), 'both replicas up')
+    const write = (backends: Backends<DB>, name: string) =>
+      backends.write.insertInto('hung_primary_items').values({ name, qty: 1 }).execute()
+    const reading = startLoad(
+      readers,
+      async () => {
+        await db.read.selectFrom('hung_primary_items').select('id').limit(1).execute()
+        return 'read'
+      },
+      { maxMs: freezeMs + 20_000 },
+    )
+    const writing = startLoad(
+      writers,
+      async (worker, i) => {
+        await write(db, `w${worker}-${i}`)
+        return 'write'
+      },
+      { maxMs: freezeMs + 20_000 },
+    )
+    // The second group's writes are in flight on the primary when it freezes, and when it is destroyed.
+    const otherWrites = startLoad(
+      4,
+      async (worker, i) => {
+        await write(other, `o${worker}-${i}`)
+        return 'write'
+      },
+      { maxMs: freezeMs + 20_000 },
+    )
+    await sleep(1_500)
+    const frozenAt = Date.now()
+    await primary.freeze()
+    frozen = true
+    await sleep(1_000)
+    const destroyStarted = Date.now()
+    await other.destroy()
+    const destroyMs = Date.now() - destroyStarted
+    await otherWrites.stop()
+    await sleep(Math.max(0, freezeMs - (Date.now() - frozenAt)))
+    await primary.thaw()
+    frozen = false
+    const thawedAt = Date.now()
+    let writesBackMs: number | undefined
+    while (writesBackMs === undefined && Date.now() - thawedAt < 10_000) {
+      try {
+        await write(db, 'after')
+        writesBackMs = Date.now() - thawedAt
+      } catch {
+        await sleep(20)
+      }
+    }
+    const reads = await reading.stop()
+    const writes = await writing.stop()
+    const failedReads = reads.filter((op) => op.error)
+    const writeErrors: Record<string, number> = {}
+    for (const op of writes) {
+      if (op.error) writeErrors[(op.error as Error).name] = (writeErrors[(op.error as Error).name] ?? 0) + 1
+    }
+    return {
+      freezeMs,
+      reads: reads.length,
+      failedReads: failedReads.length,
+      firstReadErrors: failedReads.slice(0, 3).map((op) => String(op.error)),
+      slowestReadMs: Math.max(...reads.map((op) => op.ms)),
+      readThroughputBefore: throughput(reads, frozenAt - 1_000, frozenAt),
+      readThroughputDuring: throughput(reads, frozenAt, frozenAt + freezeMs),
+      writes: writes.length,
+      writeErrors,
+      slowestWriteMs: Math.max(...writes.map((op) => op.ms)),
+      writesBackMs,
+      destroyMs,
+    }
+  } finally {
+    if (frozen) await primary.thaw()
+    await Promise.all([db.destroy(), other.destroy()])
   }
 }
