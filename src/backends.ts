@@ -30,10 +30,11 @@ import { BackendMigrator, type BackendMigratorProps } from './migrations/migrato
 import { NodeFactory } from './node-factory.js'
 import { QueryObserver } from './observability/query-observer.js'
 import { FallbackBudget } from './routing/fallback-budget.js'
-import { isUnsettled, positionalRouter, recordPending, type SessionState } from './routing/positional-router.js'
+import { isUnsettled, positionalRouter, type SessionState } from './routing/positional-router.js'
 import { primaryRouter } from './routing/primary-router.js'
 import { ReplayWaits } from './routing/replay-waits.js'
 import { ReplicaPool } from './routing/replica-pool.js'
+import { SessionWrites } from './routing/session-writes.js'
 import type { Candidate } from './topology/topology.js'
 import { Topology } from './topology/topology.js'
 
@@ -205,7 +206,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const commitPositionsOf = (node: Node) => {
     const known = commitPositions.get(node)
     if (known) return known
-    const reads = new CommitPositionReads(support.replication)
+    const reads = new CommitPositionReads(support.replication, (run) => node.withConnection(run))
     commitPositions.set(node, reads)
     return reads
   }
@@ -217,25 +218,30 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     read: backend(readOptions({ position: undefined, foreign: false }, false)) as unknown as ReadBackend<DB>,
     session(token?: string): Session<DB> {
       const state = sessionState(token, live, options.tokenSecret)
+      const writes = new SessionWrites(state, commitPositionsOf)
       return {
         write: backend({
           ...writeOptions,
           session: true,
-          commitPositions: commitPositionsOf,
           recorder: {
             record(text) {
               const position = parsePosition(text)
               if (position) state.position = laterOf(state.position, position)
             },
-            pending: (settled) => recordPending(state, settled),
+            started: () => writes.started(),
+            ended: () => writes.ended(),
+            acknowledged: (node, connection) => writes.acknowledged(node, connection),
           },
         }) as unknown as WriteBackend<DB>,
         read: backend(readOptions(state, true)) as unknown as ReadBackend<DB>,
-        token: () =>
-          encodeToken(
+        token: () => {
+          // The token is made now; the position, if owed, is at least on its way for the session's reads.
+          writes.flush()
+          return encodeToken(
             { cluster: live.cluster ?? '', position: state.position, unsettled: isUnsettled(state) },
             options.tokenSecret,
-          ),
+          )
+        },
       }
     },
     replicas: () => pool.status(),

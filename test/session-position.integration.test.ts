@@ -177,4 +177,20 @@ describe('PostgreSQL session positions', () => {
     expect(reads).toBeLessThanOrEqual(10)
     console.log(`20 concurrent session writes: ${reads} position reads`)
   })
+
+  it("a run of one session's writes is followed by one position read, which its next read waits for", async () => {
+    await family.control.pauseReplay()
+    const session = db.session()
+    const held = gate.held
+    for (let i = 0; i < 10; i++) {
+      await session.write
+        .insertInto('position_items' as 'items')
+        .values({ name: `run-${i}`, qty: i })
+        .execute()
+    }
+    expect(await readName(session.read, 'run-9')).toEqual({ qty: 9 })
+    expect(await readName(db.read, 'run-9')).toBeUndefined()
+    // Each write hands its position read to the next one still in flight: one read for the run.
+    expect(gate.held - held).toBe(1)
+  })
 })

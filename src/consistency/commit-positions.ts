@@ -1,64 +1,98 @@
 import { CompiledQuery, type DatabaseConnection } from 'kysely'
 import type { ReplicationStatements } from '../dialects/dialect.js'
 
-/** What a session write gets back: its position, to come, and whether its connection carries the read. */
+/** A position to come, and whether the connection offered carries the read that gives it. */
 export interface CommitPositionRead {
   readonly settled: Promise<string | undefined>
   /** True when the read runs on the connection given: hold it until `settled`. */
   readonly carrier: boolean
 }
 
-interface Batch {
-  readonly carrier: DatabaseConnection
+interface Queued {
+  /** The connection to read on; absent: one is taken from the node's pool. */
+  carrier: DatabaseConnection | undefined
   readonly settled: Promise<string | undefined>
   resolve(position: string | undefined): void
   reject(error: unknown): void
 }
 
 /**
- * The primary's position after session writes whose driver does not report it (PostgreSQL: the extended
- * protocol that writes with parameters take carries one statement, so the commit's position takes a
- * query of its own).
+ * Reads of one primary node's position for session writes whose driver does not report it (PostgreSQL:
+ * the extended protocol, which writes with parameters take, carries one statement, so the commit's
+ * position takes a query of its own).
  *
- * Any read of the insert position that starts after a commit was acknowledged is at or past that commit,
- * whichever connection runs it. So one read serves every session write acknowledged before it is sent:
- * it is sent once the event loop has run what the writes' results set off (the callers' next queries go
- * to the server first), on the connection of the write that asked first (no pool acquisition, no
- * queueing behind other queries), and while one is in flight the next waits for it, gathering the writes
- * that finish meanwhile. Under load, one position read per turn of the event loop rather than one per
- * write.
+ * A read of the insert position that starts after a commit was acknowledged is at or past that commit,
+ * whichever connection runs it. So writes are numbered as they are acknowledged, each read carries the
+ * number reached when it was sent, and a session needing the position of its writes up to number n uses
+ * the latest read sent at or after n, in flight or done; only otherwise is a read sent, at most one at a
+ * time (the next waits for it, and serves everyone who asked meanwhile). Under load: about one read per
+ * turn of the event loop, however many sessions wrote in it.
  */
 export class CommitPositionReads {
-  #queued: Batch | undefined
+  #acknowledged = 0
+  #sent: { readonly tag: number; readonly settled: Promise<string | undefined> } | undefined
+  #queued: Queued | undefined
   #inFlight = false
 
-  constructor(private readonly statements: (connection: DatabaseConnection) => Promise<ReplicationStatements>) {}
+  constructor(
+    private readonly statements: (connection: DatabaseConnection) => Promise<ReplicationStatements>,
+    /** Runs a read on a connection of the node's own pool, where no carrier was offered. */
+    private readonly withConnection: <T>(run: (connection: DatabaseConnection) => Promise<T>) => Promise<T>,
+  ) {}
 
-  /** The position after a write just acknowledged on `connection` (same server as every other caller). */
-  after(connection: DatabaseConnection): CommitPositionRead {
-    const queued = this.#queued
-    if (queued) return { settled: queued.settled, carrier: false }
-    let resolve!: Batch['resolve']
-    let reject!: Batch['reject']
+  /** Numbers a write acknowledged on this node whose position is owed. */
+  acknowledged(): number {
+    return ++this.#acknowledged
+  }
+
+  /**
+   * A position at or past every write acknowledged on this node up to number `tag`. `connection`, a
+   * connection of this node, may carry the read if one has to be sent.
+   */
+  covering(tag: number, connection?: DatabaseConnection): CommitPositionRead {
+    const sent = this.#sent
+    if (sent && sent.tag >= tag) return { settled: sent.settled, carrier: false }
+    const queued = this.#queued ?? this.#queue()
+    let carrier = false
+    if (connection && !queued.carrier) {
+      queued.carrier = connection
+      carrier = true
+    }
+    if (!this.#inFlight) this.#send()
+    return { settled: queued.settled, carrier }
+  }
+
+  #queue(): Queued {
+    let resolve!: Queued['resolve']
+    let reject!: Queued['reject']
     const settled = new Promise<string | undefined>((res, rej) => {
       resolve = res
       reject = rej
     })
-    this.#queued = { carrier: connection, settled, resolve, reject }
-    if (!this.#inFlight) setImmediate(() => this.#send())
-    return { settled, carrier: true }
+    const queued: Queued = { carrier: undefined, settled, resolve, reject }
+    this.#queued = queued
+    return queued
   }
 
   #send(): void {
-    const batch = this.#queued
-    if (!batch) return
+    const queued = this.#queued
+    if (!queued) return
     this.#queued = undefined
     this.#inFlight = true
-    this.#read(batch.carrier)
-      .then(batch.resolve, batch.reject)
+    const { carrier } = queued
+    const settled = carrier ? this.#read(carrier) : this.withConnection((connection) => this.#read(connection))
+    const sent = { tag: this.#acknowledged, settled }
+    this.#sent = sent
+    settled.then(queued.resolve, (error: unknown) => {
+      // A failed read serves no one who asks later.
+      if (this.#sent === sent) this.#sent = undefined
+      queued.reject(error)
+    })
+    void settled
+      .catch(() => {})
       .finally(() => {
         this.#inFlight = false
-        if (this.#queued) setImmediate(() => this.#send())
+        this.#send()
       })
   }
 

@@ -7,7 +7,6 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
-import type { CommitPositionReads } from '../consistency/commit-positions.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { ReplicationStatements } from '../dialects/dialect.js'
 import { PrimaryUnavailableError, redactDriverError, WriteOutcomeUnknownError } from '../errors.js'
@@ -35,8 +34,15 @@ const needsSessionSql = (node: Node) => node.readOnly?.enforcement === 'connecti
 export interface PositionRecorder {
   /** A commit's position, known as its result is handed back. */
   record(position: string): void
-  /** A commit whose position is read after its result was handed back; `settled` gives it. */
-  pending(settled: Promise<string | undefined>): void
+  /** An autocommit write is being sent. */
+  started(): void
+  /** That write failed, or its position was recorded. */
+  ended(): void
+  /**
+   * That write was acknowledged without its position, which is read later; resolves when `connection`
+   * (which may carry that read) can go back to its pool.
+   */
+  acknowledged(node: Node, connection: DatabaseConnection): Promise<void>
 }
 
 export interface BackendDriverOptions {
@@ -53,8 +59,6 @@ export interface BackendDriverOptions {
   readonly floor?: SchemaFloor
   /** How to read the position of a connection's last commit, where the driver did not report it. */
   readonly replication?: (connection: DatabaseConnection) => Promise<ReplicationStatements>
-  /** On session write backends: the position reads shared by the session writes to each primary node. */
-  readonly commitPositions?: (node: Node) => CommitPositionReads
   /** Tells a lost connection from an SQL error, to report an unreachable primary as such. */
   readonly isConnectionError: (error: unknown) => boolean
   /** On read backends: bounds the reads that fall back to the primary (nodes for which `isFallback`). */
@@ -81,7 +85,6 @@ export class BackendDriver implements Driver {
   readonly #session: boolean
   readonly #floor: SchemaFloor | undefined
   readonly #replication: ((connection: DatabaseConnection) => Promise<ReplicationStatements>) | undefined
-  readonly #commitPositions: ((node: Node) => CommitPositionReads) | undefined
   readonly #isConnectionError: (error: unknown) => boolean
   readonly #fallbackBudget: BackendDriverOptions['fallbackBudget']
   readonly #observer: BackendDriverOptions['observer']
@@ -96,7 +99,6 @@ export class BackendDriver implements Driver {
     this.#destroyAll = options.destroyAll
     this.#floor = options.floor
     this.#replication = options.replication
-    this.#commitPositions = options.commitPositions
     this.#session = options.session ?? false
     this.role = options.role
     this.router = options.router
@@ -308,29 +310,28 @@ export class BackendDriver implements Driver {
         if (schemaChange) conn.schemaChanged = true
         return await innerOf(conn).executeQuery<R>(query, options)
       }
-      const forSession = this.#recorder !== undefined && classify(query.query).write
-      if (!schemaChange && !forSession) return await innerOf(conn).executeQuery<R>(query, options)
+      const recorder = this.#recorder !== undefined && classify(query.query).write ? this.#recorder : undefined
+      if (!schemaChange && !recorder) return await innerOf(conn).executeQuery<R>(query, options)
       const sink: PositionSink = { position: undefined }
-      const result = await capturePositions(sink, () => innerOf(conn).executeQuery<R>(query, options))
-      if (sink.position !== undefined || !this.#replication) {
-        this.#committed(sink.position, schemaChange)
-      } else if (schemaChange || !this.#recorder) {
+      recorder?.started()
+      let result: QueryResult<R>
+      try {
+        result = await capturePositions(sink, () => innerOf(conn).executeQuery<R>(query, options))
+      } catch (error) {
+        recorder?.ended()
+        throw error
+      }
+      if (sink.position !== undefined || !this.#replication || !recorder || schemaChange) {
+        recorder?.ended()
         // The floor holds every read of the process, and DDL is rare: its position is read in line.
-        this.#committed(await this.#positionOf(conn), schemaChange)
+        this.#committed(sink.position ?? (this.#replication ? await this.#positionOf(conn) : undefined), schemaChange)
       } else {
         // A session's autocommit write whose driver did not report the position (PostgreSQL's extended
-        // protocol cannot carry a second statement): the result goes back now, and the position is read
-        // soon after, once for all the session writes the primary acknowledged by then (on the
-        // connection of the first, held until it is read). The session's next read waits for it.
-        const { settled, carrier } = this.#commitPositions?.(conn.node).after(innerOf(conn)) ?? {
-          settled: this.#positionOf(conn),
-          carrier: true,
-        }
-        if (carrier) {
-          const prior = this.#releaseAfter.get(conn)
-          this.#releaseAfter.set(conn, prior ? Promise.allSettled([prior, settled]) : settled)
-        }
-        this.#recorder.pending(settled)
+        // protocol cannot carry a second statement): the result goes back now; the session reads the
+        // position later, once for a run of writes, and its next read waits for it (SessionWrites).
+        const released = recorder.acknowledged(conn.node, innerOf(conn))
+        const prior = this.#releaseAfter.get(conn)
+        this.#releaseAfter.set(conn, prior ? Promise.allSettled([prior, released]) : released)
       }
       return result
     } catch (error) {

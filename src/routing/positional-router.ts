@@ -20,6 +20,8 @@ export interface SessionState {
   unknown?: boolean
   /** That question, while it is asked. */
   learning?: Promise<void> | undefined
+  /** Sends the read of a position `pending` waits for, where it is held back (see SessionWrites). */
+  flush?: (() => void) | undefined
 }
 
 /**
@@ -86,7 +88,10 @@ export function positionalRouter(
   const router: Router = {
     choose(exclude): Node | Promise<Node> {
       if (state.foreign) return pool.fallback('foreign-token', 'the session token is from another server or history')
-      if (pool.hasReplicas && state.pending) return state.pending.then(() => router.choose(exclude))
+      if (pool.hasReplicas && state.pending) {
+        state.flush?.()
+        return state.pending.then(() => router.choose(exclude))
+      }
       if (pool.hasReplicas && state.unknown) {
         state.learning ??= learn()
         // One question per read: still unknown after it, the read runs on the primary.
