@@ -33,6 +33,8 @@ export class BackendConnection implements DatabaseConnection {
   #aborted = false
   /** Set once the user's abort ended this connection's session: it must never serve again. */
   killed = false
+  /** The escape watch's scope of the write transaction open on this connection (transaction-scope.ts). */
+  writeScope: object | undefined = undefined
 
   // The unguarded connection: a private field, so that no caller holding a read backend's connection
   // can reach past the guard.

@@ -372,11 +372,11 @@ export class BackendDriver implements Driver {
       await conn.beginReadOnly(settings.isolationLevel ?? 'repeatable read')
     } else {
       // Before the first await: the scope must be entered while Kysely's consumer runs synchronously.
-      enterWriteTransaction(connection)
+      enterWriteTransaction(conn)
       try {
         await conn.node.driver.beginTransaction(innerOf(conn), settings)
       } catch (error) {
-        leaveWriteTransaction(connection)
+        leaveWriteTransaction(conn)
         throw error
       }
     }

@@ -60,7 +60,13 @@ let open = 0
 // pinned connection() handle), the scope could only be set on a context other work shares: not watched.
 let window: Window | undefined
 
-const scopes = new WeakMap<DatabaseConnection, Scope>()
+/**
+ * A connection that can carry the scope of its open write transaction. A field of the connection, not a
+ * WeakMap entry: keying a map by a fresh object per transaction makes V8 give each one an identity hash.
+ */
+export interface ScopeCarrier extends DatabaseConnection {
+  writeScope: object | undefined
+}
 
 let groups = 0
 
@@ -144,14 +150,14 @@ function inAsyncStack(marker: string): boolean {
  * Called by the write driver at the very start of beginTransaction, before its first await. Enters the
  * transaction's scope when Kysely's transaction().execute() is beginning it on `connection`.
  */
-export function enterWriteTransaction(connection: DatabaseConnection): void {
+export function enterWriteTransaction(connection: ScopeCarrier): void {
   const span = window
   if (!span || span.connection !== connection || span.entered) return
   const scope: Scope = { group: span.group, active: true }
   span.entered = true
   open++
   span.group.open++
-  scopes.set(connection, scope)
+  connection.writeScope = scope
   if (storage) {
     span.previous = storage.getStore()
     storage.enterWith(scope)
@@ -159,10 +165,10 @@ export function enterWriteTransaction(connection: DatabaseConnection): void {
 }
 
 /** Called by the write driver when the transaction on `connection` ended (or failed to begin). */
-export function leaveWriteTransaction(connection: DatabaseConnection): void {
-  const scope = scopes.get(connection)
+export function leaveWriteTransaction(connection: ScopeCarrier): void {
+  const scope = connection.writeScope as Scope | undefined
   if (!scope) return
-  scopes.delete(connection)
+  connection.writeScope = undefined
   scope.active = false
   scope.group.open--
   if (--open === 0) storage?.disable()
