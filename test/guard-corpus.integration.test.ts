@@ -250,6 +250,12 @@ const postgres: Attempt[] = [
       r.selectNoFrom((eb: any) => eb.fn('gin_clean_pending_list', [sql.lit('guard_t_pkey')]).as('n')).execute(),
   },
   {
+    // PostgreSQL 15 creates the table of EXPLAIN ANALYZE CREATE TABLE AS even in a read-only transaction.
+    name: 'EXPLAIN with a quoted "analyze" option, of CREATE TABLE AS',
+    outcome: 'refused',
+    run: (r) => readSql`${sql.raw('explain ("analyze") create table guard_ctas as select 1 as x')}`.execute(r),
+  },
+  {
     name: 'setseed, which ROLLBACK does not undo',
     outcome: 'refused',
     run: (r) => readSql`select setseed(0.5)`.execute(r),

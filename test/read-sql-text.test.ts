@@ -116,6 +116,8 @@ describe('refused statements', () => {
     'explain (analyze) delete from t',
     'explain (analyze, buffers) update t set a = 1',
     'explain (format json, analyze true) select 1',
+    'explain ("analyze") create table t2 as select 1',
+    'explain (format json, "analyse" on) select 1 into t2',
   ])('EXPLAIN ANALYZE: %j', (text) => {
     expect(refusal(text).message).toContain('EXPLAIN ANALYZE')
   })
