@@ -415,6 +415,29 @@ const mariadb: Attempt[] = [
     outcome: 'may succeed',
     run: (r) => r.selectNoFrom(sql<number>`guard_read_write()`.as('x')).execute(),
   },
+  {
+    // A stream takes the same path as a query: the connection is reset after a read that may change it.
+    name: 'a stream of a stored function that runs SET SESSION TRANSACTION READ WRITE',
+    outcome: 'may succeed',
+    run: async (r) => {
+      for await (const _ of r.selectNoFrom(sql<number>`guard_read_write()`.as('x')).stream()) {
+      }
+    },
+  },
+  {
+    // What is sent is the values as checked: a nested value changed after the check (while the read waits
+    // for a connection, a read-only transaction or a reset) is not what mysql2 formats.
+    name: 'a nested parameter changed into a raw value after the check',
+    outcome: 'may succeed',
+    run: async (r) => {
+      const inner: unknown[] = [1]
+      const running = readSql`select ${[inner]} as x`.execute(r)
+      inner[0] = { toSqlString: () => "get_lock('guard_k', 0)" }
+      await new Promise((resolve) => setImmediate(resolve))
+      inner[0] = { toSqlString: () => "get_lock('guard_k', 0)" }
+      return running
+    },
+  },
 ]
 
 const PATHS = [

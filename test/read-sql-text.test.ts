@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { NotAReadStatementError, WriteOnReadBackendError } from '../src/errors.js'
 import { lex } from '../src/guard/lexer.js'
-import { refuseRawValues } from '../src/guard/raw-values.js'
+import { copyCheckedValues, refuseRawValues } from '../src/guard/raw-values.js'
 import { inspectReadText } from '../src/guard/read-text.js'
 import { assertReadStatement } from '../src/read-sql.js'
 
@@ -339,5 +339,17 @@ describe('parameters mysql2 could insert as raw SQL', () => {
     ['a plain object', { a: 1, b: [2] }],
   ])('%s passes', (_name, value) => {
     expect(() => refuseRawValues([value, 'x', null])).not.toThrow()
+  })
+
+  it('checked values are copied all the way down: a change made after the check is not what is sent', () => {
+    const inner: unknown[] = [1, 'a']
+    const object = { a: [2] }
+    const parameters = [[inner], object, new Set([inner]), new Date(5), Buffer.from('x'), 7, 'y']
+    const copy = copyCheckedValues(parameters)
+    inner[0] = { toSqlString: () => 'raw' }
+    object.a[0] = 3
+    expect(copy).toEqual([[[1, 'a']], { a: [2] }, new Set([[1, 'a']]), new Date(5), Buffer.from('x'), 7, 'y'])
+    const primitives = [1, 'x', null]
+    expect(copyCheckedValues(primitives)).toBe(primitives)
   })
 })

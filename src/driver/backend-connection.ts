@@ -113,6 +113,7 @@ export class BackendConnection implements DatabaseConnection {
       throw redactDriverError(guard.translate(error))
     } finally {
       if (wrapped) await this.#endRead(guarded)
+      else if (this.#resetsAfter(guarded)) await this.driver.resetSession(this)
     }
   }
 
@@ -199,6 +200,11 @@ export class BackendConnection implements DatabaseConnection {
     }
   }
 
+  /** A read outside a transaction that may have changed a MySQL session: the connection is reset after it. */
+  #resetsAfter(guarded: GuardedQuery): boolean {
+    return guarded.leavesState && !this.inTransaction && SESSION_END[this.#lexing] === 'reset'
+  }
+
   #needsTransaction(guarded: GuardedQuery): boolean {
     if (this.inTransaction) return false
     return (
@@ -214,9 +220,7 @@ export class BackendConnection implements DatabaseConnection {
       try {
         return await run()
       } finally {
-        if (guarded.leavesState && !this.inTransaction && SESSION_END[this.#lexing] === 'reset') {
-          await this.driver.resetSession(this)
-        }
+        if (this.#resetsAfter(guarded)) await this.driver.resetSession(this)
       }
     }
     await this.beginReadOnly(undefined)

@@ -60,3 +60,35 @@ function rawIn(value: object, depth: number): string | undefined {
   }
   return undefined
 }
+
+/**
+ * The parameters as mysql2 will format them, copied once they passed {@link refuseRawValues}: arrays,
+ * sets, maps and objects (which mysql2 expands into SQL) are copied all the way down, so that nothing
+ * the caller still holds can be changed between the check and the send (a read may wait for a
+ * connection, a read-only transaction or a reset in between). A list of primitives is returned as is.
+ */
+export function copyCheckedValues(parameters: readonly unknown[]): readonly unknown[] {
+  let copy: unknown[] | undefined
+  for (let i = 0; i < parameters.length; i++) {
+    const value = parameters[i]
+    if (typeof value !== 'object' || value === null) continue
+    copy ??= parameters.slice()
+    copy[i] = copyValue(value)
+  }
+  return copy ?? parameters
+}
+
+function copyValue(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (value instanceof Date) return new Date(value.getTime())
+  if (Buffer.isBuffer(value)) return Buffer.from(value)
+  // A typed array's elements are numbers whatever they become; a DataView has none mysql2 reads.
+  if (ArrayBuffer.isView(value)) return 'slice' in value ? (value as unknown as { slice(): unknown }).slice() : value
+  if (Array.isArray(value)) return value.map(copyValue)
+  if (value instanceof Set) return new Set([...value].map(copyValue))
+  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, copyValue(v)]))
+  // What mysql2 reads of other objects: their own enumerable keys (refuseRawValues refused getters).
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(value)) out[key] = copyValue((value as Record<string, unknown>)[key])
+  return out
+}

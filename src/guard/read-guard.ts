@@ -5,7 +5,7 @@ import { isDeclaredRead } from './declared-reads.js'
 import type { Lexing } from './lexer.js'
 import { QuietSelect } from './quiet-compiler.js'
 import { isQuiet } from './quiet-text.js'
-import { refuseRawValues } from './raw-values.js'
+import { copyCheckedValues, refuseRawValues } from './raw-values.js'
 import { inspectReadText } from './read-text.js'
 
 /** A query as the guard approved it: the copy to send, and whether the session must be reset after it. */
@@ -34,13 +34,10 @@ export class ReadGuard {
   check(original: CompiledQuery): GuardedQuery {
     // A builder read whose verdict the read backend's compiler reached: frozen, nothing to copy or lex.
     const quiet = QuietSelect.toSend(original, this.lexing)
-    if (quiet) {
-      if (this.lexing === 'mysql') refuseRawValues(quiet.parameters)
-      return { query: quiet, leavesState: NO_STATE }
-    }
+    if (quiet) return { query: this.lexing === 'mysql' ? checkedValues(quiet) : quiet, leavesState: NO_STATE }
     const declared = isDeclaredRead(original)
-    const query = snapshot(original)
-    if (this.lexing === 'mysql') refuseRawValues(query.parameters)
+    const snap = snapshot(original)
+    const query = this.lexing === 'mysql' ? checkedValues(snap) : snap
     const root = query.query
     if (root.kind === 'SelectQueryNode') {
       // Most reads: text made only of names, parameters, keywords and pure built-ins cannot hide anything.
@@ -86,6 +83,16 @@ export class ReadGuard {
       cause: error,
     })
   }
+}
+
+/**
+ * mysql2 formats values into the text on the client: a value that could become raw SQL is refused, and
+ * structured values are copied, so that the caller cannot change them between the check and the send.
+ */
+function checkedValues(query: CompiledQuery): CompiledQuery {
+  refuseRawValues(query.parameters)
+  const parameters = copyCheckedValues(query.parameters)
+  return parameters === query.parameters ? query : Object.freeze({ ...query, parameters: Object.freeze(parameters) })
 }
 
 /** Text, parameters and tree read once, into an object nothing can change. */
