@@ -52,14 +52,22 @@ export interface HungReplicaResult {
   /** `destroy()` with the replica still frozen. */
   readonly destroyMs: number
   readonly downEvent: boolean
+  /** Reads refused because the primary's fallback budget was spent (`fallbackReads`). */
+  readonly fallbacksRefused: number
 }
 
 /**
- * Replica 1's server processes stopped (SIGSTOP) for `freezeMs` while `workers` loops do 90% reads and
- * 10% writes on default options; resumed (SIGCONT) before returning, also on failure.
+ * Replica 1's server processes (with `both`, both replicas') stopped (SIGSTOP) for `freezeMs` while
+ * `workers` loops do 90% reads and 10% writes on default options; resumed (SIGCONT) before returning,
+ * also on failure.
  */
-export async function hungReplica(target: ScenarioTarget, workers = 40, freezeMs = 8_000): Promise<HungReplicaResult> {
-  const [control] = target.controls
+export async function hungReplica(
+  target: ScenarioTarget,
+  workers = 40,
+  freezeMs = 8_000,
+  both = false,
+): Promise<HungReplicaResult> {
+  const controls = both ? target.controls : target.controls.slice(0, 1)
   const events: BackendEvent[] = []
   const db = createBackends<DB>({
     dialect: target.dialect,
@@ -87,9 +95,13 @@ export async function hungReplica(target: ScenarioTarget, workers = 40, freezeMs
     )
     await sleep(2_000)
     const frozenAt = Date.now()
-    await control.freezeReplica()
+    await Promise.all(controls.map((control) => control.freezeReplica()))
     frozen = true
-    await until(() => db.replicas()[0]?.state !== 'up', 'the frozen replica to leave rotation', freezeMs)
+    await until(
+      () => db.replicas().every((r, i) => i >= controls.length || r.state !== 'up'),
+      'the frozen replicas to leave rotation',
+      freezeMs,
+    )
     const outOfRotationMs = Date.now() - frozenAt
     await sleep(Math.max(0, freezeMs - (Date.now() - frozenAt)))
     const operations = await load.stop()
@@ -114,12 +126,13 @@ export async function hungReplica(target: ScenarioTarget, workers = 40, freezeMs
       throughputDuring: throughput(operations, frozenAt, frozenAt + freezeMs),
       destroyMs,
       downEvent: events.some((e) => e.type === 'down' && e.replica === db.replicas()[0]?.name),
+      fallbacksRefused: db.stats().fallbacksRefused,
     }
   } finally {
     // A stopped server left behind would block every later run and the removal of its directory.
-    if (frozen) await control.thawReplica()
+    if (frozen) await Promise.all(controls.map((control) => control.thawReplica()))
     await db.destroy()
-    await control.waitForReplicaCatchUp(30_000)
+    await Promise.all(controls.map((control) => control.waitForReplicaCatchUp(30_000)))
   }
 }
 
