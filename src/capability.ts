@@ -107,11 +107,12 @@ type CTEBuilderCallback<N extends string> = Extract<
 
 /**
  * The read-only query surface: Kysely 0.29's own read-only types for the query starters
- * (`with` and `withRecursive` only accept SELECT bodies), plus the expression helpers.
+ * (`with` and `withRecursive` only accept SELECT bodies), plus the expression helpers and
+ * `introspection` (catalog reads), as Kysely's own `ReadonlyKysely` has them.
  */
 interface ReadQueries<DB>
   extends Pick<ReadonlyQueryCreator<DB & ReadTagged>, 'selectFrom' | 'selectNoFrom'>,
-    Pick<Kysely<DB>, 'fn' | 'dynamic' | 'case' | 'isTransaction'> {
+    Pick<Kysely<DB>, 'fn' | 'dynamic' | 'case' | 'introspection' | 'isTransaction'> {
   // `this`-typed so that the schema is read off the receiver: Kysely's read-only CTE types are
   // invariant in DB, which would stop a backend of a larger schema from passing as a smaller one.
   /** A common table expression; on a read handle its body must be a SELECT. */
