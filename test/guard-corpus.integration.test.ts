@@ -261,6 +261,13 @@ const postgres: Attempt[] = [
     run: (r) => readSql`select setseed(0.5)`.execute(r),
   },
   {
+    // A typed select of a view: nothing in the query says a function runs. PostgreSQL reports the change
+    // of default_transaction_read_only, and the pooled session is made read-only again before its next read.
+    name: 'a view whose column turns the session read-write',
+    outcome: 'may succeed',
+    run: (r) => r.selectFrom('guard_rw_view').selectAll().execute(),
+  },
+  {
     name: 'a function of the app that sets search_path for the session',
     outcome: 'may succeed',
     run: (r) => r.selectNoFrom(sql<string>`guard_set_path()`.as('p')).execute(),
@@ -470,6 +477,9 @@ describe.each(families)('%s', (_name, familyOf) => {
     if (family.dialect === 'postgres') {
       await sql`select lo_from_bytea(0, 'kept')`.execute(setUp.write)
       await sql`create or replace function guard_set_path() returns text language sql as $$ select set_config('search_path', 'pg_catalog', false) $$`.execute(
+        setUp.write,
+      )
+      await sql`create or replace view guard_rw_view as select set_config('default_transaction_read_only', 'off', false) as x`.execute(
         setUp.write,
       )
     } else {

@@ -43,6 +43,24 @@ function trackCommits(client: { query: QueryFn }): void {
   }
 }
 
+/**
+ * A read connection's session is read-only by its startup parameter, and anything a read runs can call
+ * `set_config('default_transaction_read_only', 'off', false)` where the guard cannot see it: in a view,
+ * in a function of the app, in a column read in attribute notation. PostgreSQL 14+ reports each change
+ * of that setting (ParameterStatus); when it turns off, a statement that turns it back on is queued on
+ * the connection, ahead of any later query, so the next read on the pooled session is read-only again.
+ */
+function keepReadOnly(client: unknown): void {
+  const { connection } = client as { connection?: { on?(event: string, listener: (message: unknown) => void): void } }
+  connection?.on?.('parameterStatus', (message) => {
+    const { parameterName, parameterValue } = message as { parameterName?: unknown; parameterValue?: unknown }
+    if (parameterName !== 'default_transaction_read_only' || parameterValue !== 'off') return
+    ;(client as { query(text: string): Promise<unknown> }).query(RESTORE_READ_ONLY).catch(() => {})
+  })
+}
+
+const RESTORE_READ_ONLY = 'set default_transaction_read_only = on'
+
 /** A pooler's refusal of the read-only startup parameter comes back saying which option to use instead. */
 function refuseStartupQuietly(pool: { connect: (...args: unknown[]) => unknown }): void {
   const connect = pool.connect.bind(pool)
@@ -150,6 +168,7 @@ export const postgres: DialectSupport = {
           client.on('error', () => {})
           sockets.add(client, () => (client as unknown as PgClientInternals).connection?.stream?.destroy())
           if (trackPositions) trackCommits(client as unknown as { query: QueryFn })
+          if (readOnly) keepReadOnly(client)
         })
         pool.on('remove', (client) => sockets.delete(client))
         return pool
