@@ -22,5 +22,11 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(result.outOfRotationMs).toBeLessThanOrEqual(3_000)
     expect(result.throughputDuring).toBeGreaterThanOrEqual(0.3 * result.throughputBefore)
     expect(result.destroyMs).toBeLessThan(DESTROY_BOUND_MS)
+    // One `down` event per frozen replica, naming the missed check rather than kysely-rw's own cut, and
+    // the reads counted as falling back for want of a replica (no wait ran).
+    expect(Object.values(result.downEvents)).toEqual([1, 1])
+    expect(result.firstDownError).not.toMatch(/kysely-rw cut the connection/)
+    expect(result.fallbacksByReason['no-replica']).toBeGreaterThan(0)
+    expect(result.fallbacksByReason['wait-timeout']).toBe(0)
   })
 })

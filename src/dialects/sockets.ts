@@ -41,5 +41,12 @@ export class SocketRegistry {
  * drivers' checks, so that reads run again elsewhere and writes report a lost connection.
  */
 export function cutError(why = 'its node was declared down'): Error {
-  return Object.assign(new Error(`kysely-rw cut the connection: ${why}`), { code: 'ECONNRESET' })
+  return Object.assign(new Error(`kysely-rw cut the connection: ${why}`), { code: 'ECONNRESET', [CUT]: true })
+}
+
+const CUT = Symbol('kysely-rw cut')
+
+/** True for the errors of {@link cutError}: kysely-rw's own doing, which says nothing new about the node. */
+export function isCutError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { [CUT]?: unknown })[CUT] === true
 }

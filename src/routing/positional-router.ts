@@ -108,7 +108,13 @@ export function positionalRouter(
       if (ready) return ready
       // One wait per read at most: a node already excluded has timed out or failed this read.
       const candidate = exclude.size === 0 ? pool.closest(exclude) : undefined
-      if (!candidate) return timedOut()
+      if (!candidate) {
+        // The reason no wait runs: a replica failed under this read, none is up, or every one up timed out.
+        if (exclude.size > 0) {
+          return pool.fallback('replica-error', 'the replica serving this read failed and no other can take it')
+        }
+        return pool.anyUp() ? timedOut() : pool.fallback('no-replica', 'no replica is up and within the lag budget')
+      }
       return waits.waitFor(candidate, target, maxWaitMs).then((reached) => (reached ? candidate : timedOut()))
     },
     failed: replicaRouter.failed,

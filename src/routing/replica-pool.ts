@@ -1,11 +1,13 @@
 import { hasReached, type Position } from '../consistency/position.js'
-import { cutError } from '../dialects/sockets.js'
+import { cutError, isCutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
 import type { Router } from '../driver/router.js'
 import { messageOf, NoReplicaAvailableError, redactSecrets } from '../errors.js'
 import type { DrainReason, FallbackReason, ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
 import type { FallbackBudget } from './fallback-budget.js'
 import { type ReplicaSelection, selector } from './strategies.js'
+
+const NO_NODES: ReadonlySet<Node> = new Set()
 
 /** What the pool knows of one replica. */
 interface Replica {
@@ -122,6 +124,11 @@ export class ReplicaPool {
     if (!isConnectionError(error)) return false
     this.markDown(node, error)
     return true
+  }
+
+  /** True when some replica is up (whether or not it has what a read needs). */
+  anyUp(): boolean {
+    return this.#eligible(NO_NODES).length > 0
   }
 
   /** The node for a plain (eventually consistent) read. */
@@ -261,26 +268,24 @@ export class ReplicaPool {
 
   #transition(replica: Replica, state: ReplicaState, cause: unknown, reason: DrainReason = 'lag'): void {
     const before = replica.state
+    if (state === 'down' && before === 'down') {
+      // Still down: the latest cause is shown, with no new event; the failures of the reads that the cut
+      // below ended are kysely-rw's own doing and say nothing new.
+      if (!isCutError(cause)) replica.problem = problemOf(cause)
+      return
+    }
     const problemBefore = replica.problem
     replica.state = state
     if (before !== state) this.#up = undefined
     replica.drainReason = state === 'lagging' ? reason : undefined
-    replica.problem =
-      state === 'up'
-        ? null
-        : state === 'lagging'
-          ? DRAIN_PROBLEMS[reason]
-          : typeof cause === 'string'
-            ? cause
-            : redactSecrets(messageOf(cause))
-    if (state === 'down') {
-      replica.position = undefined
-      // In-flight reads on a node that hangs would wait until TCP gives up: cut them, they run elsewhere.
-      if (before !== 'down') replica.node.cut(cutError(`${replica.name} was declared down: ${replica.problem}`))
-    }
+    replica.problem = state === 'up' ? null : state === 'lagging' ? DRAIN_PROBLEMS[reason] : problemOf(cause)
+    if (state === 'down') replica.position = undefined
     if (before === state && (state === 'up' || state === 'lagging' || problemBefore === replica.problem)) return
     if (state === 'down') {
       this.telemetry.emit({ type: 'down', replica: replica.name, error: replica.problem ?? '' })
+      // In-flight reads on a node that hangs would wait until TCP gives up: cut them, they run elsewhere.
+      // After the event, so that it names the cause and not the cut.
+      replica.node.cut(cutError(`${replica.name} was declared down: ${replica.problem}`))
     } else if (state === 'lagging') {
       this.telemetry.emit({ type: 'drain', replica: replica.name, lagMs: replica.lagMs, reason })
     } else if (state === 'up') {
@@ -295,4 +300,8 @@ const DRAIN_PROBLEMS: Record<DrainReason, string> = {
   lag: 'lags past maxReplicaLagMs',
   'unknown-lag': 'does not report its replay position, so its lag is unknown',
   migration: "has not applied the primary's latest migration",
+}
+
+function problemOf(cause: unknown): string {
+  return typeof cause === 'string' ? cause : redactSecrets(messageOf(cause))
 }

@@ -52,6 +52,11 @@ export interface HungReplicaResult {
   /** `destroy()` with the replica still frozen. */
   readonly destroyMs: number
   readonly downEvent: boolean
+  /** `down` events per replica name. */
+  readonly downEvents: Readonly<Record<string, number>>
+  /** The first `down` event's error, for the first frozen replica: it names the cause, not kysely-rw's cut. */
+  readonly firstDownError: string | undefined
+  readonly fallbacksByReason: Readonly<Record<string, number>>
   /** Reads refused because the primary's fallback budget was spent (`fallbackReads`). */
   readonly fallbacksRefused: number
 }
@@ -126,6 +131,14 @@ export async function hungReplica(
       throughputDuring: throughput(operations, frozenAt, frozenAt + freezeMs),
       destroyMs,
       downEvent: events.some((e) => e.type === 'down' && e.replica === db.replicas()[0]?.name),
+      downEvents: events.reduce<Record<string, number>>((counts, e) => {
+        if (e.type === 'down') counts[e.replica] = (counts[e.replica] ?? 0) + 1
+        return counts
+      }, {}),
+      firstDownError: events.flatMap((e) =>
+        e.type === 'down' && e.replica === db.replicas()[0]?.name ? [e.error] : [],
+      )[0],
+      fallbacksByReason: db.stats().fallbacksByReason,
       fallbacksRefused: db.stats().fallbacksRefused,
     }
   } finally {
