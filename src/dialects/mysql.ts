@@ -1,7 +1,7 @@
 import { CompiledQuery, type DatabaseConnection, MysqlDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
 import { ConfigurationError } from '../errors.js'
-import { acceptSessionReset } from '../guard/session-rules.js'
+import { acceptSessionReset, readOnlyBypass } from '../guard/session-rules.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 import { cutError, type SocketRegistry } from './sockets.js'
@@ -57,18 +57,12 @@ const MARIADB: ReplicationStatements & { readonly trackPositions: string } = {
     }
     return undefined
   },
-  readOnlyBypass,
+  readOnlyBypass: askReadOnlyBypass,
 }
 
-/** The global privilege that lets the connection's user write on a read_only server, if it has one. */
-async function readOnlyBypass(connection: DatabaseConnection): Promise<string | undefined> {
-  const { rows } = await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw('show grants'))
-  for (const row of rows) {
-    const global = /^GRANT\s+(.+?)\s+ON\s+\*\.\*/i.exec(String(Object.values(row)[0] ?? ''))?.[1]
-    const found = global ? /\bALL PRIVILEGES\b|\bSUPER\b|\bREAD[ _]ONLY ADMIN\b/i.exec(global) : null
-    if (found) return found[0].toUpperCase()
-  }
-  return undefined
+/** The replica monitor's question, the one a read connection's verification asks: can its user bypass read_only? */
+function askReadOnlyBypass(connection: DatabaseConnection): Promise<string | undefined> {
+  return readOnlyBypass((query) => connection.executeQuery(query))
 }
 
 function gtids(text: string | null | undefined): Map<string, { server: string; seq: bigint }> {
@@ -111,7 +105,7 @@ const MYSQL: ReplicationStatements & { readonly trackPositions: string } = {
   },
   // MySQL exposes no source of a replica's data without privileges; read_only is all that is checked.
   notAReplicaOf: () => undefined,
-  readOnlyBypass,
+  readOnlyBypass: askReadOnlyBypass,
 }
 
 type Flavor = typeof MARIADB

@@ -114,7 +114,7 @@ async function isReadOnly(send: Send, lexing: Lexing): Promise<boolean> {
 }
 
 /** The global privilege that lets the current MySQL user write on a read_only server, if it has one. */
-async function readOnlyBypass(send: Send): Promise<string | undefined> {
+export async function readOnlyBypass(send: Send): Promise<string | undefined> {
   const { rows } = await send<Record<string, unknown>>(CompiledQuery.raw('show grants'))
   for (const row of rows) {
     const grant = String(Object.values(row)[0] ?? '')
