@@ -1,10 +1,11 @@
 // Kysely's query cancellation through kysely-rw's connections, checked on the servers themselves:
 // the aborted query is gone from pg_stat_activity / the PROCESSLIST, and its pool connection is back.
-import { type InflightQueryAbortStrategy, sql } from 'kysely'
+import { type InflightQueryAbortStrategy, Kysely, MysqlDialect, PostgresDialect, sql } from 'kysely'
+import mysqlCallbacks from 'mysql2'
 import mysql2 from 'mysql2/promise'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Backends, type CanRead, createBackends, readSql } from '../src/index.js'
+import { type Backends, type BackendsConfig, type CanRead, createBackends, fromKysely, readSql } from '../src/index.js'
 import { type Family, families, type TestDB } from './support/databases.js'
 
 // Longer than any wait below: a query that was not cancelled is still running when it is looked for.
@@ -115,4 +116,178 @@ describe.each(families)('%s', (_name, familyOf) => {
       expect(db.replicas().map((r) => r.state)).toEqual(['up'])
     },
   )
+})
+
+// The other handles a query can be aborted on: a session's backends, reads in 'transaction' mode, reads that
+// are logged (their connections are observed), readSql, backends over an existing Kysely instance, and a
+// stream left by its signal. Each case gets backends of its own, with pools of POOL_SIZE.
+describe.each(families)('%s: every handle', (_name, familyOf) => {
+  let family: Family
+  beforeAll(() => {
+    family = familyOf()
+  })
+
+  const pooled = (url: string) =>
+    family.dialect === 'postgres' ? { connectionString: url, max: POOL_SIZE } : { uri: url, connectionLimit: POOL_SIZE }
+  const open = (extra: Partial<BackendsConfig> = {}) =>
+    createBackends<TestDB>({
+      dialect: family.dialect,
+      primary: pooled(family.primaryUrl),
+      replicas: [pooled(family.replicaUrl)],
+      ...extra,
+    } as BackendsConfig)
+  const sleep = () => (family.dialect === 'postgres' ? `pg_sleep(${SLEEP_S})` : `sleep(${SLEEP_S})`)
+  const server = async (backend: CanRead<TestDB>) => {
+    const { rows } = await readSql<{ server: string }>`${sql.raw(family.serverSql)}`.execute(backend)
+    return rows[0]?.server
+  }
+
+  /** Starts `run`, aborts it once the server runs it, and checks that it is gone and the pool serves again. */
+  async function abortOnServer(
+    url: string,
+    marker: string,
+    run: (signal: AbortSignal) => Promise<unknown>,
+    after: () => Promise<unknown>[],
+  ): Promise<void> {
+    const controller = new AbortController()
+    const started = Date.now()
+    const outcome = run(controller.signal).then(
+      () => 'resolved',
+      (error: unknown) => error,
+    )
+    await until(async () => (await running(family, url, marker)) === 1, 'the query runs on the server')
+    controller.abort()
+    expect(((await outcome) as Error).name).toBe('AbortError')
+    await until(async () => (await running(family, url, marker)) === 0, 'the server no longer runs the query')
+    await Promise.all(after())
+    expect(Date.now() - started).toBeLessThan((SLEEP_S / 2) * 1000)
+  }
+
+  const strategies: InflightQueryAbortStrategy[] = ['cancel query', 'kill session']
+
+  it.each(strategies)("a session's read and write, with %j", async (strategy) => {
+    await using db = open()
+    const session = db.session()
+    for (const role of ['read', 'write'] as const) {
+      const marker = `session_${role}_${strategy.replace(' ', '_')}_${Date.now()}`
+      await abortOnServer(
+        role === 'read' ? family.replicaUrl : family.primaryUrl,
+        marker,
+        (signal) =>
+          session[role]
+            .selectNoFrom(sql<unknown>`${sql.raw(sleep())}`.as(marker))
+            .execute({ signal, inflightQueryAbortStrategy: strategy }),
+        () => Array.from({ length: POOL_SIZE }, () => server(session[role])),
+      )
+    }
+    expect(db.replicas().map((r) => r.state)).toEqual(['up'])
+  })
+
+  it.each(strategies)(
+    "a read in readOnlySessions: 'transaction' mode, and a logged read, with %j",
+    async (strategy) => {
+      const logged: string[] = []
+      for (const extra of [
+        { readOnlySessions: 'transaction' },
+        { log: (event: { level: string }) => void logged.push(event.level) },
+      ] as Partial<BackendsConfig>[]) {
+        await using db = open(extra)
+        const marker = `mode_${Object.keys(extra)[0]}_${strategy.replace(' ', '_')}_${Date.now()}`
+        await abortOnServer(
+          family.replicaUrl,
+          marker,
+          (signal) =>
+            db.read
+              .selectNoFrom(sql<unknown>`${sql.raw(sleep())}`.as(marker))
+              .execute({ signal, inflightQueryAbortStrategy: strategy }),
+          () => Array.from({ length: POOL_SIZE }, () => server(db.read)),
+        )
+        // The aborted query's own failure reaches the log once the server ends it. (MySQL's 'kill session'
+        // destroys the mysql2 connection under the query, whose promise then never settles: not logged.)
+        if ('log' in extra && (strategy === 'cancel query' || family.dialect === 'postgres')) {
+          await until(async () => logged.includes('error'), 'the aborted query is logged as an error')
+        }
+      }
+    },
+  )
+
+  it('readSql, with its execute options', async () => {
+    await using db = open()
+    const marker = `readsql_${Date.now()}`
+    await abortOnServer(
+      family.replicaUrl,
+      marker,
+      (signal) =>
+        readSql`select ${sql.raw(sleep())} as ${sql.raw(marker)}`.execute(db.read, {
+          signal,
+          inflightQueryAbortStrategy: 'cancel query',
+        }),
+      () => Array.from({ length: POOL_SIZE }, () => server(db.read)),
+    )
+  })
+
+  it.each(strategies)('backends over an existing Kysely instance (fromKysely), with %j', async (strategy) => {
+    const pgPool = new pg.Pool({ connectionString: family.primaryUrl, max: POOL_SIZE })
+    // The application's pool, as plain Kysely needs it for 'kill session': pg emits the killed client's
+    // 'Connection terminated unexpectedly' as an 'error' event, which no one else listens to.
+    pgPool.on('connect', (client) => client.on('error', () => {}))
+    const dialect =
+      family.dialect === 'postgres'
+        ? new PostgresDialect({ pool: pgPool })
+        : new MysqlDialect({ pool: mysqlCallbacks.createPool({ uri: family.primaryUrl, connectionLimit: POOL_SIZE }) })
+    const kysely = new Kysely<TestDB>({ dialect })
+    try {
+      await using db = fromKysely(kysely, { dialect: family.dialect, migrationTable: false })
+      for (const role of ['write', 'read'] as const) {
+        const marker = `from_kysely_${role}_${strategy.replace(' ', '_')}_${Date.now()}`
+        // A read on a MySQL pool kysely-rw did not make is refused when it calls a function that is not a
+        // known built-in (SLEEP among them): a query that takes long without one.
+        const slow =
+          family.dialect === 'postgres'
+            ? sql<unknown>`${sql.raw(sleep())}`
+            : sql<unknown>`(select max(seq) from seq_1_to_100000000000 where seq % 13 = 5)`
+        await abortOnServer(
+          family.primaryUrl,
+          marker,
+          (signal) => db[role].selectNoFrom(slow.as(marker)).execute({ signal, inflightQueryAbortStrategy: strategy }),
+          () => [server(db.read), server(db.write), kysely.selectNoFrom(sql<number>`1`.as('one')).execute()],
+        )
+      }
+    } finally {
+      await kysely.destroy()
+      if (family.dialect !== 'postgres') await pgPool.end()
+    }
+  })
+
+  // PostgreSQL only: on MySQL and MariaDB a stream left early waits for the server to send the rest of its
+  // result, as with plain Kysely and mysql2 (docs/queries-at-run-time.md).
+  it('a stream left through its signal ends on the server and gives its connection back', async (context) => {
+    if (family.dialect !== 'postgres') context.skip()
+    await using db = open()
+    const marker = `stream_${Date.now()}`
+    // Rows that come slowly: the stream is mid-way when its signal aborts it.
+    const slow = sql<number>`(select g from generate_series(1, 100000) g, pg_sleep(0.01))`
+    const rows = db.read.selectFrom(slow.as(marker)).selectAll()
+    const controller = new AbortController()
+    let seen = 0
+    const started = Date.now()
+    const outcome = (async () => {
+      for await (const _row of rows.stream({ chunkSize: 1, signal: controller.signal })) {
+        if (++seen === 3) controller.abort()
+      }
+    })().then(
+      () => 'ended',
+      (error: unknown) => error,
+    )
+    expect(((await outcome) as Error).name).toBe('AbortError')
+    await until(async () => (await running(family, family.replicaUrl, marker)) === 0, 'the server no longer runs it')
+    const servers = await Promise.all(Array.from({ length: POOL_SIZE }, () => server(db.read)))
+    expect(servers).toEqual(Array(POOL_SIZE).fill('replica 1'))
+    expect(Date.now() - started).toBeLessThan(20_000)
+    // The stream counts as a read of the replica, as the reads after it do.
+    const reads = Object.entries(db.stats().readsByNode)
+    expect(reads).toHaveLength(1)
+    expect(reads[0]?.[0]).toMatch(/^replica 1 /)
+    expect(reads[0]?.[1]).toBe(POOL_SIZE + 1)
+  })
 })
