@@ -3,6 +3,15 @@
 import { spawn } from 'node:child_process'
 import { tracingChannel } from 'node:diagnostics_channel'
 import { once } from 'node:events'
+import { context, trace } from '@opentelemetry/api'
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base'
+import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   type BackendLogEvent,
@@ -11,6 +20,7 @@ import {
   createBackends,
   QUERY_CHANNEL,
   type QueryContext,
+  readSql,
 } from '../src/index.js'
 import { type Family, families, type TestDB } from './support/databases.js'
 
@@ -190,5 +200,118 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(typeof select?.attributes['kysely_rw.acquire_ms']).toBe('number')
     expect(failed?.status).toBe(2) // SpanStatusCode.ERROR
     expect(failed?.attributes['error.type']).toBe(family.dialect === 'postgres' ? '42P01' : 'ER_NO_SUCH_TABLE')
+  })
+})
+
+// The SDK registered in this process, as an application registers it: the attributes of session reads,
+// of reads that fell back to the primary and of streams; the query text only when asked for; no spans
+// with openTelemetry: false.
+describe.each(families)('%s: OpenTelemetry in process', (_name, familyOf) => {
+  let family: Family
+  const exporter = new InMemorySpanExporter()
+  const contextManager = new AsyncLocalStorageContextManager()
+  const opened: Backends<TestDB>[] = []
+  const open = (extra: Partial<BackendsConfig>) => {
+    const db = createBackends<TestDB>({
+      dialect: family.dialect,
+      primary: family.primaryUrl,
+      replicas: [family.replicaUrl],
+      ...extra,
+    })
+    opened.push(db)
+    return db
+  }
+  const spans = (what: (span: ReadableSpan) => boolean = () => true) =>
+    exporter.getFinishedSpans().filter((span) => span.attributes['db.operation.name'] !== undefined && what(span))
+
+  beforeAll(async () => {
+    family = familyOf()
+    context.setGlobalContextManager(contextManager.enable())
+    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }))
+    const db = open({})
+    await family.createItems(db.write, 'items')
+    await family.control.waitForReplicaCatchUp()
+  })
+
+  afterEach(() => exporter.reset())
+
+  afterAll(async () => {
+    await family?.control.resumeReplay()
+    await Promise.all(opened.map((db) => db.destroy()))
+    trace.disable()
+    context.disable()
+  })
+
+  it('a session read that waited for the replica and fell back to the primary says so, with the wait', async () => {
+    const db = open({ readYourWrites: { maxWaitMs: 300 } })
+    const session = db.session()
+    await family.control.pauseReplay()
+    try {
+      await session.write.insertInto('items').values({ name: 'traced', qty: 1 }).execute()
+      exporter.reset()
+      const rows = await session.read.selectFrom('items').select('name').where('name', '=', 'traced').execute()
+      expect(rows).toEqual([{ name: 'traced' }])
+    } finally {
+      await family.control.resumeReplay()
+    }
+    const [read] = spans((span) => span.attributes['kysely_rw.role'] === 'read')
+    expect(read?.attributes).toMatchObject({
+      'db.operation.name': 'SELECT',
+      'kysely_rw.session': true,
+      'kysely_rw.fallback': true,
+      'server.port': portOf(family.primaryUrl),
+    })
+    expect(String(read?.attributes['kysely_rw.node'])).toMatch(/^primary \(read-only\)|^primary /)
+    // It waited up to maxWaitMs for the replica before going to the primary.
+    expect(Number(read?.attributes['kysely_rw.acquire_ms'])).toBeGreaterThanOrEqual(250)
+    expect(read?.attributes['db.query.text']).toBeUndefined()
+    expect(db.stats().fallbacksByReason['wait-timeout']).toBe(1)
+  })
+
+  it('a plain read on the replica, a stream, readSql and a write: one CLIENT span each, children of the active span', async () => {
+    const db = open({ tracing: { queryText: true } })
+    const app = trace.getTracer('test')
+    await app.startActiveSpan('request', async (request) => {
+      await db.read.selectFrom('items').select('qty').execute()
+      for await (const _row of db.read.selectFrom('items').select('qty').stream(10)) {
+        // drained
+      }
+      await readSql`select 1 as one`.execute(db.read)
+      await sql`update items set qty = qty where 1 = 0`.execute(db.write)
+      request.end()
+    })
+    const parent = exporter.getFinishedSpans().find((span) => span.name === 'request')
+    const queries = spans()
+    expect(queries.map((span) => span.attributes['db.operation.name'])).toEqual([
+      'SELECT',
+      'SELECT',
+      'SELECT',
+      'UPDATE',
+    ])
+    for (const span of queries) {
+      expect(span.kind).toBe(2) // SpanKind.CLIENT
+      expect(span.parentSpanContext?.spanId).toBe(parent?.spanContext().spanId)
+      expect(span.attributes['db.system.name']).toBe(family.dialect === 'postgres' ? 'postgresql' : 'mysql')
+      expect(span.attributes['db.query.text']).toEqual(expect.any(String))
+    }
+    const [plain, stream, raw, write] = queries
+    expect(plain?.attributes).toMatchObject({
+      'kysely_rw.role': 'read',
+      'kysely_rw.session': false,
+      'kysely_rw.fallback': false,
+    })
+    expect(plain?.attributes['server.port']).toBe(portOf(family.replicaUrl))
+    expect(stream?.attributes).toMatchObject({ 'kysely_rw.stream': true, 'server.port': portOf(family.replicaUrl) })
+    expect(raw?.attributes['db.query.text']).toBe('select 1 as one')
+    expect(write?.attributes).toMatchObject({ 'kysely_rw.role': 'write', 'server.port': portOf(family.primaryUrl) })
+    // Parameters are never recorded; neither is the password of the connection string.
+    expect(JSON.stringify(queries.map((span) => span.attributes))).not.toMatch(/apppw/)
+  })
+
+  it('makes no spans with tracing: { openTelemetry: false }', async () => {
+    const db = open({ tracing: { openTelemetry: false } })
+    await db.read.selectFrom('items').select('qty').execute()
+    await db.write.updateTable('items').set({ qty: 1 }).where('name', '=', 'none').execute()
+    expect(spans()).toEqual([])
   })
 })
