@@ -19,8 +19,11 @@ import type { BackendsConfig } from './config.js'
 import type { DialectName } from './dialects/dialect.js'
 import { ConfigurationError } from './errors.js'
 
-/** What {@link fromKysely} takes besides the instance: the dialect, and any option of `createBackends` but nodes. */
-export interface FromKyselyOptions extends Omit<BackendsConfig, 'dialect' | 'primary' | 'replicas'> {
+/**
+ * What {@link fromKysely} takes besides the instance: the dialect, and any option of `createBackends` but the
+ * nodes and `cursor` (streams read through the instance's own dialect: give its `PostgresDialect` a `cursor`).
+ */
+export interface FromKyselyOptions extends Omit<BackendsConfig, 'dialect' | 'primary' | 'replicas' | 'cursor'> {
   /** The family of the wrapped instance's dialect: `'postgres'` or `'mysql'` (MySQL 8 and MariaDB). */
   readonly dialect: DialectName
 }
@@ -63,6 +66,12 @@ export function fromKysely<DB>(kysely: Kysely<DB>, options: FromKyselyOptions): 
     throw new ConfigurationError(
       `fromKysely was given a ${family === 'postgres' ? 'PostgreSQL' : 'MySQL'} Kysely instance with dialect ` +
         `${options?.dialect === undefined ? 'unset' : `'${String(options.dialect)}'`}: pass { dialect: '${family}' }.`,
+    )
+  }
+  if ((options as { cursor?: unknown } | undefined)?.cursor !== undefined) {
+    throw new ConfigurationError(
+      "fromKysely streams through the wrapped instance's connections, which take no cursor from kysely-rw: give " +
+        "the instance's PostgresDialect its cursor (new PostgresDialect({ pool, cursor: Cursor })).",
     )
   }
   const plugins = [...executor.plugins, ...(options.plugins ?? [])]

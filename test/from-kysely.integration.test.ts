@@ -1,7 +1,8 @@
 // fromKysely: an existing Kysely instance as backends of one node, on the real primaries of the harness.
-import { CamelCasePlugin, Kysely, MysqlDialect, PostgresDialect, sql } from 'kysely'
+import { CamelCasePlugin, Kysely, type LogEvent, MysqlDialect, PostgresDialect, sql } from 'kysely'
 import mysql2 from 'mysql2'
 import pg from 'pg'
+import Cursor from 'pg-cursor'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type Backends,
@@ -100,6 +101,45 @@ describe.each(families)('%s', (_name, familyOf) => {
     await expect(other.read.selectFrom(table).select('id').execute()).rejects.toThrow(/destroyed/i)
     const rows = await kysely.selectFrom(table).select('id').limit(1).execute()
     expect(rows).toHaveLength(1)
+  })
+
+  it("streams on both backends through the instance's dialect (its cursor on PostgreSQL), counted in stats()", async () => {
+    const logged: LogEvent[] = []
+    const dialect =
+      family.dialect === 'postgres'
+        ? new PostgresDialect({ pool: new pg.Pool({ connectionString: family.primaryUrl }), cursor: Cursor })
+        : new MysqlDialect({ pool: mysql2.createPool({ uri: family.primaryUrl }) })
+    const own = new Kysely<TestDB>({ dialect, log: (event) => void logged.push(event) })
+    try {
+      await using streaming = fromKysely(own, { dialect: family.dialect, migrationTable: false })
+      await streaming.write.insertInto(table).values({ name: 'streamed', qty: 7 }).execute()
+      const seen: string[] = []
+      for (const backend of [streaming.read, streaming.write]) {
+        for await (const row of backend.selectFrom(table).select('name').where('name', '=', 'streamed').stream(1)) {
+          seen.push(row.name)
+        }
+      }
+      expect(seen).toEqual(['streamed', 'streamed'])
+      expect(streaming.stats().readsByNode).toEqual({ 'primary (read-only)': 1 })
+      // The instance's own Kysely log still sees what runs on its connections, streams included.
+      expect(logged.filter((e) => e.level === 'query' && e.isStream)).toHaveLength(2)
+    } finally {
+      await own.destroy()
+    }
+  })
+
+  it("refuses a cursor of its own: streams use the instance's dialect", () => {
+    expect(() => fromKysely(kysely, { dialect: family.dialect, cursor: Cursor } as never)).toThrow(ConfigurationError)
+    expect(() => fromKysely(kysely, { dialect: family.dialect, cursor: Cursor } as never)).toThrow(/cursor: Cursor/)
+  })
+
+  it('introspects, as Kysely does', async () => {
+    // Not db.read on MySQL: Kysely's MySQL introspector calls database(), which the guard does not know to be
+    // harmless, and a MySQL pool kysely-rw did not make cannot be reset after such a call.
+    for (const backend of family.dialect === 'postgres' ? [db.read, db.write] : [db.write]) {
+      const tables = await backend.introspection.getTables()
+      expect(tables.map((t) => t.name)).toContain('from_kysely_items')
+    }
   })
 
   it("refuses a dialect that is not the instance's", () => {
