@@ -1,8 +1,18 @@
 // `.stream()` on backends built from connection strings: PostgreSQL through pg-cursor (loaded on
 // demand), MariaDB through mysql2's row stream; on the replica, counted as a read of that replica.
 import { sql } from 'kysely'
+import mysql2 from 'mysql2'
+import pg from 'pg'
+import Cursor from 'pg-cursor'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Backends, createBackends, type WriteBackend } from '../src/index.js'
+import {
+  type Backends,
+  type BackendsConfig,
+  type CanRead,
+  createBackends,
+  type WriteBackend,
+  WriteOnReadBackendError,
+} from '../src/index.js'
 import { type Family, families, type Item, type TestDB } from './support/databases.js'
 
 interface StreamDB {
@@ -75,5 +85,83 @@ describe.each(families)('%s', (_name, familyOf) => {
     let rows = 0
     for await (const _row of items.selectFrom('stream_items').selectAll().stream(50)) rows++
     expect(rows).toBe(ROWS)
+  })
+
+  const drain = async (backend: CanRead<StreamDB>) => {
+    let rows = 0
+    for await (const _row of backend.selectFrom('stream_items').select('qty').stream(25)) rows++
+    return rows
+  }
+  const totalReads = (backends: Backends<StreamDB>) =>
+    Object.values(backends.stats().readsByNode).reduce((sum, n) => sum + n, 0)
+
+  it('streams with pools handed in, pool configs, an explicit cursor and read-only transactions per read', async () => {
+    const configs: Partial<BackendsConfig>[] =
+      family.dialect === 'postgres'
+        ? [
+            {
+              primary: new pg.Pool({ connectionString: family.primaryUrl }),
+              replicas: [new pg.Pool({ connectionString: family.replicaUrl })],
+            },
+            { primary: { connectionString: family.primaryUrl }, replicas: [{ connectionString: family.replicaUrl }] },
+            { cursor: Cursor },
+            { readOnlySessions: 'transaction' },
+          ]
+        : [
+            {
+              primary: mysql2.createPool({ uri: family.primaryUrl }),
+              replicas: [mysql2.createPool({ uri: family.replicaUrl })],
+            },
+            { primary: { uri: family.primaryUrl }, replicas: [{ uri: family.replicaUrl }] },
+            { readOnlySessions: 'transaction' },
+          ]
+    for (const extra of configs) {
+      await using other = createBackends<StreamDB>({
+        dialect: family.dialect,
+        primary: family.primaryUrl,
+        replicas: [family.replicaUrl],
+        ...extra,
+      } as BackendsConfig)
+      expect(await drain(other.read)).toBe(ROWS)
+      expect(await drain(other.write)).toBe(ROWS)
+      // A stream is one read of the replica; a plain read after it runs as usual.
+      expect(Object.keys(other.stats().readsByNode)).toEqual([expect.stringMatching(/^replica 1\b/)])
+      expect(totalReads(other)).toBe(1)
+      const count = await other.read
+        .selectFrom('stream_items')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow()
+      expect(Number(count.n)).toBe(ROWS)
+    }
+  })
+
+  it("streams in transactions and on a session's read backend", async () => {
+    const before = totalReads(db)
+    expect(await db.read.transaction().execute((tx) => drain(tx))).toBe(ROWS)
+    expect(await db.write.transaction().execute((tx) => drain(tx))).toBe(ROWS)
+    const session = db.session()
+    await session.write.updateTable('stream_items').set({ name: 'seen' }).where('qty', '=', 0).execute()
+    let first: string | undefined
+    for await (const row of session.read.selectFrom('stream_items').select('name').where('qty', '=', 0).stream()) {
+      first = row.name
+    }
+    // The session's read sees its own write, wherever it ran.
+    expect(first).toBe('seen')
+    expect(totalReads(db) - before).toBe(2)
+  })
+
+  it('refuses a write streamed through db.read before it is sent', async () => {
+    const read = db.read as unknown as WriteBackend<StreamDB>
+    const attempt = (async () => {
+      for await (const _row of read.deleteFrom('stream_items').returning('id').stream()) {
+        // never reached
+      }
+    })()
+    await expect(attempt).rejects.toBeInstanceOf(WriteOnReadBackendError)
+    const count = await db.write
+      .selectFrom('stream_items')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow()
+    expect(Number(count.n)).toBe(ROWS)
   })
 })
