@@ -17,7 +17,18 @@ export function primaryRouter(
   return {
     choose() {
       const current = topology.primary
-      if (current) return current.write
+      if (current && !topology.primaryUnanswered) return current.write
+      if (current) {
+        // It hangs: a write would wait on it until a deadline, and hold its caller as long. Refused now;
+        // a check is asked for, whose answer lets writes through again as soon as the primary answers.
+        void topology.checkCandidates()
+        const refusal = new PrimaryUnavailableError(current.write.name, {
+          cause: new Error('it did not answer its last health checks in time'),
+        })
+        // After a turn of the event loop, as a failed round trip would: a caller that retries in a loop must
+        // not keep the process from everything else (reads, checks, timers).
+        return new Promise<never>((_, reject) => setImmediate(() => reject(refusal)))
+      }
       return topology.checkNow().then(() => {
         const found = topology.primary
         if (found) return found.write

@@ -132,6 +132,23 @@ export class Topology {
     return this.#current
   }
 
+  /**
+   * The one primary candidate has missed its last checks (as many as cut its connections): it hangs.
+   * Writes then fail at once instead of each waiting on it for a deadline; several candidates need no
+   * such rule, since a primary that misses its checks is no longer chosen.
+   */
+  get primaryUnanswered(): boolean {
+    const only = this.candidates.length === 1 ? this.candidates[0] : undefined
+    return only !== undefined && (this.#missed.get(only) ?? 0) >= PRIMARY_MISSES
+  }
+
+  /** Checks the primary candidates now (a check in flight is joined): for writes waiting to learn of one. */
+  checkCandidates(): Promise<void> {
+    return Promise.all(this.#monitors.slice(0, this.candidates.length).map((monitor) => monitor.checkNow())).then(
+      () => {},
+    )
+  }
+
   /** The current primary's identity (system id and timeline, or server and domain), once known. */
   get cluster(): string | undefined {
     return this.#cluster

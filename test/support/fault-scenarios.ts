@@ -121,7 +121,7 @@ export async function hungReplica(
       reads: operations.filter((op) => op.kind === 'read').length,
       failed: failed.length,
       firstErrors: failed.slice(0, 3).map((op) => String(op.error)),
-      slowestMs: Math.max(...operations.map((op) => op.ms)),
+      slowestMs: slowest(operations),
       p99Ms: percentile(
         operations.map((op) => op.ms),
         99,
@@ -338,6 +338,9 @@ export interface HungPrimaryResult {
   readonly writesBackMs: number | undefined
   /** `destroy()` of a second backends group, with the primary frozen and writes in flight on it. */
   readonly destroyMs: number
+  /** Workers that both read and write (every 10th operation a write): their reads per second, before and during. */
+  readonly mixedReadThroughputBefore: number
+  readonly mixedReadThroughputDuring: number
 }
 
 /**
@@ -347,7 +350,7 @@ export interface HungPrimaryResult {
 export async function hungPrimary(
   target: Pick<ScenarioTarget, 'dialect' | 'primaryUrl' | 'replicaUrls' | 'createTable'>,
   primary: ProcessControl,
-  { readers = 30, writers = 6, freezeMs = 6_000 } = {},
+  { readers = 30, writers = 6, mixed = 10, freezeMs = 6_000 } = {},
 ): Promise<HungPrimaryResult> {
   const config = { dialect: target.dialect, primary: target.primaryUrl, replicas: target.replicaUrls }
   const db = createBackends<DB>(config)
@@ -372,6 +375,20 @@ export async function hungPrimary(
       async (worker, i) => {
         await write(db, `w${worker}-${i}`)
         return 'write'
+      },
+      { maxMs: freezeMs + 20_000 },
+    )
+    // As an app's request handlers do: a write now and then among the reads. A write that waits on the frozen
+    // primary holds its worker's reads back as long.
+    const mixing = startLoad(
+      mixed,
+      async (worker, i) => {
+        if (i % 10 === 0) {
+          await write(db, `m${worker}-${i}`)
+          return 'write'
+        }
+        await db.read.selectFrom('hung_primary_items').select('id').limit(1).execute()
+        return 'read'
       },
       { maxMs: freezeMs + 20_000 },
     )
@@ -408,6 +425,7 @@ export async function hungPrimary(
     }
     const reads = await reading.stop()
     const writes = await writing.stop()
+    const mixedReads = (await mixing.stop()).filter((op) => op.kind === 'read')
     const failedReads = reads.filter((op) => op.error)
     const writeErrors: Record<string, number> = {}
     for (const op of writes) {
@@ -418,17 +436,24 @@ export async function hungPrimary(
       reads: reads.length,
       failedReads: failedReads.length,
       firstReadErrors: failedReads.slice(0, 3).map((op) => String(op.error)),
-      slowestReadMs: Math.max(...reads.map((op) => op.ms)),
+      slowestReadMs: slowest(reads),
       readThroughputBefore: throughput(reads, frozenAt - 1_000, frozenAt),
       readThroughputDuring: throughput(reads, frozenAt, frozenAt + freezeMs),
       writes: writes.length,
       writeErrors,
-      slowestWriteMs: Math.max(...writes.map((op) => op.ms)),
+      slowestWriteMs: slowest(writes),
       writesBackMs,
       destroyMs,
+      mixedReadThroughputBefore: throughput(mixedReads, frozenAt - 1_000, frozenAt),
+      mixedReadThroughputDuring: throughput(mixedReads, frozenAt, frozenAt + freezeMs),
     }
   } finally {
     if (frozen) await primary.thaw()
     await Promise.all([db.destroy(), other.destroy()])
   }
+}
+
+/** The longest operation's time; a reduce, since a spread of many thousands of failed writes overflows the stack. */
+function slowest(operations: readonly { readonly ms: number }[]): number {
+  return operations.reduce((max, op) => Math.max(op.ms, max), Number.NEGATIVE_INFINITY)
 }
