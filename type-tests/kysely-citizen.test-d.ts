@@ -18,8 +18,9 @@ import {
   type Transaction,
 } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
+import Cursor from 'pg-cursor'
 import { expectError, expectType } from 'tsd'
-import { type Backends, type CanRead, readSql, type WriteBackend } from '../src/index.js'
+import { type Backends, type CanRead, fromKysely, readSql, type WriteBackend } from '../src/index.js'
 import { type AppDB, canRead, kysely, read, type Users, write } from './schema.js'
 
 declare const db: Backends<AppDB>
@@ -129,3 +130,5 @@ await kysely.transaction().execute(async (trx: Transaction<AppDB>) => {
   expectError(reads(trx))
 })
 legacy(db.kysely)
+// fromKysely streams with the wrapped instance's dialect: a cursor of its own is refused.
+expectError(fromKysely(kysely, { dialect: 'postgres', cursor: Cursor }))
