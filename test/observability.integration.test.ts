@@ -110,6 +110,49 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(err).not.toHaveBeenCalled()
   })
 
+  it("log: ['error'] prints only errors, as Kysely does, with the node and the query", async () => {
+    const out = vi.spyOn(console, 'log').mockImplementation(() => {})
+    const err = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const db = open({ log: ['error'] })
+    await db.read.selectFrom('items').select('qty').execute()
+    const refused = await (db.read as any)
+      .deleteFrom('items')
+      .execute()
+      .catch((error: unknown) => error)
+    await db.write
+      .selectFrom('no_such_table' as 'items')
+      .selectAll()
+      .execute()
+      .catch(() => {})
+    expect(out).not.toHaveBeenCalled()
+    const lines = err.mock.calls.map((call) => String(call[0]))
+    expect(lines).toHaveLength(2)
+    // A write refused on db.read before it was sent is an error of the query, as Kysely would log a failed one.
+    expect(lines[0]).toMatch(/^kysely:error: WriteOnReadBackendError: /)
+    expect(lines[0]).toContain(`(on replica 1 `)
+    expect(refused).toBeInstanceOf(Error)
+    expect(lines[1]).toMatch(
+      /^kysely:error: error: relation "no_such_table" does not exist|^kysely:error: Error: Table /,
+    )
+    expect(lines[1]).toMatch(/\(on primary \S+: select \* from .no_such_table.\)$/)
+    expect(lines.join('\n')).not.toMatch(/apppw/)
+  })
+
+  it('a log function sees the queries of transactions, each with the node that ran it', async () => {
+    const events: BackendLogEvent[] = []
+    const db = open({ log: (event: BackendLogEvent) => void events.push(event) })
+    await db.write.transaction().execute((tx) => tx.selectFrom('items').select('qty').execute())
+    await db.read.transaction().execute((tx) => tx.selectFrom('items').select('name').execute())
+    const controlled = await db.write.startTransaction().execute()
+    await controlled.selectFrom('items').select('id').execute()
+    await controlled.rollback().execute()
+    expect(events.map((e) => [e.level, e.role, e.node.split(' ')[0], e.query.sql.split(' ')[1]])).toEqual([
+      ['query', 'write', 'primary', family.dialect === 'postgres' ? '"qty"' : '`qty`'],
+      ['query', 'read', 'replica', family.dialect === 'postgres' ? '"name"' : '`name`'],
+      ['query', 'write', 'primary', family.dialect === 'postgres' ? '"id"' : '`id`'],
+    ])
+  })
+
   it('the kysely-rw:query tracing channel carries each query with its node and server', async () => {
     const db = open({})
     const started: QueryContext[] = []
