@@ -6,7 +6,7 @@ import mysql2 from 'mysql2/promise'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Backends, type BackendsConfig, type CanRead, createBackends, fromKysely, readSql } from '../src/index.js'
-import { type Family, families, type TestDB } from './support/databases.js'
+import { type Family, families, mariadbFamily, postgresFamily, type TestDB } from './support/databases.js'
 
 // Longer than any wait below: a query that was not cancelled is still running when it is looked for.
 const SLEEP_S = 60
@@ -289,5 +289,49 @@ describe.each(families)('%s: every handle', (_name, familyOf) => {
     expect(reads).toHaveLength(1)
     expect(reads[0]?.[0]).toMatch(/^replica 1 /)
     expect(reads[0]?.[1]).toBe(POOL_SIZE + 1)
+  })
+})
+
+// A read that no replica can take runs on the primary in a turn of its fallback budget; an aborted one must give
+// its turn back. With the only replica unreachable, one turn at most: a kept turn refuses the next read.
+async function fallbackAfterAbort(family: Family, strategy: InflightQueryAbortStrategy): Promise<string> {
+  const unreachable = `${family.dialect}://app@127.0.0.1:1/app`
+  await using db = createBackends<TestDB>({
+    dialect: family.dialect,
+    primary: family.primaryUrl,
+    replicas: [unreachable],
+    fallbackReads: { maxConcurrent: 1, maxQueueMs: 300 },
+    healthCheckIntervalMs: 200,
+  })
+  await until(async () => db.replicas()[0]?.state === 'down', 'the replica is down')
+  const sleep = family.dialect === 'postgres' ? `pg_sleep(${SLEEP_S})` : `sleep(${SLEEP_S})`
+  const marker = `fallback_${strategy.replace(' ', '_')}_${Date.now()}`
+  const controller = new AbortController()
+  const query = db.read
+    .selectNoFrom(sql<unknown>`${sql.raw(sleep)}`.as(marker))
+    .execute({ signal: controller.signal, inflightQueryAbortStrategy: strategy })
+    .catch((error: unknown) => error)
+  await until(async () => (await running(family, family.primaryUrl, marker)) === 1, 'the query runs on the primary')
+  controller.abort()
+  expect(((await query) as Error).name).toBe('AbortError')
+  await until(async () => (await running(family, family.primaryUrl, marker)) === 0, 'the primary no longer runs it')
+  const { rows } = await readSql<{ where: string }>`${sql.raw(family.whereSql)}`.execute(db.read)
+  return rows[0]?.where ?? 'none'
+}
+
+describe('an aborted fallback read gives back its turn of the fallback budget', () => {
+  it.each(['cancel query', 'kill session'] as const)('PostgreSQL, %j', async (strategy) => {
+    expect(await fallbackAfterAbort(postgresFamily(), strategy)).toBe('primary')
+  })
+
+  it('MariaDB, "cancel query"', async () => {
+    expect(await fallbackAfterAbort(mariadbFamily(), 'cancel query')).toBe('primary')
+  })
+
+  // KNOWN BUG (src/driver/backend-connection.ts): on MySQL 'kill session' destroys mysql2's connection under the
+  // query, whose promise never settles, so Kysely never releases the connection and the budget turn is kept for
+  // good: the next fallback read is refused with NoReplicaAvailableError. Flip to it() once fixed.
+  it.fails('MariaDB, "kill session"', async () => {
+    expect(await fallbackAfterAbort(mariadbFamily(), 'kill session')).toBe('primary')
   })
 })
