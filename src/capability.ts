@@ -97,12 +97,12 @@ export interface CheckedRawBuilder<O> extends RawBuilder<O> {
 }
 
 /** The options of Kysely's `ConnectionBuilder.execute` (`{ signal }`), kept for pinned connections. */
-type ConnectionOptions = Parameters<ReturnType<Kysely<any>['connection']>['execute']>[1]
+type ConnectionOptions = Parameters<ReturnType<Kysely<unknown>['connection']>['execute']>[1]
 
 // Kysely does not export its CTE builder type; this is the `cte('name').materialized()` callback.
 type CTEBuilderCallback<N extends string> = Extract<
-  Parameters<QueryCreator<any>['with']>[0],
-  (...args: any[]) => any
+  Parameters<QueryCreator<unknown>['with']>[0],
+  (...args: never[]) => unknown
 > & { readonly __cteName?: N }
 
 /**

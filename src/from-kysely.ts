@@ -80,7 +80,7 @@ export function fromKysely<DB>(kysely: Kysely<DB>, options: FromKyselyOptions): 
     ...rest,
     dialect,
     plugins,
-    primary: new KyselyInstanceDialect(kysely as Kysely<any>, dialect),
+    primary: new KyselyInstanceDialect(executor.withoutPlugins(), dialect),
   })
 }
 
@@ -92,8 +92,9 @@ class KyselyInstanceDialect implements Dialect {
   readonly #bare: QueryExecutor
   readonly #family: DialectName
 
-  constructor(kysely: Kysely<any>, family: DialectName) {
-    this.#bare = kysely.withoutPlugins().getExecutor()
+  /** `bare`: the instance's executor without its plugins. */
+  constructor(bare: QueryExecutor, family: DialectName) {
+    this.#bare = bare
     this.#family = family
   }
 
@@ -110,7 +111,7 @@ class KyselyInstanceDialect implements Dialect {
     return this.#bare.adapter
   }
 
-  createIntrospector(db: Kysely<any>) {
+  createIntrospector(db: Kysely<unknown>) {
     return this.#family === 'postgres' ? new PostgresIntrospector(db) : new MysqlIntrospector(db)
   }
 }
