@@ -78,8 +78,9 @@ declare module 'kysely' {
   // `execute` on this builder is what puts the message on the first line of tsc's error (with two
   // overloads tsc opens with "No overload matches this call").
   interface Sql {
-    // biome-ignore lint/style/useShorthandFunctionType: an interface merges into Kysely's own; an alias would not
     <T = unknown>(sqlFragments: TemplateStringsArray, ...parameters: unknown[]): CheckedRawBuilder<T>
+    // The same for `sql.raw(text)`: an overload placed before Kysely's own, with the same parameters.
+    raw<R = unknown>(anySql: string): CheckedRawBuilder<R>
   }
 }
 

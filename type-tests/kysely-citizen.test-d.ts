@@ -108,6 +108,13 @@ expectError(sp2.rollbackToSavepoint('c'))
 expectError(trx.releaseSavepoint('a'))
 await trx.commit().execute()
 
+// --- sql.raw: a raw builder like sql`…`, executable on the primary, embeddable anywhere ------------------------
+
+await sql.raw('update users set name = name').execute(write)
+expectType<{ one: number }[]>(await read.selectNoFrom(sql.raw<number>('1').as('one')).execute())
+expectError(sql.raw('delete from users').execute(read))
+expectError(sql.raw('select 1').execute(canRead))
+
 // --- what does not compile -------------------------------------------------------------------------------
 
 // Schema changes and raw executors are the primary's.

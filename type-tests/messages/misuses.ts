@@ -17,4 +17,5 @@ export async function misuses(db: CanRead<AppDB>) {
   await sql<{ n: number }>`select count(*) as n from users`.execute(canRead) // error: on a read handle use readSql`…`
   await read.transaction().execute((tx) => sql`select 1`.execute(tx)) // error: on a read handle use readSql`…`
   await sql`select 1`.execute(db) // error: on a read handle use readSql`…`
+  await sql.raw('delete from users').execute(read) // error: on a read handle use readSql`…`
 }
