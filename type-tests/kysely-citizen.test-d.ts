@@ -9,6 +9,7 @@ import {
   type ExpressionBuilder,
   expressionBuilder,
   type Kysely,
+  type Logger,
   type QueryResult,
   type Selectable,
   type SelectQueryBuilder,
@@ -20,7 +21,17 @@ import {
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import Cursor from 'pg-cursor'
 import { expectError, expectType } from 'tsd'
-import { type Backends, type CanRead, fromKysely, readSql, type WriteBackend } from '../src/index.js'
+import {
+  type BackendLogEvent,
+  type Backends,
+  type CanRead,
+  createBackends,
+  fromKysely,
+  QUERY_CHANNEL,
+  type QueryContext,
+  readSql,
+  type WriteBackend,
+} from '../src/index.js'
 import { type AppDB, canRead, kysely, read, type Users, write } from './schema.js'
 
 declare const db: Backends<AppDB>
@@ -107,6 +118,34 @@ await sp2.releaseSavepoint('b').execute()
 expectError(sp2.rollbackToSavepoint('c'))
 expectError(trx.releaseSavepoint('a'))
 await trx.commit().execute()
+
+// --- the log option: Kysely's LogConfig, with the node in each event; tracing options --------------------------
+
+createBackends<AppDB>({ dialect: 'postgres', primary: 'postgres://db/app', log: ['query', 'error'] })
+createBackends<AppDB>({ dialect: 'mysql', primary: 'mysql://db/app', log: ['error'] })
+declare const kyselyLogger: Logger
+createBackends<AppDB>({ dialect: 'postgres', primary: 'postgres://db/app', log: kyselyLogger })
+createBackends<AppDB>({
+  dialect: 'postgres',
+  primary: 'postgres://db/app',
+  log: async (event) => {
+    expectType<BackendLogEvent>(event)
+    expectType<string>(event.node)
+    expectType<'read' | 'write'>(event.role)
+    expectType<number>(event.queryDurationMillis)
+    if (event.level === 'error') expectType<unknown>(event.error)
+  },
+  tracing: { queryText: true, openTelemetry: true },
+})
+expectError(createBackends<AppDB>({ dialect: 'postgres', primary: 'postgres://db/app', log: ['warn'] }))
+expectError(createBackends<AppDB>({ dialect: 'postgres', primary: 'postgres://db/app', log: 'query' }))
+expectError(createBackends<AppDB>({ dialect: 'postgres', primary: 'postgres://db/app', tracing: { querytext: true } }))
+fromKysely(kysely, { dialect: 'postgres', log: ['query'], tracing: { openTelemetry: false } })
+expectType<'kysely-rw:query'>(QUERY_CHANNEL)
+declare const message: QueryContext
+expectType<'read' | 'write'>(message.role)
+expectType<'postgresql' | 'mysql'>(message.system)
+expectType<boolean>(message.fallback)
 
 // --- sql.raw: a raw builder like sql`…`, executable on the primary, embeddable anywhere ------------------------
 

@@ -1,4 +1,4 @@
-import type { ErrorLogEvent, LogConfig, QueryLogEvent } from 'kysely'
+import type { ErrorLogEvent, LogLevel, QueryLogEvent } from 'kysely'
 import { redactSecrets } from '../errors.js'
 import type { QueryContext } from './query-context.js'
 
@@ -13,8 +13,12 @@ export interface BackendLogDetails {
 /** Kysely's `LogEvent`, plus the node that served the query. A `Logger` written for Kysely accepts it. */
 export type BackendLogEvent = (QueryLogEvent | ErrorLogEvent) & BackendLogDetails
 
-/** The `log` option: Kysely's `LogConfig`, whose function form receives {@link BackendLogEvent}s. */
-export type BackendLogConfig = LogConfig | ((event: BackendLogEvent) => void | Promise<void>)
+/**
+ * The `log` option: Kysely's `LogConfig`, whose function form receives {@link BackendLogEvent}s. A Kysely
+ * `Logger` is one too. One function type, not Kysely's `Logger` beside it: with two, TypeScript would give
+ * an inline logger's parameter no type (`log: (event) => …` would be an implicit any).
+ */
+export type BackendLogConfig = ReadonlyArray<LogLevel> | ((event: BackendLogEvent) => void | Promise<void>)
 
 /** Kysely's `Log` semantics: levels print to the console, a function receives every event. */
 export class QueryLog {
