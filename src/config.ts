@@ -1,7 +1,7 @@
 import type { KyselyPlugin, PostgresCursorConstructor } from 'kysely'
 import { type DialectName, isDialect } from './dialects/dialect.js'
 import type { MysqlNodeConfig, NodeConfig, PostgresNodeConfig } from './dialects/node-config.js'
-import { poolFamily } from './dialects/pools.js'
+import { poolFamily, singleConnectionOf } from './dialects/pools.js'
 import type { ReadOnlyEnforcement } from './driver/node.js'
 import { ConfigurationError } from './errors.js'
 import type { BackendEvent } from './events.js'
@@ -331,6 +331,13 @@ function nodeConfig(config: unknown, name: string, dialect: DialectName, primary
     )
   }
   if (isDialect(config)) return
+  const single = singleConnectionOf(config)
+  if (single !== undefined) {
+    throw new ConfigurationError(
+      `${name} is a single ${single} connection, which kysely-rw cannot share between queries: hand in a pool ` +
+        `(${single === 'pg' ? 'new pg.Pool(…)' : "mysql2's createPool(…)"}) or its options.`,
+    )
+  }
   const family = poolFamily(config)
   if (family !== undefined) {
     if (family !== dialect) {

@@ -72,12 +72,31 @@ describe('createBackends refuses configuration it would otherwise have to guess 
   })
 
   it('refuses a pool of the other driver, naming it', () => {
-    const pgLike = { connect: async () => ({}), end: async () => {}, options: {} } as never
+    const pgLike = { connect: async () => ({}), end: async () => {}, options: {}, totalCount: 0 } as never
     const mysqlLike = { getConnection: () => {}, end: () => {} } as never
     expect(() => createBackends({ dialect: 'mysql', primary: pgLike })).toThrow(
       /primary is a pg pool, but the dialect is 'mysql': hand in a mysql2 pool, or set dialect: 'postgres'/,
     )
     expect(() => createBackends({ ...base, replicas: [mysqlLike] })).toThrow(/replicas\[0\] is a mysql2 pool/)
+  })
+
+  it('refuses a single connection where a pool is expected, naming its driver', async () => {
+    const pg = (await import('pg')).default
+    const mysql2 = await import('mysql2')
+    const client = new pg.Client({ connectionString: 'postgres://app:secret@127.0.0.1:1/app' })
+    const connection = mysql2.createConnection({ uri: 'mysql://app:secret@127.0.0.1:1/app' })
+    connection.on('error', () => {})
+    try {
+      expect(() => createBackends({ dialect: 'postgres', primary: client as never })).toThrow(
+        /primary is a single pg connection.*new pg\.Pool/,
+      )
+      expect(() => createBackends({ dialect: 'mysql', primary: connection as never })).toThrow(
+        /primary is a single mysql2 connection.*createPool/,
+      )
+      expect(() => createBackends({ dialect: 'postgres', primary: client as never })).not.toThrow(/secret/)
+    } finally {
+      connection.destroy()
+    }
   })
 
   it('never puts the password of a connection string in its errors', () => {

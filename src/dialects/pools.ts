@@ -13,9 +13,20 @@ import { cursorFor } from './pg-cursor.js'
 export function poolFamily(config: unknown): DialectName | undefined {
   if (typeof config !== 'object' || config === null) return undefined
   const pool = config as Record<string, unknown>
-  if (typeof pool.connect === 'function' && typeof pool.end === 'function') return 'postgres'
   if (typeof pool.getConnection === 'function' && typeof pool.end === 'function') return 'mysql'
+  // pg's Pool counts its clients; a single pg Client or mysql2 connection has connect() and end() too.
+  if (typeof pool.connect === 'function' && typeof pool.end === 'function' && typeof pool.totalCount === 'number') {
+    return 'postgres'
+  }
   return undefined
+}
+
+/** A single connection where a pool is expected (pg's `Client`, mysql2's `createConnection`): its driver's name. */
+export function singleConnectionOf(config: unknown): string | undefined {
+  if (typeof config !== 'object' || config === null || poolFamily(config) !== undefined) return undefined
+  const connection = config as Record<string, unknown>
+  if (typeof connection.connect !== 'function' || typeof connection.end !== 'function') return undefined
+  return typeof connection.execute === 'function' || typeof connection.changeUser === 'function' ? 'mysql2' : 'pg'
 }
 
 /**
@@ -27,9 +38,30 @@ export function poolDialect(
   dialect: DialectName,
   cursor: PostgresCursorConstructor | undefined,
 ): Dialect {
-  if (dialect === 'postgres') return new PostgresDialect({ pool: pool as PostgresPool, cursor: cursorFor(cursor) })
+  if (dialect === 'postgres') {
+    hearErrors(pool as PgPoolEvents)
+    return new PostgresDialect({ pool: pool as PostgresPool, cursor: cursorFor(cursor) })
+  }
   // mysql2/promise's pool keeps the callback pool Kysely's dialect speaks to in `pool`.
   const inner = (pool as { pool?: { getConnection?: unknown } }).pool
   const callbackPool = typeof inner?.getConnection === 'function' ? inner : pool
   return new MysqlDialect({ pool: callbackPool as MysqlPool })
+}
+
+interface PgPoolEvents {
+  on(event: 'error', listener: () => void): unknown
+  on(event: 'connect', listener: (client: { on(event: 'error', listener: () => void): unknown }) => void): unknown
+}
+
+/**
+ * A server that goes away (a killed session, a failover) errors the pool's clients, idle or checked out,
+ * and pg emits 'error' on them: unheard, it ends the process. The query in flight rejects on its own, and
+ * the pool drops the client, so hearing the event is all it takes; pools kysely-rw creates do the same.
+ */
+function hearErrors(pool: PgPoolEvents): void {
+  const ignore = () => {}
+  pool.on('error', ignore)
+  pool.on('connect', (client) => {
+    client.on('error', ignore)
+  })
 }

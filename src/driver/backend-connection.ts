@@ -57,6 +57,12 @@ export class BackendConnection implements DatabaseConnection {
   // reset; they are sent with no await of kysely-rw's own in between, each of which would cost every
   // query a turn of the microtask queue.
   executeQuery<R>(query: CompiledQuery, options?: ExecuteOptions): Promise<QueryResult<R>> {
+    // Only a query that can be aborted can have its session killed under it.
+    if (options?.signal) return this.#untilKilled(this.#execute<R>(query, options))
+    return this.#execute<R>(query, options)
+  }
+
+  #execute<R>(query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
     const { guard } = this.driver
     if (!guard) return this.driver.executeWrite<R>(this, query, options)
     let guarded: GuardedQuery
@@ -154,7 +160,29 @@ export class BackendConnection implements DatabaseConnection {
   async #killSession(): Promise<void> {
     this.#aborted = true
     this.killed = true
-    await innerOf(this).killSession?.(this.#control())
+    try {
+      await innerOf(this).killSession?.(this.#control())
+    } finally {
+      this.#onKilled?.()
+    }
+  }
+
+  /** Set while a query that can be aborted runs: ends it once its session was killed. */
+  #onKilled: (() => void) | undefined
+
+  /**
+   * `running`, or a rejection once an abort killed the session under it: mysql2 never settles a query
+   * whose connection was destroyed, and Kysely releases the connection (and with it the fallback budget's
+   * turn, the log entry, the span) only once the query settles.
+   */
+  #untilKilled<T>(running: Promise<T>): Promise<T> {
+    const killed = new Promise<never>((_, reject) => {
+      this.#onKilled = () =>
+        reject(Object.assign(new Error('The session of this query was killed on abort'), { code: 'ECONNRESET' }))
+    })
+    return Promise.race([running, killed]).finally(() => {
+      this.#onKilled = undefined
+    })
   }
 
   async #collectSessionInfo(): Promise<void> {

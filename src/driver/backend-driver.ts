@@ -409,7 +409,7 @@ export class BackendDriver implements Driver {
     } catch (error) {
       // A lost connection took the transaction with it (the server rolls it back); the error worth
       // reporting is the one that ended the transaction, which Kysely rethrows unless this throws.
-      if (!this.#isConnectionError(error)) throw error
+      if (!conn.killed && !this.#isConnectionError(error)) throw error
     } finally {
       this.#ended(conn)
     }
@@ -468,6 +468,9 @@ export class BackendDriver implements Driver {
   async #endRead(conn: BackendConnection): Promise<void> {
     try {
       await conn.endReadOnly()
+    } catch (error) {
+      // A session an abort killed took its transaction with it: the error worth reporting is the abort's.
+      if (!conn.killed) throw error
     } finally {
       this.#ended(conn)
     }
