@@ -133,10 +133,10 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(() => fromKysely(kysely, { dialect: family.dialect, cursor: Cursor } as never)).toThrow(/cursor: Cursor/)
   })
 
-  it('introspects, as Kysely does', async () => {
-    // Not db.read on MySQL: Kysely's MySQL introspector calls database(), which the guard does not know to be
-    // harmless, and a MySQL pool kysely-rw did not make cannot be reset after such a call.
-    for (const backend of family.dialect === 'postgres' ? [db.read, db.write] : [db.write]) {
+  it('introspects, as Kysely does, on both backends', async () => {
+    // On MySQL too: Kysely's MySQL introspector calls database(), a built-in that changes nothing, so a read on a
+    // pool kysely-rw did not make (and cannot reset) runs it.
+    for (const backend of [db.read, db.write]) {
       const tables = await backend.introspection.getTables()
       expect(tables.map((t) => t.name)).toContain('from_kysely_items')
     }
