@@ -1,12 +1,4 @@
-import {
-  CompiledQuery,
-  DefaultQueryExecutor,
-  type Dialect,
-  Kysely,
-  type KyselyPlugin,
-  MysqlDialect,
-  PostgresDialect,
-} from 'kysely'
+import { CompiledQuery, DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
 import type { Migrator } from 'kysely/migration'
 import type { ReadBackend, WriteBackend } from './capability.js'
 import { type BackendsConfig, resolveOptions } from './config.js'
@@ -109,7 +101,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   // Every option is checked first: the dialect name is looked up only once it is one of the two.
   const options = resolveOptions(config)
   const support = SUPPORT[config.dialect]()
-  const { enforcement, whenNoReplica, selection, maxReplicaLagMs, maxWaitMs } = options
+  const { whenNoReplica, selection, maxReplicaLagMs, maxWaitMs } = options
   const nodes = new NodeFactory(support, options)
 
   // A pool handed in is wrapped once, also when it is both a candidate and a replica: its dialect ends it once.
@@ -295,7 +287,7 @@ function kyselyOn(
   dialect: Dialect,
   plugins: KyselyPlugin[],
   group: Group | undefined,
-): Kysely<any> {
+): Kysely<unknown> {
   const compiler = dialect.createQueryCompiler()
   const executor = new DefaultQueryExecutor(
     driver.guard ? withQuietVerdicts(compiler, driver.guard.lexing) : compiler,

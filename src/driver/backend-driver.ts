@@ -21,7 +21,7 @@ import type { FallbackBudget } from '../routing/fallback-budget.js'
 import { BackendConnection, innerOf, RESET_QUERY } from './backend-connection.js'
 import type { Node } from './node.js'
 import { ObservedConnection } from './observed-connection.js'
-import type { Router } from './router.js'
+import type { Router, RouteTrace } from './router.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
@@ -112,14 +112,12 @@ export class BackendDriver implements Driver {
   }
 
   acquireConnection(): Promise<DatabaseConnection> {
+    // An observed query's routing is traced from the start (fallback reason, wait).
+    if (this.#observer?.observer.active === true) return this.#acquire(new Set())
     // Most acquisitions: a node chosen at once, no fallback turn to take, no session statement to run,
     // nothing observed. They take the driver's connection with no await of kysely-rw's own.
     const chosen = this.router.choose(NO_NODES)
-    if (
-      this.#observer?.observer.active !== true &&
-      !(chosen instanceof Promise) &&
-      !this.#fallbackBudget?.isFallback(chosen)
-    ) {
+    if (!(chosen instanceof Promise) && !this.#fallbackBudget?.isFallback(chosen)) {
       return chosen.acquireAs<BackendConnection>(
         (inner) =>
           needsSessionSql(chosen) && !BackendDriver.#readOnlySessions.has(inner)
@@ -165,7 +163,8 @@ export class BackendDriver implements Driver {
   async #acquire(exclude: Set<Node>, first?: Node | Promise<Node>): Promise<BackendConnection> {
     const observing = this.#observer?.observer.active === true
     const started = observing ? performance.now() : 0
-    const chosen = first ?? this.router.choose(exclude)
+    const trace: RouteTrace | undefined = observing && !first ? {} : undefined
+    const chosen = first ?? this.router.choose(exclude, trace)
     const node = chosen instanceof Promise ? await chosen : chosen
     // No await where there is nothing to wait for: each one costs every query a turn of the microtask queue.
     const budgeted = this.#fallbackBudget?.isFallback(node) ? await this.#enterBudget(node) : false
@@ -181,12 +180,12 @@ export class BackendDriver implements Driver {
     }
     if (!observing) return this.#handOut(inner, node, budgeted)
     if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
-    const connection = this.#observed(inner, node, started)
+    const connection = this.#observed(inner, node, started, trace)
     connection.budgeted = budgeted
     return connection
   }
 
-  #observed(inner: DatabaseConnection, node: Node, started: number): BackendConnection {
+  #observed(inner: DatabaseConnection, node: Node, started: number, trace: RouteTrace | undefined): BackendConnection {
     const { observer, system } = this.#observer as NonNullable<BackendDriverOptions['observer']>
     return new ObservedConnection(inner, node, this, {
       observer,
@@ -194,6 +193,8 @@ export class BackendDriver implements Driver {
       role: this.role,
       session: this.#session,
       fallback: this.role === 'read' && this.#fallbackBudget?.isFallback(node) === true,
+      fallbackReason: trace?.fallbackReason,
+      waitMs: trace?.waitMs,
       acquireMs: performance.now() - started,
     })
   }

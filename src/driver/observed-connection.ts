@@ -1,4 +1,5 @@
 import type { CompiledQuery, DatabaseConnection, QueryResult } from 'kysely'
+import type { FallbackReason } from '../events.js'
 import { type QueryContext, serverOf } from '../observability/query-context.js'
 import type { QueryObserver } from '../observability/query-observer.js'
 import { BackendConnection } from './backend-connection.js'
@@ -14,6 +15,8 @@ export interface Acquisition {
   readonly system: 'postgresql' | 'mysql'
   readonly session: boolean
   readonly fallback: boolean
+  readonly fallbackReason: FallbackReason | undefined
+  readonly waitMs: number | undefined
   readonly acquireMs: number
 }
 
@@ -44,8 +47,20 @@ export class ObservedConnection extends BackendConnection {
   }
 
   #context(query: CompiledQuery, isStream: boolean): QueryContext {
-    const { role, system, session, fallback, acquireMs } = this.acquisition
+    const { role, system, session, fallback, fallbackReason, waitMs, acquireMs } = this.acquisition
     const node = this.node.name
-    return { query, role, node, server: serverOf(node), system, session, fallback, acquireMs, isStream }
+    return {
+      query,
+      role,
+      node,
+      server: serverOf(node),
+      system,
+      session,
+      fallback,
+      fallbackReason,
+      waitMs,
+      acquireMs,
+      isStream,
+    }
   }
 }

@@ -1,4 +1,5 @@
 import type { CompiledQuery } from 'kysely'
+import type { FallbackReason } from '../events.js'
 
 /** Where a node listens, as OpenTelemetry's `server.*` and `db.namespace` attributes want it. */
 export interface ServerInfo {
@@ -22,6 +23,10 @@ export interface QueryContext {
   readonly session: boolean
   /** True when a read runs on the primary because no replica could serve it. */
   readonly fallback: boolean
+  /** Why it does, when it does. */
+  readonly fallbackReason?: FallbackReason | undefined
+  /** How long the read waited for a replica to replay a session's writes (or the schema floor), if it waited. */
+  readonly waitMs?: number | undefined
   /** Time from asking for a connection to holding one: routing, session waits, the pool. */
   readonly acquireMs: number
   readonly isStream: boolean

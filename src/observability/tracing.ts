@@ -104,6 +104,8 @@ export class Tracing {
       'kysely_rw.fallback': context.fallback,
       'kysely_rw.acquire_ms': Math.round(context.acquireMs * 1000) / 1000,
     }
+    if (context.fallbackReason !== undefined) attributes['kysely_rw.fallback_reason'] = context.fallbackReason
+    if (context.waitMs !== undefined) attributes['kysely_rw.wait_ms'] = Math.round(context.waitMs * 1000) / 1000
     if (context.isStream) attributes['kysely_rw.stream'] = true
     const { server } = context
     if (server) {

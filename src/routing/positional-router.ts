@@ -1,7 +1,7 @@
 import { laterOf, type Position, parsePosition } from '../consistency/position.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { Node } from '../driver/node.js'
-import type { Router } from '../driver/router.js'
+import type { Router, RouteTrace } from '../driver/router.js'
 import type { ReplayWaits } from './replay-waits.js'
 import type { ReplicaPool } from './replica-pool.js'
 
@@ -67,8 +67,8 @@ export function positionalRouter(
   /** Asks the primary for a position past every write it acknowledged (`writtenPosition`). */
   writtenPosition: () => Promise<string | undefined>,
 ): Router {
-  const timedOut = () =>
-    pool.fallback('wait-timeout', `no replica replayed the required position within ${maxWaitMs} ms`)
+  const timedOut = (trace: RouteTrace | undefined) =>
+    pool.fallback('wait-timeout', `no replica replayed the required position within ${maxWaitMs} ms`, trace)
   const learn = () =>
     writtenPosition()
       .then(
@@ -86,23 +86,25 @@ export function positionalRouter(
         state.learning = undefined
       })
   const router: Router = {
-    choose(exclude): Node | Promise<Node> {
-      if (state.foreign) return pool.fallback('foreign-token', 'the session token is from another server or history')
+    choose(exclude, trace): Node | Promise<Node> {
+      if (state.foreign) {
+        return pool.fallback('foreign-token', 'the session token is from another server or history', trace)
+      }
       if (pool.hasReplicas && state.pending) {
         state.flush?.()
-        return state.pending.then(() => router.choose(exclude))
+        return state.pending.then(() => router.choose(exclude, trace))
       }
       if (pool.hasReplicas && state.unknown) {
         state.learning ??= learn()
         // One question per read: still unknown after it, the read runs on the primary.
         return state.learning.then(() =>
           state.unknown
-            ? pool.fallback('unknown-position', "the position of the session's last write could not be read")
-            : router.choose(exclude),
+            ? pool.fallback('unknown-position', "the position of the session's last write could not be read", trace)
+            : router.choose(exclude, trace),
         )
       }
       const target = targetOf(state, floor)
-      if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude)
+      if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude, trace)
       // A plain read is held to the schema floor alone, and may be stale within the opt-in budget.
       const ready = pool.caughtUp(target, exclude, state.position === undefined)
       if (ready) return ready
@@ -111,11 +113,19 @@ export function positionalRouter(
       if (!candidate) {
         // The reason no wait runs: a replica failed under this read, none is up, or every one up timed out.
         if (exclude.size > 0) {
-          return pool.fallback('replica-error', 'the replica serving this read failed and no other can take it')
+          return pool.fallback('replica-error', 'the replica serving this read failed and no other can take it', trace)
         }
-        return pool.anyUp() ? timedOut() : pool.fallback('no-replica', 'no replica is up and within the lag budget')
+        return pool.anyUp()
+          ? timedOut(trace)
+          : pool.fallback('no-replica', 'no replica is up and within the lag budget', trace)
       }
-      return waits.waitFor(candidate, target, maxWaitMs).then((reached) => (reached ? candidate : timedOut()))
+      if (!trace)
+        return waits.waitFor(candidate, target, maxWaitMs).then((reached) => (reached ? candidate : timedOut(trace)))
+      const started = performance.now()
+      return waits.waitFor(candidate, target, maxWaitMs).then((reached) => {
+        trace.waitMs = performance.now() - started
+        return reached ? candidate : timedOut(trace)
+      })
     },
     failed: replicaRouter.failed,
   }

@@ -1,7 +1,7 @@
 import { hasReached, type Position } from '../consistency/position.js'
 import { cutError, isCutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
-import type { Router } from '../driver/router.js'
+import type { Router, RouteTrace } from '../driver/router.js'
 import { messageOf, NoReplicaAvailableError, redactSecrets } from '../errors.js'
 import type { DrainReason, FallbackReason, ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
 import type { FallbackBudget } from './fallback-budget.js'
@@ -113,7 +113,7 @@ export class ReplicaPool {
    */
   router(isConnectionError: (error: unknown) => boolean): Router {
     return {
-      choose: (exclude) => this.choose(exclude),
+      choose: (exclude, trace) => this.choose(exclude, trace),
       failed: (node, error) => this.failed(node, error, isConnectionError),
     }
   }
@@ -132,7 +132,7 @@ export class ReplicaPool {
   }
 
   /** The node for a plain (eventually consistent) read. */
-  choose(exclude: ReadonlySet<Node>): Node {
+  choose(exclude: ReadonlySet<Node>, trace?: RouteTrace): Node {
     const eligible = this.#eligible(exclude)
     if (eligible.length > 0) return this.#pick(eligible).node
     const stale = this.#staleCandidate(exclude)
@@ -142,8 +142,8 @@ export class ReplicaPool {
     }
     // Excluded nodes failed this very read: it falls back because a replica broke under it.
     return exclude.size > 0
-      ? this.fallback('replica-error', 'the replica serving this read failed and no other can take it')
-      : this.fallback('no-replica', 'no replica is up and within the lag budget')
+      ? this.fallback('replica-error', 'the replica serving this read failed and no other can take it', trace)
+      : this.fallback('no-replica', 'no replica is up and within the lag budget', trace)
   }
 
   /** With bounded staleness on: the least lagged replica drained for lag alone, within the second budget. */
@@ -193,10 +193,11 @@ export class ReplicaPool {
    * session token that cannot be checked here (foreign, tampered, unsigned) is no exception: a value a
    * client controls never moves a read onto the primary against `whenNoReplica: 'error'`.
    */
-  fallback(reason: FallbackReason, detail: string): Node {
+  fallback(reason: FallbackReason, detail: string, trace?: RouteTrace): Node {
     if (this.#replicas.length === 0) return this.primary
     if (this.options.whenNoReplica === 'error') throw new NoReplicaAvailableError(detail)
     this.telemetry.fallback(reason, this.primary.name)
+    if (trace) trace.fallbackReason = reason
     return this.primary
   }
 
