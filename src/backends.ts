@@ -198,7 +198,9 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const commitPositionsOf = (node: Node) => {
     const known = commitPositions.get(node)
     if (known) return known
-    const reads = new CommitPositionReads(support.replication, (run) => node.withConnection(run))
+    // Within a session's wait budget: a read that cannot have a connection by then sends the session's reads
+    // to the primary rather than holding them up.
+    const reads = new CommitPositionReads(support.replication, (run) => node.withConnection(run, maxWaitMs))
     commitPositions.set(node, reads)
     return reads
   }
@@ -222,7 +224,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
             },
             started: () => writes.started(),
             ended: () => writes.ended(),
-            acknowledged: (node, connection) => writes.acknowledged(node, connection),
+            acknowledged: (node) => writes.acknowledged(node),
           },
         }) as unknown as WriteBackend<DB>,
         read: backend(readOptions(state, true)) as unknown as ReadBackend<DB>,

@@ -205,8 +205,10 @@ async function countRoundTrips(
     expect(ours).toBeDefined()
     const before = calls.filter((call) => call.client === ours).length
     await run(backends.session(), backends)
-    // What the write set off after it returned (a position read) counts too: the pool's one connection
-    // serves the closing marker only once all of it is done.
+    // What the write set off after it returned counts too: a session reads its position once the event loop
+    // turns with no write in flight, on the pool's one connection, so the closing marker asked for after that
+    // turn is served once the read is done.
+    await new Promise((resolve) => setImmediate(resolve))
     const closing = 'select 43 as kysely_rw_round_trip_marker'
     await sql.raw(closing).execute(backends.write)
     const after = calls.findIndex((call) => call.text === closing)

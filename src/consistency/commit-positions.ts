@@ -1,16 +1,7 @@
 import { CompiledQuery, type DatabaseConnection } from 'kysely'
 import type { ReplicationStatements } from '../dialects/dialect.js'
 
-/** A position to come, and whether the connection offered carries the read that gives it. */
-export interface CommitPositionRead {
-  readonly settled: Promise<string | undefined>
-  /** True when the read runs on the connection given: hold it until `settled`. */
-  readonly carrier: boolean
-}
-
 interface Queued {
-  /** The connection to read on; absent: one is taken from the node's pool. */
-  carrier: DatabaseConnection | undefined
   readonly settled: Promise<string | undefined>
   resolve(position: string | undefined): void
   reject(error: unknown): void
@@ -36,7 +27,7 @@ export class CommitPositionReads {
 
   constructor(
     private readonly statements: (connection: DatabaseConnection) => Promise<ReplicationStatements>,
-    /** Runs a read on a connection of the node's own pool, where no carrier was offered. */
+    /** Runs a read on a connection of the node's pool, with the deadline of a session's wait. */
     private readonly withConnection: <T>(run: (connection: DatabaseConnection) => Promise<T>) => Promise<T>,
   ) {}
 
@@ -45,21 +36,13 @@ export class CommitPositionReads {
     return ++this.#acknowledged
   }
 
-  /**
-   * A position at or past every write acknowledged on this node up to number `tag`. `connection`, a
-   * connection of this node, may carry the read if one has to be sent.
-   */
-  covering(tag: number, connection?: DatabaseConnection): CommitPositionRead {
+  /** A position at or past every write acknowledged on this node up to number `tag`. */
+  covering(tag: number): Promise<string | undefined> {
     const sent = this.#sent
-    if (sent && sent.tag >= tag) return { settled: sent.settled, carrier: false }
+    if (sent && sent.tag >= tag) return sent.settled
     const queued = this.#queued ?? this.#queue()
-    let carrier = false
-    if (connection && !queued.carrier) {
-      queued.carrier = connection
-      carrier = true
-    }
     if (!this.#inFlight) this.#send()
-    return { settled: queued.settled, carrier }
+    return queued.settled
   }
 
   #queue(): Queued {
@@ -69,7 +52,7 @@ export class CommitPositionReads {
       resolve = res
       reject = rej
     })
-    const queued: Queued = { carrier: undefined, settled, resolve, reject }
+    const queued: Queued = { settled, resolve, reject }
     this.#queued = queued
     return queued
   }
@@ -79,8 +62,7 @@ export class CommitPositionReads {
     if (!queued) return
     this.#queued = undefined
     this.#inFlight = true
-    const { carrier } = queued
-    const settled = carrier ? this.#read(carrier) : this.withConnection((connection) => this.#read(connection))
+    const settled = this.withConnection((connection) => this.#read(connection))
     const sent = { tag: this.#acknowledged, settled }
     this.#sent = sent
     settled.then(queued.resolve, (error: unknown) => {

@@ -38,11 +38,8 @@ export interface PositionRecorder {
   started(): void
   /** That write failed, or its position was recorded. */
   ended(): void
-  /**
-   * That write was acknowledged without its position, which is read later; resolves when `connection`
-   * (which may carry that read) can go back to its pool.
-   */
-  acknowledged(node: Node, connection: DatabaseConnection): Promise<void>
+  /** That write was acknowledged on `node` without its position, which is read later. */
+  acknowledged(node: Node): void
 }
 
 export interface BackendDriverOptions {
@@ -89,8 +86,6 @@ export class BackendDriver implements Driver {
   readonly #fallbackBudget: BackendDriverOptions['fallbackBudget']
   readonly #observer: BackendDriverOptions['observer']
   readonly #destroyAll: (() => Promise<void>) | undefined
-  /** Connections still reading a write's position: back to their pool once it is read. */
-  readonly #releaseAfter = new WeakMap<BackendConnection, Promise<unknown>>()
 
   constructor(options: BackendDriverOptions) {
     this.#isConnectionError = options.isConnectionError
@@ -330,9 +325,7 @@ export class BackendDriver implements Driver {
         // A session's autocommit write whose driver did not report the position (PostgreSQL's extended
         // protocol cannot carry a second statement): the result goes back now; the session reads the
         // position later, once for a run of writes, and its next read waits for it (SessionWrites).
-        const released = recorder.acknowledged(conn.node, innerOf(conn))
-        const prior = this.#releaseAfter.get(conn)
-        this.#releaseAfter.set(conn, prior ? Promise.allSettled([prior, released]) : released)
+        recorder.acknowledged(conn.node)
       }
       return result
     } catch (error) {
@@ -438,13 +431,7 @@ export class BackendDriver implements Driver {
       this.#fallbackBudget?.budget.leave()
     }
     if (conn.killed) return this.#discard(conn)
-    const after = this.#releaseAfter.get(conn)
-    if (!after) return conn.node.releaseConnection(innerOf(conn))
-    // Not awaited: the write's caller has its result; the connection follows once the position is in.
-    this.#releaseAfter.delete(conn)
-    const release = () => conn.node.releaseConnection(innerOf(conn))
-    void after.then(release, release)
-    return Promise.resolve()
+    return conn.node.releaseConnection(innerOf(conn))
   }
 
   /**
