@@ -47,6 +47,10 @@ interface OtelApi {
 
 let otel: OtelApi | null | undefined
 
+// Where @opentelemetry/api 1.x keeps what `trace.setGlobalTracerProvider` registered (its global registry,
+// keyed by the API's major version: the peer range is ^1).
+const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1')
+
 // Loaded once, synchronously (createBackends cannot wait), and only by a createBackends that wants spans.
 // The API keeps its registered provider on a global, so this copy sees the one the application's SDK set.
 function loadOtel(): OtelApi | null {
@@ -77,7 +81,13 @@ export class Tracing {
 
   /** The tracer of a registered provider; undefined without an SDK, checked without allocating. */
   #tracer(): OtelTracer | undefined {
-    return this.#api?.trace.getTracerProvider().getDelegateTracer?.('kysely-rw')
+    const api = this.#api
+    // Asked on every query. Without a registered provider there is no tracer, and one property read says so
+    // where the API's own lookup (its global registry, a version check) costs every query more.
+    if (!api || (globalThis as Record<symbol, { trace?: unknown } | undefined>)[OTEL_GLOBAL]?.trace === undefined) {
+      return undefined
+    }
+    return api.trace.getTracerProvider().getDelegateTracer?.('kysely-rw')
   }
 
   get active(): boolean {
