@@ -1,4 +1,4 @@
-import { CompiledQuery, DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
+import { DefaultQueryExecutor, type Dialect, Kysely, type KyselyPlugin } from 'kysely'
 import type { Migrator } from 'kysely/migration'
 import type { ReadBackend, WriteBackend } from './capability.js'
 import { type BackendsConfig, resolveOptions } from './config.js'
@@ -6,7 +6,7 @@ import { CommitPositionReads } from './consistency/commit-positions.js'
 import { laterOf, parsePosition } from './consistency/position.js'
 import { SchemaFloor } from './consistency/schema-floor.js'
 import { decodeToken, encodeToken } from './consistency/token.js'
-import type { DialectName, DialectSupport, NodeTarget } from './dialects/dialect.js'
+import { type DialectName, type DialectSupport, type NodeTarget, readPosition } from './dialects/dialect.js'
 import { createMysqlSupport } from './dialects/mysql.js'
 import type { NodeConfig } from './dialects/node-config.js'
 import { poolDialect, poolFamily } from './dialects/pools.js'
@@ -268,20 +268,12 @@ function sessionState(
 }
 
 /** A position past every commit the primary acknowledged: for a session whose last write's position is unknown. */
-async function writtenPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {
-  return primary.withConnection(async (connection) => {
-    const { writtenPosition } = await support.replication(connection)
-    const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(writtenPosition))
-    return rows[0]?.pos ?? undefined
-  })
+function writtenPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {
+  return primary.withConnection((connection) => readPosition(connection, support.replication, 'writtenPosition'))
 }
 
-async function primaryPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {
-  return primary.withConnection(async (connection) => {
-    const { primaryPosition } = await support.replication(connection)
-    const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(primaryPosition))
-    return rows[0]?.pos ?? undefined
-  })
+function primaryPosition(primary: Node, support: DialectSupport): Promise<string | undefined> {
+  return primary.withConnection((connection) => readPosition(connection, support.replication, 'primaryPosition'))
 }
 
 function kyselyOn(

@@ -1,5 +1,5 @@
-import { CompiledQuery, type DatabaseConnection } from 'kysely'
-import type { ReplicationStatements } from '../dialects/dialect.js'
+import type { DatabaseConnection } from 'kysely'
+import { type ReplicationStatements, readPosition } from '../dialects/dialect.js'
 
 interface Queued {
   readonly settled: Promise<string | undefined>
@@ -62,7 +62,7 @@ export class CommitPositionReads {
     if (!queued) return
     this.#queued = undefined
     this.#inFlight = true
-    const settled = this.withConnection((connection) => this.#read(connection))
+    const settled = this.withConnection((connection) => readPosition(connection, this.statements, 'sessionPosition'))
     const sent = { tag: this.#acknowledged, settled }
     this.#sent = sent
     settled.then(queued.resolve, (error: unknown) => {
@@ -76,11 +76,5 @@ export class CommitPositionReads {
         this.#inFlight = false
         this.#send()
       })
-  }
-
-  async #read(connection: DatabaseConnection): Promise<string | undefined> {
-    const { sessionPosition } = await this.statements(connection)
-    const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(sessionPosition))
-    return rows[0]?.pos ?? undefined
   }
 }

@@ -1,4 +1,4 @@
-import type { DatabaseConnection, Dialect, PostgresCursorConstructor } from 'kysely'
+import { CompiledQuery, type DatabaseConnection, type Dialect, type PostgresCursorConstructor } from 'kysely'
 import type { SocketRegistry } from './sockets.js'
 
 /** Which database family the backends speak. `'mysql'` covers MySQL 8 and MariaDB (mysql2). */
@@ -113,6 +113,17 @@ export interface ReplicationStatements {
    * SUPER, READ ONLY ADMIN), or undefined; absent where no user can (PostgreSQL's hot standby).
    */
   readOnlyBypass?(connection: DatabaseConnection): Promise<string | undefined>
+}
+
+/** Runs one of the position statements on `connection`: the `pos` of its one row. */
+export async function readPosition(
+  connection: DatabaseConnection,
+  replication: (connection: DatabaseConnection) => Promise<ReplicationStatements>,
+  statement: 'primaryPosition' | 'sessionPosition' | 'writtenPosition',
+): Promise<string | undefined> {
+  const statements = await replication(connection)
+  const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(statements[statement]))
+  return rows[0]?.pos ?? undefined
 }
 
 export function isDialect(config: unknown): config is Dialect {

@@ -8,7 +8,7 @@ import {
 } from 'kysely'
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
-import type { ReplicationStatements } from '../dialects/dialect.js'
+import { type ReplicationStatements, readPosition } from '../dialects/dialect.js'
 import { PrimaryUnavailableError, redactDriverError, WriteOutcomeUnknownError } from '../errors.js'
 import type { Telemetry } from '../events.js'
 import { classify, isSchemaChange } from '../guard/classify.js'
@@ -320,7 +320,7 @@ export class BackendDriver implements Driver {
       if (sink.position !== undefined || !this.#replication || !recorder || schemaChange) {
         recorder?.ended()
         // The floor holds every read of the process, and DDL is rare: its position is read in line.
-        this.#committed(sink.position ?? (this.#replication ? await this.#positionOf(conn) : undefined), schemaChange)
+        this.#committed(sink.position ?? (await this.#positionOf(conn)), schemaChange)
       } else {
         // A session's autocommit write whose driver did not report the position (PostgreSQL's extended
         // protocol cannot carry a second statement): the result goes back now; the session reads the
@@ -348,9 +348,7 @@ export class BackendDriver implements Driver {
 
   async #positionOf(conn: BackendConnection): Promise<string | undefined> {
     if (!this.#replication) return undefined
-    const { sessionPosition } = await this.#replication(innerOf(conn))
-    const { rows } = await innerOf(conn).executeQuery<{ pos: string | null }>(CompiledQuery.raw(sessionPosition))
-    return rows[0]?.pos ?? undefined
+    return readPosition(innerOf(conn), this.#replication, 'sessionPosition')
   }
 
   #committed(position: string | undefined, schemaChange: boolean): void {

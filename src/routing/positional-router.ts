@@ -119,11 +119,9 @@ export function positionalRouter(
           ? timedOut(trace)
           : pool.fallback('no-replica', 'no replica is up and within the lag budget', trace)
       }
-      if (!trace)
-        return waits.waitFor(candidate, target, maxWaitMs).then((reached) => (reached ? candidate : timedOut(trace)))
-      const started = performance.now()
+      const started = trace ? performance.now() : 0
       return waits.waitFor(candidate, target, maxWaitMs).then((reached) => {
-        trace.waitMs = performance.now() - started
+        if (trace) trace.waitMs = performance.now() - started
         return reached ? candidate : timedOut(trace)
       })
     },

@@ -21,7 +21,7 @@ export function primaryRouter(
       if (current) {
         // It hangs: a write would wait on it until a deadline, and hold its caller as long. Refused now;
         // a check is asked for, whose answer lets writes through again as soon as the primary answers.
-        void topology.checkCandidates()
+        void topology.checkNow()
         const refusal = new PrimaryUnavailableError(current.write.name, {
           cause: new Error('it did not answer its last health checks in time'),
         })

@@ -142,13 +142,6 @@ export class Topology {
     return only !== undefined && (this.#missed.get(only) ?? 0) >= PRIMARY_MISSES
   }
 
-  /** Checks the primary candidates now (a check in flight is joined): for writes waiting to learn of one. */
-  checkCandidates(): Promise<void> {
-    return Promise.all(this.#monitors.slice(0, this.candidates.length).map((monitor) => monitor.checkNow())).then(
-      () => {},
-    )
-  }
-
   /** The current primary's identity (system id and timeline, or server and domain), once known. */
   get cluster(): string | undefined {
     return this.#cluster
@@ -190,9 +183,7 @@ export class Topology {
    * with the primary found (possibly the same one).
    */
   async primaryFailed(candidate: Candidate): Promise<Candidate | undefined> {
-    if (this.candidates.length > 1 && this.#current === candidate) {
-      await Promise.all(this.#monitors.slice(0, this.candidates.length).map((monitor) => monitor.checkNow()))
-    }
+    if (this.candidates.length > 1 && this.#current === candidate) await this.checkNow()
     return this.#current
   }
 
