@@ -174,7 +174,8 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     )
   const floor = new SchemaFloor()
   const replicaRouter = pool.router(isConnectionError)
-  const waits = new ReplayWaits(pool, support, telemetry)
+  const monitors = new Map(replicas.map((replica) => [replica.node, replica.monitor]))
+  const waits = new ReplayWaits(pool, support, telemetry, (node) => monitors.get(node) ?? node)
   const fallbackBudget =
     replicas.length > 0 ? { isFallback: (node: Node) => pool.isPrimary(node), budget: pool.budget } : undefined
   const readOptions = (state: SessionState, session: boolean) =>

@@ -90,8 +90,6 @@ export interface ReplicationStatements {
   readonly sessionPosition: string
   /** One row `{ pos }`, on any connection to the primary: at or past every commit it has acknowledged. */
   readonly writtenPosition: string
-  /** Waits on a replica connection until it has replayed `position`; false when `timeoutMs` passed. */
-  waitForPosition(connection: DatabaseConnection, position: string, timeoutMs: number): Promise<boolean>
   /** One statement whose single row `readProbe` reads; needs no privileges beyond connecting. */
   readonly probe: string
   readProbe(row: Record<string, unknown>): Probe
@@ -119,7 +117,7 @@ export interface ReplicationStatements {
 export async function readPosition(
   connection: DatabaseConnection,
   replication: (connection: DatabaseConnection) => Promise<ReplicationStatements>,
-  statement: 'primaryPosition' | 'sessionPosition' | 'writtenPosition',
+  statement: 'primaryPosition' | 'replicaPosition' | 'sessionPosition' | 'writtenPosition',
 ): Promise<string | undefined> {
   const statements = await replication(connection)
   const { rows } = await connection.executeQuery<{ pos: string | null }>(CompiledQuery.raw(statements[statement]))

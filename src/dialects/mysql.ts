@@ -20,12 +20,6 @@ const MARIADB: ReplicationStatements & { readonly trackPositions: string } = {
   replicaPosition: 'select @@gtid_slave_pos as pos',
   sessionPosition: 'select @@last_gtid as pos',
   writtenPosition: 'select @@gtid_binlog_pos as pos',
-  async waitForPosition(connection, position, timeoutMs) {
-    const { rows } = await connection.executeQuery<{ reached: number | string | null }>(
-      CompiledQuery.raw('select master_gtid_wait(?, ?) as reached', [position, timeoutMs / 1000]),
-    )
-    return Number(rows[0]?.reached) === 0
-  },
   probe:
     'select @@read_only as ro, @@server_id as server_id, @@gtid_domain_id as domain, ' +
     '@@gtid_binlog_pos as binlog, @@gtid_slave_pos as slave',
@@ -87,12 +81,6 @@ const MYSQL: ReplicationStatements & { readonly trackPositions: string } = {
   // MySQL keeps no last GTID per session: everything executed covers the session's own commit.
   sessionPosition: 'select @@global.gtid_executed as pos',
   writtenPosition: 'select @@global.gtid_executed as pos',
-  async waitForPosition(connection, position, timeoutMs) {
-    const { rows } = await connection.executeQuery<{ timedOut: number | string | null }>(
-      CompiledQuery.raw('select wait_for_executed_gtid_set(?, ?) as timedOut', [position, timeoutMs / 1000]),
-    )
-    return Number(rows[0]?.timedOut) === 0
-  },
   probe: 'select @@read_only as ro, @@server_uuid as server_uuid, @@global.gtid_executed as pos',
   readProbe(row) {
     const writable = Number(row.ro) === 0

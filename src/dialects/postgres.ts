@@ -1,4 +1,4 @@
-import { CompiledQuery, PostgresDialect } from 'kysely'
+import { PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
 import { hasReached, parsePosition } from '../consistency/position.js'
 import { explainStartupRefusal } from '../guard/session-rules.js'
@@ -91,19 +91,6 @@ const REPLICATION: ReplicationStatements = {
   sessionPosition: SESSION_POSITION,
   // The insert position is global and past every acknowledged commit, also under synchronous_commit = off.
   writtenPosition: SESSION_POSITION,
-  async waitForPosition(connection, position, timeoutMs) {
-    // PostgreSQL before 16 has no server-side wait for replay: poll, cheaply, on the connection that
-    // will serve the read.
-    const deadline = Date.now() + timeoutMs
-    const check = CompiledQuery.raw('select pg_last_wal_replay_lsn() >= $1::pg_lsn as reached', [position])
-    for (let delay = 2; ; delay = Math.min(delay * 2, 20)) {
-      const { rows } = await connection.executeQuery<{ reached: boolean | null }>(check)
-      if (rows[0]?.reached) return true
-      const left = deadline - Date.now()
-      if (left <= 0) return false
-      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)))
-    }
-  },
   probe: PROBE,
   readProbe(row) {
     const system = row.system == null ? null : String(row.system)

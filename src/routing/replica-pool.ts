@@ -21,8 +21,11 @@ interface Replica {
   position: Position | undefined
   positionText: string | null
   lastCheck: Date | null
-  /** Set when a session wait timed out here; cleared when a check shows the replica moved on. */
-  stuck: boolean
+  /**
+   * Set when a session wait timed out here, to the position known then (null if none was); cleared when a
+   * check or a poll shows the replica replayed past it.
+   */
+  stuck: { readonly at: Position | undefined } | undefined
 }
 
 /** What a health check found on one replica. */
@@ -81,7 +84,7 @@ export class ReplicaPool {
       position: undefined,
       positionText: null,
       lastCheck: null,
-      stuck: false,
+      stuck: undefined,
     }))
     this.#pick = selector<Replica>(options.selection)
   }
@@ -183,7 +186,7 @@ export class ReplicaPool {
    * stopped costs one wait, not one per read.
    */
   closest(exclude: ReadonlySet<Node>): Node | undefined {
-    const eligible = this.#eligible(exclude).filter((replica) => !replica.stuck)
+    const eligible = this.#eligible(exclude).filter((replica) => replica.stuck === undefined)
     return eligible.sort((a, b) => (a.lagMs ?? Number.POSITIVE_INFINITY) - (b.lagMs ?? Number.POSITIVE_INFINITY))[0]
       ?.node
   }
@@ -206,12 +209,18 @@ export class ReplicaPool {
     return hasReached(this.#find(node)?.position, target)
   }
 
-  /** A session wait on this replica ended: it replayed `position`, or it did not in time. */
-  waited(node: Node, position: Position, reached: boolean): void {
+  /** A session wait on this replica timed out: it is not waited on again until it moves on. */
+  waitTimedOut(node: Node): void {
+    const replica = this.#find(node)
+    if (replica) replica.stuck = { at: replica.position }
+  }
+
+  /** A read of the replica's replayed position, made after every check so far: reads up to it need no wait. */
+  observed(node: Node, position: Position): void {
     const replica = this.#find(node)
     if (!replica) return
-    if (!reached) replica.stuck = true
-    else if (!hasReached(replica.position, position)) replica.position = position
+    if (replica.stuck && movedOn(replica.stuck.at, position)) replica.stuck = undefined
+    if (!hasReached(replica.position, position)) replica.position = position
   }
 
   /** A read failed on this replica's connection: drain it at once, the checker readmits it. */
@@ -237,7 +246,7 @@ export class ReplicaPool {
       this.#transition(replica, result.state, result.detail)
       return
     }
-    if (replica.positionText !== result.positionText) replica.stuck = false
+    if (replica.stuck && result.position && movedOn(replica.stuck.at, result.position)) replica.stuck = undefined
     replica.position = result.position
     replica.positionText = result.positionText
     replica.lagMs = result.lagMs
@@ -305,4 +314,9 @@ const DRAIN_PROBLEMS: Record<DrainReason, string> = {
 
 function problemOf(cause: unknown): string {
   return typeof cause === 'string' ? cause : redactSecrets(messageOf(cause))
+}
+
+/** True when `now` is past `before`: the replica replayed something since. */
+function movedOn(before: Position | undefined, now: Position): boolean {
+  return before === undefined || !hasReached(before, now)
 }

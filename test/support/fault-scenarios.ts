@@ -151,6 +151,9 @@ export async function hungReplica(
 
 export interface LagUnderLoadResult {
   readonly maxWaitMs: number
+  /** Session users writing then reading back, and the replicas whose replay is paused. */
+  readonly sessionUsers: number
+  readonly replicas: number
   readonly sessionReads: number
   readonly slowestSessionReadMs: number
   readonly plainReads: number
@@ -161,6 +164,8 @@ export interface LagUnderLoadResult {
   readonly waits: number
   readonly fallbacksByReason: Readonly<Record<string, number>>
 }
+
+const SESSION_USERS = 40
 
 /** Replay paused on both replicas; 40 session users write then read back, 20 plain readers read. */
 export async function lagUnderLoad(
@@ -181,7 +186,7 @@ export async function lagUnderLoad(
     const sessionReads: number[] = []
     const plainReads: number[] = []
     const sessions = startLoad(
-      40,
+      SESSION_USERS,
       async (user, i) => {
         const session = db.session()
         const name = `u${user}-${i}`
@@ -210,6 +215,8 @@ export async function lagUnderLoad(
     const stats = db.stats()
     return {
       maxWaitMs,
+      sessionUsers: SESSION_USERS,
+      replicas: target.replicaUrls.length,
       sessionReads: sessionReads.length,
       slowestSessionReadMs: Math.max(...sessionReads),
       plainReads: plainReads.length,
