@@ -4,7 +4,6 @@
 //   DummyDriver, but answering one row, so that health checks see a replica that is caught up).
 // What is left is kysely-rw's own CPU cost per query, which network noise hides in benchmark 1.
 
-import { AsyncLocalStorage } from 'node:async_hooks'
 import {
   type CompiledQuery,
   type DatabaseConnection,
@@ -22,7 +21,7 @@ import { Bench } from 'tinybench'
 import type { BenchDB } from './db.js'
 import { type Backends, classify, createBackends } from './kysely-rw.js'
 import { QUERIES } from './queries.js'
-import { fmt, fmtInt, goal, type Headline, log, median, ratio, table, until } from './util.js'
+import { fmt, fmtInt, goal, type Headline, log, median, table, until } from './util.js'
 
 export const GUARD = {
   /** classify() calls per tinybench sample; the sample is their mean. */
@@ -100,68 +99,14 @@ export interface InProcessRow {
   readonly ratio: number
 }
 
-export interface AlsTax {
-  readonly offUs: number
-  readonly onUs: number
-}
-
 export interface GuardResult {
   readonly classify: ClassifyRow[]
-  /** Plain Kysely per query with AsyncLocalStorage never active vs active; null when not measurable. */
-  readonly als: AlsTax | null
   readonly inProcess: InProcessRow[]
 }
 
-/** Must run before any kysely-rw query in the process: kysely-rw's own AsyncLocalStorages stay active. */
 export async function runGuard(): Promise<GuardResult> {
   const classified = await runClassify()
-  const als = await runAlsTax()
-  return { classify: classified, als, inProcess: await runInProcess() }
-}
-
-/**
- * kysely-rw keeps its transaction scope and session positions in AsyncLocalStorage. On Node before 22
- * (without AsyncContextFrame) an active AsyncLocalStorage installs a promise hook for the whole process,
- * so every promise, also plain Kysely's and the app's, pays for it. Measured on plain Kysely alone:
- * no storage active vs one storage active, in alternating rounds.
- */
-async function runAlsTax(): Promise<AlsTax> {
-  const plain = new Kysely<BenchDB>({ dialect: dialect(() => new AnsweringDriver()) })
-  const storage = new AsyncLocalStorage<number>()
-  const query = QUERIES[0] as (typeof QUERIES)[number]
-  const means: Record<'off' | 'on', number[]> = { off: [], on: [] }
-  try {
-    for (let round = 0; round < GUARD.rounds * 2; round++) {
-      const bench = new Bench({ now: cpuNow, time: GUARD.timeMs / 2, warmupTime: GUARD.warmupMs, throws: true })
-      const task = async () => {
-        const start = bench.now()
-        for (let j = 0; j < GUARD.queryBatch; j++) await query.run(plain)
-        const elapsed = bench.now() - start
-        return { overriddenDuration: elapsed / GUARD.queryBatch, overriddenIterationCost: elapsed }
-      }
-      const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)
-      for (const name of order) {
-        bench.add(name, task, {
-          beforeAll: () => {
-            if (name === 'on') storage.run(1, () => {}) // enables the storage (and Node's promise hook)
-          },
-          afterAll: () => {
-            if (name === 'on') storage.disable()
-          },
-        })
-      }
-      await bench.run()
-      for (const t of bench.tasks) {
-        if (t.result.state !== 'completed') throw new Error(`ALS ${t.name}: ${t.result.state}`)
-        means[t.name as 'off' | 'on'].push(t.result.latency.mean * 1000)
-      }
-    }
-  } finally {
-    await plain.destroy()
-  }
-  const result = { offUs: median(means.off), onUs: median(means.on) }
-  log(`guard AsyncLocalStorage: plain Kysely ${fmt(result.offUs, 1)} µs without, ${fmt(result.onUs, 1)} µs with`)
-  return result
+  return { classify: classified, inProcess: await runInProcess() }
 }
 
 async function runClassify(): Promise<ClassifyRow[]> {
@@ -372,7 +317,7 @@ export function renderGuard(result: GuardResult): string {
     `\nThe whole in-process path per query, no network: plain Kysely vs kysely-rw on a driver that answers at once ` +
       `(DummyDriver's no-ops, reused connections, one row per query so that health checks find the replica caught up). ` +
       `${GUARD.rounds} interleaved rounds × ${GUARD.timeMs} ms, samples are means of ${GUARD.queryBatch} awaited queries; median of rounds. ` +
-      "This is kysely-rw's own CPU cost per query (routing, guard, async context, telemetry); a session write also " +
+      "This is kysely-rw's own CPU cost per query (routing, guard, telemetry); a session write also " +
       'asks for its position here, which on PostgreSQL is the extra round trip shown in benchmark 1.\n',
   )
   out.push(
@@ -387,17 +332,7 @@ export function renderGuard(result: GuardResult): string {
       ]),
     ),
   )
-  if (result.als) {
-    out.push(
-      `\nA process-wide cost: kysely-rw keeps transaction scopes and session positions in \`AsyncLocalStorage\`. On Node ` +
-        `${process.versions.node.split('.')[0]} an active storage installs a promise hook for the whole process, so every ` +
-        "promise pays, plain Kysely's and the app's too (Node 24 replaces the hook with AsyncContextFrame; not measured here). " +
-        `Plain Kysely alone, same driver: ${fmt(result.als.offUs, 2)} µs per query with no storage ever active, ` +
-        `${fmt(result.als.onUs, 2)} µs with one active (${ratio(result.als.onUs / result.als.offUs, 2)}; median of ` +
-        `${GUARD.rounds * 2} alternating rounds). The rows above and all of benchmark 1 run with storages active, for ` +
-        'plain Kysely too, so this cost is not in their ratios.',
-    )
-  }
+
   return out.join('\n')
 }
 

@@ -7,11 +7,15 @@
 // processes) per completed operation; wall-clock figures are context on two shared cores.
 // After the rounds, one more kysely-rw run is profiled (node:inspector, the profiler of --cpu-prof), for
 // where its CPU goes.
+import { execFile } from 'node:child_process'
 import { Session } from 'node:inspector/promises'
 import { findSourceMap } from 'node:module'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import type { Kysely } from 'kysely'
+import type { PostgresPair } from '../../test/harness/replication.js'
 import { type BenchDB, countRoundTrips, type Family } from './db.js'
 import { createBackends } from './kysely-rw.js'
 import { QUERIES, type QuerySpec } from './queries.js'
@@ -40,7 +44,7 @@ export const LOAD = {
   maxRoundMs: 20_000,
   /** Untimed operations on a fresh client before its timed round: pools full, health checks running. */
   warmupOps: 2000,
-  /** Timed rounds per client. */
+  /** Timed rounds per client, after one untimed round of each (the JIT compiler settles on each client's code). */
   rounds: 7,
   /** kysely-rw at most this multiple of plain Kysely's CPU per operation (and at most kysely-replication's). */
   goal: 1.15,
@@ -175,7 +179,7 @@ export interface ProfileLine {
 export interface LoadProfile {
   readonly ops: number
   readonly totalMs: number
-  /** Round trips per operation by node (the operations' own; health checks not included). */
+  /** Round trips per operation by node (the operations' own, and the few health checks sent meanwhile). */
   readonly roundTrips: { readonly node: string; readonly perOp: number }[]
   /** Self time by where the code lives: src/, kysely, pg, node internals, GC, … */
   readonly byArea: ProfileLine[]
@@ -194,6 +198,8 @@ export interface LoadProfile {
 
 export interface LoadResult {
   readonly family: string
+  /** How the client and the servers shared the cores: pinned apart, or why not. */
+  readonly placement: string
   readonly rows: LoadRow[]
   readonly profile?: LoadProfile
   readonly profileError?: string
@@ -263,43 +269,80 @@ async function oneRound(spec: ClientSpec, family: Family, replicaUrls: string[])
 export async function runLoad(family: Family): Promise<LoadResult> {
   if (family.name !== 'postgres') throw new Error('the load benchmark runs on PostgreSQL only')
   const replicaUrls = [family.replicaUrl, family.pair.replica2Url]
-  const runs = new Map<ClientSpec['name'], LoadRun[]>(CLIENTS.map((c) => [c.name, []]))
-  for (let r = 0; r < LOAD.rounds; r++) {
-    for (let i = 0; i < CLIENTS.length; i++) {
-      const spec = CLIENTS[(i + r) % CLIENTS.length] as ClientSpec
-      const run = await oneRound(spec, family, replicaUrls)
-      runs.get(spec.name)?.push(run)
-      log(
-        `load round ${r + 1} ${spec.name}: ${run.ops} ops, ${fmt((run.cpuMs * 1000) / run.ops, 1)} µs CPU/op, ` +
-          `${fmtInt((run.ops / run.wallMs) * 1000)} ops/s${run.errors ? `, ${run.errors} errors (${run.firstError})` : ''}`,
-      )
-    }
-  }
-  const rows = CLIENTS.map((spec) => {
-    const list = runs.get(spec.name) ?? []
-    return {
-      name: spec.name,
-      label: spec.label,
-      runs: list,
-      cpuUsPerOp: median(list.map((run) => (run.cpuMs * 1000) / run.ops)),
-    }
-  })
-  let profile: LoadProfile | undefined
-  let profileError: string | undefined
+  const placement = await pinApart(family.pair as PostgresPair)
   try {
-    const plain = await profileClient('plain', family, replicaUrls)
-    const rw = await profileClient('rw', family, replicaUrls)
-    profile = { ...rw, plainByArea: plain.byArea, plainOps: plain.ops, plainFunctions: plain.allFunctions }
+    // One untimed round of each client first: code that only one client runs (kysely-rw's, kysely-replication's)
+    // is compiled by V8 during its first rounds, while Kysely's and pg's, which every client runs, is compiled
+    // by the first client's; the timed rounds compare code that has settled.
+    for (const spec of CLIENTS) await oneRound(spec, family, replicaUrls)
+    const runs = new Map<ClientSpec['name'], LoadRun[]>(CLIENTS.map((c) => [c.name, []]))
+    for (let r = 0; r < LOAD.rounds; r++) {
+      for (let i = 0; i < CLIENTS.length; i++) {
+        const spec = CLIENTS[(i + r) % CLIENTS.length] as ClientSpec
+        const run = await oneRound(spec, family, replicaUrls)
+        runs.get(spec.name)?.push(run)
+        log(
+          `load round ${r + 1} ${spec.name}: ${run.ops} ops, ${fmt((run.cpuMs * 1000) / run.ops, 1)} µs CPU/op, ` +
+            `${fmtInt((run.ops / run.wallMs) * 1000)} ops/s${run.errors ? `, ${run.errors} errors (${run.firstError})` : ''}`,
+        )
+      }
+    }
+    const rows = CLIENTS.map((spec) => {
+      const list = runs.get(spec.name) ?? []
+      return {
+        name: spec.name,
+        label: spec.label,
+        runs: list,
+        cpuUsPerOp: median(list.map((run) => (run.cpuMs * 1000) / run.ops)),
+      }
+    })
+    let profile: LoadProfile | undefined
+    let profileError: string | undefined
+    try {
+      const plain = await profileClient('plain', family, replicaUrls)
+      const rw = await profileClient('rw', family, replicaUrls)
+      profile = { ...rw, plainByArea: plain.byArea, plainOps: plain.ops, plainFunctions: plain.allFunctions }
+    } catch (error) {
+      profileError = errorMessage(error)
+      log(`load profile failed: ${profileError}`)
+    }
+    return {
+      family: `${family.label} ${family.version}`,
+      placement,
+      rows,
+      ...(profile ? { profile } : {}),
+      ...(profileError ? { profileError } : {}),
+    }
+  } finally {
+    await unpin()
+  }
+}
+
+const run = promisify(execFile)
+
+/**
+ * This process on the first core, the three servers (every process of each, and the backends they fork later,
+ * which inherit it) on the others. Sharing cores, a server backend scheduled on the client's core answers through
+ * a direct switch, one on the other core through a wake-up across cores, which costs the client's CPU time about
+ * twice as much per query on this machine (measured: 35 against 66 µs of client CPU per sequential pk select on
+ * one connection); which one a connection gets is up to the scheduler, so runs differed by up to 1.9× with
+ * nothing changed. Apart, every query crosses cores, as between machines.
+ */
+async function pinApart(pair: PostgresPair): Promise<string> {
+  const cpus = os.availableParallelism()
+  if (cpus < 2) return 'not pinned (one core): the client and the servers share it'
+  try {
+    const servers = `1-${cpus - 1}`
+    for (const pid of await pair.serverPids()) await run('taskset', ['-a', '-p', '-c', servers, String(pid)])
+    await run('taskset', ['-a', '-p', '-c', '0', String(process.pid)])
+    return `the benchmark process pinned to core 0 and the three servers to cores ${servers} (\`taskset\`)`
   } catch (error) {
-    profileError = errorMessage(error)
-    log(`load profile failed: ${profileError}`)
+    return `not pinned (\`taskset\` failed: ${errorMessage(error)}): the client and the servers share the cores`
   }
-  return {
-    family: `${family.label} ${family.version}`,
-    rows,
-    ...(profile ? { profile } : {}),
-    ...(profileError ? { profileError } : {}),
-  }
+}
+
+async function unpin(): Promise<void> {
+  await run('taskset', ['-a', '-p', '-c', `0-${os.availableParallelism() - 1}`, String(process.pid)]).catch(() => {})
 }
 
 interface CpuProfile {
@@ -349,7 +392,9 @@ async function profileClient(
 function areaOf(url: string, functionName: string): string {
   if (url === '') return functionName.startsWith('(') ? functionName : '(V8 builtins and native)'
   const file = url.startsWith('file://') ? fileURLToPath(url) : url
-  if (file.startsWith(path.join(ROOT, 'src') + path.sep)) return 'kysely-rw src/'
+  if (file.startsWith(path.join(ROOT, 'src') + path.sep) || file.startsWith(path.join(ROOT, 'dist') + path.sep)) {
+    return 'kysely-rw'
+  }
   const nm = file.lastIndexOf(`node_modules${path.sep}`)
   if (nm >= 0) {
     const rest = file.slice(nm + 'node_modules/'.length).split(path.sep)
@@ -377,7 +422,7 @@ function inclusiveSrc(profile: CpuProfile): Map<string, number> {
     const node = byId.get(id)
     if (!node) return 0
     const frame = node.callFrame
-    const key = areaOf(frame.url, frame.functionName) === 'kysely-rw src/' ? keyOf(frame) : undefined
+    const key = areaOf(frame.url, frame.functionName) === 'kysely-rw' ? keyOf(frame) : undefined
     const fresh = key !== undefined && !open.has(key)
     const inner = fresh ? new Set([...open, key]) : open
     let n = node.hitCount ?? 0
@@ -417,7 +462,7 @@ function summarize(
     const file = url.startsWith('file://') ? path.relative(ROOT, fileURLToPath(url)) : url
     const key = keyOf(node.callFrame)
     add(functions, key, n)
-    if (area === 'kysely-rw src/') {
+    if (area === 'kysely-rw') {
       add(srcFunctions, key, n)
       add(srcFiles, file, n)
     }
@@ -469,15 +514,17 @@ export function renderLoad(results: readonly LoadResult[]): string {
       'reads that wait for a replica to have replayed it). The other clients run the same operations (they have no ' +
       `sessions). Each timed round: a fresh client, ${LOAD.warmupOps} untimed operations (pools filled, health ` +
       `checks running), then ${LOAD.opsPerRound} operations (at most ${LOAD.maxRoundMs / 1000} s), then \`destroy()\`; ` +
-      `${LOAD.rounds} rounds, the clients' order rotating each round. **CPU µs/op** is the median over rounds of this ` +
+      `${LOAD.rounds} rounds, the clients' order rotating each round, after one untimed round of each client (so that ` +
+      "V8 has compiled each client's own code). **CPU µs/op** is the median over rounds of this " +
       "process's CPU time (`process.cpuUsage()`, user + system: the client alone, the servers are other processes) " +
       "divided by the operations completed. Connection pools are the drivers' defaults (pg: 10 per node). " +
-      'Throughput and latencies are wall-clock on two cores shared with the three servers: context, not results. ' +
+      'Throughput and latencies are wall-clock, with the servers on one core: context, not results. ' +
       `Goal: kysely-rw at most ${LOAD.goal}× plain Kysely on the primary alone, and at most kysely-replication's, with no errors.\n`,
   )
   for (const result of results) {
     const r = ratios(result)
     out.push(`#### ${result.family}, primary and 2 streaming replicas\n`)
+    out.push(`Cores: ${result.placement}.\n`)
     const plain = row(result, 'plain')?.cpuUsPerOp ?? Number.NaN
     out.push(
       table(
@@ -530,8 +577,8 @@ function renderProfile(p: LoadProfile): string {
     `Where kysely-rw's CPU goes: one more kysely-rw run of ${p.ops} operations after the rounds, profiled with ` +
       `\`node:inspector\` (V8's sampling profiler, as \`node --cpu-prof\`; every ${LOAD.profileIntervalUs} µs), and the same ` +
       `run on plain Kysely (${p.plainOps} operations) for comparison; kysely-rw's run: ` +
-      `${fmt(p.totalMs, 0)} ms profiled. Its round trips per operation (counted in pg's \`Client.query\`; the ` +
-      `operations' own, health checks not included): ${p.roundTrips.map((r) => `${r.node} ${fmt(r.perOp, 2)}`).join(', ')}, ` +
+      `${fmt(p.totalMs, 0)} ms profiled. Its round trips per operation (counted in pg's \`Client.query\`; ` +
+      `all queries sent during the run, the few health checks among them): ${p.roundTrips.map((r) => `${r.node} ${fmt(r.perOp, 2)}`).join(', ')}, ` +
       `${fmt(
         p.roundTrips.reduce((n, r) => n + r.perOp, 0),
         2,
@@ -555,11 +602,11 @@ function renderProfile(p: LoadProfile): string {
         fmt(((p.plainFunctions.find((y) => y.what === x.what)?.ms ?? 0) * 1000) / p.plainOps, 1),
       ]),
     ),
-    "\nTop functions in kysely-rw's `src/` by self time (a function's own code, not what it calls):\n",
+    "\nTop functions of kysely-rw by self time (a function's own code, not what it calls):\n",
     table(['function — file', 'self ms', 'share'], lines(p.topSrc)),
-    "\nTop functions in kysely-rw's `src/` by total time (their own code and all they call, Kysely's and pg's included):\n",
+    "\nTop functions of kysely-rw by total time (their own code and all they call, Kysely's and pg's included):\n",
     table(['function — file', 'total ms', 'share'], lines(p.totalSrc)),
-    '\n`src/` self time by file:\n',
+    "\nkysely-rw's self time by file:\n",
     table(['file', 'self ms', 'share'], lines(p.srcFiles)),
     '',
   ].join('\n')

@@ -68,6 +68,8 @@ export interface ReplicationEnv {
 
 export interface PostgresPair extends PostgresEnv, ReplicaControl {
   stop(): Promise<void>
+  /** Every process of the three servers: each postmaster and its children. */
+  serverPids(): Promise<number[]>
   /** Kills the primary's server (immediate shutdown): a failed primary. */
   killPrimary(): Promise<void>
   /** `pg_ctl promote` on replica 1 or 2: it leaves recovery and takes writes, on a new timeline. */
@@ -117,6 +119,8 @@ export async function startPostgresPair(): Promise<PostgresPair> {
     ...controlPostgres(env),
     stop,
     killPrimary: () => pgStop(env, primary.dataDir),
+    serverPids: async () =>
+      (await Promise.all([primary.dataDir, env.replicaDataDir, env.replica2DataDir].map(pgServerPids))).flat(),
     promoteReplica: (index = 1) => pgTool(env, 'pg_ctl', ['-D', pgReplica(env, index).dataDir, '-w', 'promote']),
   }
 }
