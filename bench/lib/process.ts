@@ -18,9 +18,9 @@ export const PROCESS = {
   /** Untimed batches of each process, per query, before the timed ones. */
   warmupBatches: 40,
   /** Timed batches of each process per query and phase, per round. */
-  alternations: 80,
-  /** Rounds per Node version, each with fresh processes. */
-  rounds: 5,
+  alternations: 60,
+  /** Rounds per Node version, each with fresh processes: one process runs a few percent faster or slower than another for its whole life (its heap layout, its compiled code), which only more processes average out. */
+  rounds: 9,
   /** Node versions besides the one running the benchmark; each installed on demand by scripts/with-node.sh. */
   otherNodes: [22, 24],
   /** Plain Kysely in a process that uses kysely-rw (no transaction open): at most this multiple of A. */
