@@ -329,7 +329,7 @@ const run = promisify(execFile)
  * nothing changed. Apart, every query crosses cores, as between machines.
  */
 async function pinApart(pair: PostgresPair): Promise<string> {
-  const cpus = os.availableParallelism()
+  const cpus = os.cpus().length
   if (cpus < 2) return 'not pinned (one core): the client and the servers share it'
   try {
     const servers = `1-${cpus - 1}`
@@ -341,8 +341,12 @@ async function pinApart(pair: PostgresPair): Promise<string> {
   }
 }
 
+/** Every core again, for the benchmarks after this one (`availableParallelism()` would count the pinned one only). */
 async function unpin(): Promise<void> {
-  await run('taskset', ['-a', '-p', '-c', `0-${os.availableParallelism() - 1}`, String(process.pid)]).catch(() => {})
+  const all = `0-${os.cpus().length - 1}`
+  await run('taskset', ['-a', '-p', '-c', all, String(process.pid)]).catch((error: unknown) => {
+    log(`load: could not unpin this process from core 0 (${errorMessage(error)}); later benchmarks run on one core`)
+  })
 }
 
 interface CpuProfile {
