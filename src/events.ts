@@ -79,9 +79,20 @@ export interface BackendStats {
   readonly waitMs: number
 }
 
+/**
+ * A node as the read counter sees it. Its reads are counted on the node itself: a count kept by name would
+ * cost every read a lookup of the name's property in a dictionary (about 0.05 µs, a sixth of what kysely-rw
+ * adds to a read).
+ */
+export interface CountedNode {
+  readonly name: string
+  reads: number
+}
+
 /** Collects counters and hands events to the user's listener, which must never break a query. */
 export class Telemetry {
-  readonly #readsByNode: Record<string, number> = {}
+  /** The nodes that ran a read, each listed once, at its first. */
+  readonly #readNodes: CountedNode[] = []
   #writes = 0
   #fallbacks = 0
   readonly #fallbacksByReason = Object.fromEntries(FALLBACK_REASONS.map((r) => [r, 0])) as Record<
@@ -109,12 +120,18 @@ export class Telemetry {
     }
   }
 
-  read(node: string): void {
-    this.#readsByNode[node] = (this.#readsByNode[node] ?? 0) + 1
+  read(node: CountedNode): void {
+    if (node.reads++ === 0) this.#readNodes.push(node)
   }
 
   write(): void {
     this.#writes++
+  }
+
+  #readsByNode(): Record<string, number> {
+    const byName: Record<string, number> = {}
+    for (const node of this.#readNodes) byName[node.name] = (byName[node.name] ?? 0) + node.reads
+    return byName
   }
 
   fallback(reason: FallbackReason, node: string): void {
@@ -140,7 +157,7 @@ export class Telemetry {
 
   snapshot(): BackendStats {
     return {
-      readsByNode: { ...this.#readsByNode },
+      readsByNode: this.#readsByNode(),
       writes: this.#writes,
       fallbacks: this.#fallbacks,
       fallbacksByReason: { ...this.#fallbacksByReason },

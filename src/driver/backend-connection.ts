@@ -71,7 +71,7 @@ export class BackendConnection implements DatabaseConnection {
     } catch (error) {
       return Promise.reject(error)
     }
-    this.driver.telemetry?.read(this.node.name)
+    this.driver.telemetry?.read(this.node)
     const sending =
       !guarded.leavesState && !this.#needsTransaction(guarded) && this.driver.isVerified(this)
         ? this.#inner.executeQuery<R>(oneStatementQuery(guarded.query, this.node.driver), options)
@@ -108,7 +108,7 @@ export class BackendConnection implements DatabaseConnection {
     }
     // The same path as executeQuery: guard, read-only transaction, stats. Streams are not retried.
     const guarded = guard.check(query)
-    this.driver.telemetry?.read(this.node.name)
+    this.driver.telemetry?.read(this.node)
     this.#refuseUnresettable(guarded)
     const wrapped = this.#needsTransaction(guarded)
     await this.driver.verify(this)

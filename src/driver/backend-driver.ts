@@ -260,7 +260,7 @@ export class BackendDriver implements Driver {
   async readElsewhere<R>(query: GuardedQuery, failed: Node, options: ExecuteOptions): Promise<QueryResult<R>> {
     const connection = await this.#acquire(new Set([failed]))
     try {
-      this.telemetry?.read(connection.node.name)
+      this.telemetry?.read(connection.node)
       return await connection.executeRead<R>(query, options)
     } catch (error) {
       throw redactDriverError(this.guard ? this.guard.translate(error) : error)

@@ -84,6 +84,8 @@ export class Node {
   /** Sweeps expired acquisitions while any is pending: one timer per node, not one per acquisition. */
   #sweeper: NodeJS.Timeout | undefined
   #sweptAt = 0
+  /** Reads run on this node, for `stats().readsByNode` (events.ts counts them here). */
+  reads = 0
 
   constructor(
     /** Host, port and database, or a role name; never credentials. */
