@@ -16,9 +16,10 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(result.sessionReads).toBeGreaterThan(100)
     expect(result.slowestSessionReadMs).toBeLessThanOrEqual(1_000)
     expect(result.plainReadP99Ms).toBeLessThanOrEqual(1_000)
-    // A paused replica costs the reads under way when replay stopped one wait each, per replica, and no
-    // read after them: not one wait per read.
-    expect(result.waits).toBeLessThanOrEqual(result.sessionUsers * result.replicas)
+    // A paused replica costs the reads under way when replay stopped one wait each, per replica, and no read
+    // after them: not one wait per read. (A pause takes hold within a few milliseconds: reads whose writes were
+    // still replayed meanwhile wait too, and are served by the replica, at most once per user.)
+    expect(result.waits).toBeLessThanOrEqual(result.sessionUsers * (result.replicas + 1))
     expect(result.waits * 20).toBeLessThan(result.sessionReads)
   })
 })

@@ -100,12 +100,12 @@ describe.each(families)('%s', (_name, familyOf) => {
     await family.control.waitForReplicaCatchUp()
     const before = db.stats()
     let stale = 0
-    // 50 users at once, each writing then reading back: every read needs a position newer than any health
+    // 20 users at once, each writing then reading back: every read needs a position newer than any health
     // check saw, so each one either waits for the replica (shared polls of its position) or falls back.
     await Promise.all(
-      Array.from({ length: 50 }, async (_, user) => {
+      Array.from({ length: 20 }, async (_, user) => {
         const session = db.session()
-        for (let i = 0; i < 10; i++) {
+        for (let i = 0; i < 25; i++) {
           const name = `busy-${user}-${i}`
           await session.write.insertInto('items').values({ name, qty: i }).execute()
           const row = await session.read.selectFrom('items').select('qty').where('name', '=', name).executeTakeFirst()
@@ -117,11 +117,12 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(stale).toBe(0)
     const replicaReads = (after.readsByNode[replicaName(after)] ?? 0) - (before.readsByNode[replicaName(after)] ?? 0)
     const fallbacks = after.fallbacks - before.fallbacks
-    // A replica that keeps up serves its sessions: most of the 500 reads run on it (with waits of 100 ms at most,
-    // MariaDB's replay under this load passes that now and then, and the reads of that moment go to the primary).
-    // Waits that each held a connection, at most two at once, sent 300-420 of them to the primary.
+    console.info(`${family.dialect}: ${fallbacks} of 500 session reads on the primary`)
+    // A replica that keeps up serves its sessions: measured 0 of the 500 reads on the primary (with waits of 100 ms
+    // at most, MariaDB's replay passes that now and then under heavier load, and the reads of that moment go to the
+    // primary). Waits that each held a pooled connection, at most two at once, sent 316 of them there on MariaDB.
     expect(replicaReads + fallbacks).toBe(500)
-    expect(fallbacks).toBeLessThanOrEqual(100)
+    expect(fallbacks).toBeLessThanOrEqual(50)
   })
 
   it('gives read-your-writes across requests through the token', async () => {

@@ -28,6 +28,8 @@ interface Watch {
   dueAt: number
   /** The pause before the next poll while no waiter arrives: doubles from poll to poll. */
   backoffMs: number
+  /** What the last poll answered. */
+  polled: Position | undefined
 }
 
 // Between polls that found the waiters' targets not replayed: doubling, as replay that is not done within a
@@ -76,6 +78,7 @@ export class ReplayWaits {
         timer: undefined,
         dueAt: 0,
         backoffMs: 0,
+        polled: undefined,
       }
       this.#watches.set(node, watch)
     }
@@ -97,7 +100,7 @@ export class ReplayWaits {
           ended = true
           clearTimeout(timer)
           telemetry.waited(node.name, Date.now() - started, reached)
-          if (!reached) pool.waitTimedOut(node)
+          if (!reached) pool.waitTimedOut(node, current.polled)
           resolve(reached)
           return true
         },
@@ -142,6 +145,7 @@ export class ReplayWaits {
       .then((position) => {
         watch.polling = false
         if (position) {
+          watch.polled = position
           this.pool.observed(node, position)
           watch.waiters = watch.waiters.filter(
             (waiter) => !(hasReached(position, waiter.target) && waiter.settle(true)),

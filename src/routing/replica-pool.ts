@@ -1,4 +1,4 @@
-import { hasReached, type Position } from '../consistency/position.js'
+import { hasReached, laterOf, type Position } from '../consistency/position.js'
 import { cutError, isCutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
 import type { Router, RouteTrace } from '../driver/router.js'
@@ -209,10 +209,13 @@ export class ReplicaPool {
     return hasReached(this.#find(node)?.position, target)
   }
 
-  /** A session wait on this replica timed out: it is not waited on again until it moves on. */
-  waitTimedOut(node: Node): void {
+  /**
+   * A session wait on this replica timed out: it is not waited on again until it replays past the furthest
+   * position known then, the checks' or the last poll's (a check sent before that poll may report less).
+   */
+  waitTimedOut(node: Node, polled: Position | undefined): void {
     const replica = this.#find(node)
-    if (replica) replica.stuck = { at: replica.position }
+    if (replica) replica.stuck = { at: polled ? laterOf(replica.position, polled) : replica.position }
   }
 
   /** A read of the replica's replayed position, made after every check so far: reads up to it need no wait. */
