@@ -130,10 +130,15 @@ export class ReplayWaits {
     }, due - now)
   }
 
+  /** Drops a watch no read waits on; a later wait starts a new one. */
+  #forget(watch: Watch): void {
+    if (this.#watches.get(watch.node) === watch) this.#watches.delete(watch.node)
+  }
+
   #poll(watch: Watch): void {
     const { node } = watch
     if (watch.waiters.length === 0) {
-      this.#watches.delete(node)
+      this.#forget(watch)
       return
     }
     watch.polling = true
@@ -152,7 +157,7 @@ export class ReplayWaits {
           )
         }
         if (watch.waiters.length === 0) {
-          this.#watches.delete(node)
+          this.#forget(watch)
           return
         }
         const now = Date.now()
