@@ -22,8 +22,8 @@ interface Replica {
   positionText: string | null
   lastCheck: Date | null
   /**
-   * Set when a session wait timed out here, to the position known then (null if none was); cleared when a
-   * check or a poll shows the replica replayed past it.
+   * Set when a session wait timed out here, to the furthest position known then (undefined if none was);
+   * cleared when a check or a poll shows the replica replayed past it.
    */
   stuck: { readonly at: Position | undefined } | undefined
 }
@@ -182,8 +182,8 @@ export class ReplicaPool {
 
   /**
    * The up replica closest to the primary: the one worth waiting on. A replica on which a wait timed
-   * out is skipped until a health check shows it replayed further, so that a replica whose replay is
-   * stopped costs one wait, not one per read.
+   * out is skipped until a check or a poll shows it replayed past where it stopped, so that a replica whose
+   * replay is stopped costs the reads under way then one wait each, not one wait per read.
    */
   closest(exclude: ReadonlySet<Node>): Node | undefined {
     const eligible = this.#eligible(exclude).filter((replica) => replica.stuck === undefined)
@@ -204,11 +204,6 @@ export class ReplicaPool {
     return this.primary
   }
 
-  /** True when the replica's cached position covers `target`: a session read needs no wait. */
-  hasReplayed(node: Node, target: Position): boolean {
-    return hasReached(this.#find(node)?.position, target)
-  }
-
   /**
    * A session wait on this replica timed out: it is not waited on again until it replays past the furthest
    * position known then, the checks' or the last poll's (a check sent before that poll may report less).
@@ -218,7 +213,7 @@ export class ReplicaPool {
     if (replica) replica.stuck = { at: polled ? laterOf(replica.position, polled) : replica.position }
   }
 
-  /** A read of the replica's replayed position, made after every check so far: reads up to it need no wait. */
+  /** A poll found the replica replayed up to `position`: reads up to there need no wait. */
   observed(node: Node, position: Position): void {
     const replica = this.#find(node)
     if (!replica) return
