@@ -1,6 +1,9 @@
-// PostgreSQL cannot report an autocommit write's position in the write's own round trip, so a session reads
-// it right after: off the write's latency path, and never skipped by the session's next read. Real
-// replication, replay paused on the replica, so that a read without the position would return stale rows.
+// PostgreSQL reports no position in a write's reply. On the pools kysely-rw makes, the statement that reads it
+// is pipelined behind an autocommit write, in the write's own round trip. Where pg cannot pipeline (a pool handed
+// in, or pg before 8.23), a session reads it with a query of its own right after: off the write's latency path,
+// and never skipped by the session's next read. Real replication, replay paused on the replica, so that a read
+// without the position would return stale rows.
+import { PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Backends, createBackends } from '../src/index.js'
@@ -10,19 +13,27 @@ const POSITION_SQL = 'select pg_current_wal_insert_lsn()::text as pos'
 
 type Query = (this: unknown, ...args: unknown[]) => unknown
 
-/** Holds every position query sent while closed, until opened: a slow answer, made on purpose. */
+/**
+ * Holds every position query sent on its own while closed, until opened: a slow answer, made on purpose.
+ * Counts the ones pipelined behind a write (sent while the client is in pipeline mode), which it lets through.
+ */
 class PositionGate {
   readonly #proto = pg.Client.prototype as unknown as { query: Query }
   readonly #original = this.#proto.query
   #opened: Promise<void> = Promise.resolve()
   #open: () => void = () => {}
   held = 0
+  pipelined = 0
 
   install(): void {
     const gate = this
     const original = this.#original
     this.#proto.query = function (this: unknown, ...args: unknown[]) {
       if (args[0] !== POSITION_SQL) return original.apply(this, args)
+      if ((this as { pipeline?: unknown }).pipeline === true) {
+        gate.pipelined++
+        return original.apply(this, args)
+      }
       gate.held++
       return gate.#opened.then(() => original.apply(this, args))
     }
@@ -47,13 +58,34 @@ class PositionGate {
 const settledWithin = <T>(promise: Promise<T>, ms: number) =>
   Promise.race([promise.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), ms))])
 
-describe('PostgreSQL session positions', () => {
-  let family: Family
+const gate = new PositionGate()
+let family: Family
+
+beforeAll(() => {
+  family = postgresFamily()
+  gate.install()
+})
+
+afterEach(async () => {
+  gate.open()
+  await family.control.resumeReplay()
+})
+
+afterAll(() => {
+  gate.uninstall()
+})
+
+const readName = (backend: Backends<TestDB>['read'], name: string) =>
+  backend
+    .selectFrom('position_items' as 'items')
+    .select('qty')
+    .where('name', '=', name)
+    .executeTakeFirst()
+
+describe("PostgreSQL session positions, on kysely-rw's own pools: in the write's round trip", () => {
   let db: Backends<TestDB>
-  const gate = new PositionGate()
 
   beforeAll(async () => {
-    family = postgresFamily()
     db = createBackends<TestDB>({
       dialect: 'postgres',
       primary: family.primaryUrl,
@@ -64,27 +96,105 @@ describe('PostgreSQL session positions', () => {
     })
     await family.createItems(db.write, 'position_items')
     await family.control.waitForReplicaCatchUp()
-    for (let i = 0; i < 100 && !db.replicas()[0]?.position; i++) await new Promise((r) => setTimeout(r, 20))
-    expect(db.replicas()[0]?.position).toBeTruthy()
-    gate.install()
-  })
-
-  afterEach(async () => {
-    gate.open()
-    await family.control.resumeReplay()
   })
 
   afterAll(async () => {
-    gate.uninstall()
     await db?.destroy()
   })
 
-  const readName = (backend: Backends<TestDB>['read'], name: string) =>
-    backend
+  it('an autocommit write brings its position back with it: no query of its own, and the next read needs no wait for it', async () => {
+    await family.control.pauseReplay()
+    const session = db.session()
+    gate.close()
+    const [held, pipelined] = [gate.held, gate.pipelined]
+    for (let i = 0; i < 5; i++) {
+      await session.write
+        .insertInto('position_items' as 'items')
+        .values({ name: `pipelined-${i}`, qty: i })
+        .execute()
+    }
+    expect(gate.pipelined - pipelined).toBe(5)
+    // Position queries sent on their own are held: a read that needed one would not settle.
+    const read = readName(session.read, 'pipelined-4')
+    expect(await settledWithin(read, 2000)).toBe(true)
+    // Replay is paused: only the primary has the row, and the read, which knows the position, went there.
+    expect(await read).toEqual({ qty: 4 })
+    expect(await readName(db.read, 'pipelined-4')).toBeUndefined()
+    expect(gate.held).toBe(held)
+    // A token made at once is settled: it carries the position, and the next session reads the row too.
+    expect(await readName(db.session(session.token()).read, 'pipelined-4')).toEqual({ qty: 4 })
+    expect(gate.held).toBe(held)
+  })
+
+  it('a write that fails rejects with its own error, and its connection answers the next queries in order', async () => {
+    const session = db.session()
+    for (let i = 0; i < 10; i++) {
+      // A value the column cannot take: refused when bound, the pipelined position statement still runs.
+      const bad = sql`insert into position_items (name, qty) values (${`bad-${i}`}, ${'not a number'})`.execute(
+        session.write,
+      )
+      await expect(bad).rejects.toThrow(/invalid input syntax for type integer/)
+      const good = await session.write
+        .insertInto('position_items' as 'items')
+        .values({ name: `good-${i}`, qty: i })
+        .returning('qty')
+        .executeTakeFirstOrThrow()
+      expect(good).toEqual({ qty: i })
+      expect(await readName(session.read, `good-${i}`)).toEqual({ qty: i })
+    }
+    const rows = await db.write
       .selectFrom('position_items' as 'items')
-      .select('qty')
-      .where('name', '=', name)
-      .executeTakeFirst()
+      .select('name')
+      .where('name', 'like', 'bad-%')
+      .execute()
+    expect(rows).toEqual([])
+  })
+
+  it('concurrent session writes each read their own write back with replay paused', async () => {
+    await family.control.pauseReplay()
+    const sessions = Array.from({ length: 20 }, () => db.session())
+    const held = gate.held
+    gate.close()
+    await Promise.all(
+      sessions.map((session, i) =>
+        session.write
+          .insertInto('position_items' as 'items')
+          .values({ name: `concurrent-${i}`, qty: i })
+          .execute(),
+      ),
+    )
+    expect(await Promise.all(sessions.map((session, i) => readName(session.read, `concurrent-${i}`)))).toEqual(
+      sessions.map((_, i) => ({ qty: i })),
+    )
+    expect(await readName(db.read, 'concurrent-0')).toBeUndefined()
+    expect(gate.held).toBe(held)
+  })
+})
+
+describe('PostgreSQL session positions, on a pool handed in: a query of their own, after the write', () => {
+  let db: Backends<TestDB>
+  let pool: pg.Pool
+
+  beforeAll(async () => {
+    pool = new pg.Pool({ connectionString: family.primaryUrl })
+    db = createBackends<TestDB>({
+      dialect: 'postgres',
+      primary: new PostgresDialect({ pool }),
+      replicas: [family.replicaUrl],
+      healthCheckIntervalMs: 100,
+      maxReplicaLagMs: 600_000,
+      readYourWrites: { maxWaitMs: 100 },
+    })
+    await family.createItems(db.write, 'position_items')
+    await family.control.waitForReplicaCatchUp()
+    for (let i = 0; i < 100 && !db.replicas()[0]?.position; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(db.replicas()[0]?.position).toBeTruthy()
+  })
+
+  afterAll(async () => {
+    // Ends the pool handed in too, as Kysely's destroy() does.
+    await db?.destroy()
+  })
 
   it("an autocommit write returns before its position is read; the session's next read waits for it", async () => {
     await family.control.pauseReplay()

@@ -5,6 +5,7 @@ import { explainStartupRefusal } from '../guard/session-rules.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 import { cursorFor } from './pg-cursor.js'
+import { canPipeline, type QueryFn, queryThenQuery } from './pg-pipeline.js'
 
 // A startup parameter: every transaction of the session is read-only, at no extra round trip.
 const READ_ONLY_OPTION = '-c default_transaction_read_only=on'
@@ -20,27 +21,45 @@ const SESSION_POSITION = 'select pg_current_wal_insert_lsn()::text as pos'
 // COMMIT and the position in one simple-protocol round trip (no parameters, so node-postgres sends both).
 const COMMIT_WITH_POSITION = `commit; ${SESSION_POSITION}`
 
-type QueryFn = (...args: unknown[]) => Promise<unknown>
-
 // pg's Client keeps its socket on `connection.stream`; destroying it fails the query in flight with
 // "Connection terminated unexpectedly" and takes the client out of its pool.
 interface PgClientInternals {
   connection?: { stream?: { destroy(): void } }
 }
 
-/** Lets a session learn its COMMIT's position without another round trip. */
+/**
+ * Lets a session learn the position of its COMMIT, or of its autocommit write, in the write's own round trip.
+ * A COMMIT has no parameters and takes the simple protocol, which carries the position's statement behind
+ * it. A write with parameters takes the extended protocol, one statement per message: the position's
+ * statement is pipelined behind it (pg 8.23+), each with its own Sync, so it runs once the write committed.
+ * Where pg cannot pipeline, the session reads the position with a query of its own (SessionWrites).
+ */
 function trackCommits(client: { query: QueryFn }): void {
   // Looked up on each call rather than bound once, so that instrumentation of pg's Client still applies.
   const query: QueryFn = (...args) => (Object.getPrototypeOf(client) as { query: QueryFn }).query.apply(client, args)
   client.query = (...args: unknown[]) => {
     const sink = currentSink()
-    if (!sink || args[0] !== 'commit') return query(...args)
-    return query(COMMIT_WITH_POSITION).then((results) => {
-      const [commit, position] = results as [unknown, { rows: { pos: string }[] }]
-      sink.position = position.rows[0]?.pos
-      return commit
+    if (!sink) return query(...args)
+    if (args[0] === 'commit') {
+      return query(COMMIT_WITH_POSITION).then((results) => {
+        const [commit, position] = results as [unknown, { rows: { pos: string }[] }]
+        sink.position = position.rows[0]?.pos
+        return commit
+      })
+    }
+    if (typeof args[0] !== 'string' || !canPipeline(client)) return query(...args)
+    return queryThenQuery(client, query, args, SESSION_POSITION).then(([write, position]) => {
+      if (write.status === 'rejected') throw write.reason
+      // Without the position (its statement failed), the session reads it with a query of its own.
+      if (position.status === 'fulfilled') sink.position = positionOf(position.value)
+      return write.value
     })
   }
+}
+
+function positionOf(result: unknown): string | undefined {
+  const pos = (result as { rows?: { pos?: unknown }[] } | null)?.rows?.[0]?.pos
+  return typeof pos === 'string' ? pos : undefined
 }
 
 /**

@@ -1,0 +1,58 @@
+/** A node-postgres Client's query method, as kysely-rw calls it. */
+export type QueryFn = (...args: unknown[]) => Promise<unknown>
+
+/**
+ * What pipelining needs of node-postgres's Client: its `pipeline` option (pg 8.23 and later),
+ * switched on only while the client is idle and held by kysely-rw, and the queues that say it is idle.
+ */
+interface PipeliningClient {
+  pipeline?: unknown
+  readyForQuery?: unknown
+  _queryQueue?: unknown
+  _sentQueryQueue?: unknown
+  connection?: { stream?: { cork?(): void; uncork?(): void } }
+}
+
+/** True when `client` can send two queries in one round trip now: it pipelines, and nothing is in flight. */
+export function canPipeline(client: unknown): boolean {
+  const c = client as PipeliningClient
+  return (
+    c.pipeline === false &&
+    c.readyForQuery === true &&
+    Array.isArray(c._sentQueryQueue) &&
+    c._sentQueryQueue.length === 0 &&
+    Array.isArray(c._queryQueue) &&
+    c._queryQueue.length === 0
+  )
+}
+
+/**
+ * Sends a statement and a second one right behind it, before the first is answered: one round trip. Each
+ * goes with its own Sync, so the first is committed (autocommit) before the second starts, and a failure of
+ * the first does not touch the second. The client is in pipeline mode until both are answered; nothing
+ * else can use it meanwhile, as it is checked out to the caller. Returns both outcomes.
+ */
+export function queryThenQuery(
+  client: unknown,
+  query: QueryFn,
+  args: readonly unknown[],
+  then: string,
+): Promise<[PromiseSettledResult<unknown>, PromiseSettledResult<unknown>]> {
+  const c = client as PipeliningClient
+  const stream = c.connection?.stream
+  c.pipeline = true
+  // One write for both statements' messages, where the socket allows it.
+  stream?.cork?.()
+  let pair: Promise<[PromiseSettledResult<unknown>, PromiseSettledResult<unknown>]>
+  try {
+    pair = Promise.allSettled([query(...args), query(then)]) as typeof pair
+  } catch (error) {
+    c.pipeline = false
+    throw error
+  } finally {
+    stream?.uncork?.()
+  }
+  return pair.finally(() => {
+    c.pipeline = false
+  })
+}
