@@ -59,7 +59,7 @@ export function formatPosition(position: Position): string {
     case 'lsn':
       return `${(position.lsn >> 32n).toString(16).toUpperCase()}/${(position.lsn & 0xffffffffn).toString(16).toUpperCase()}`
     case 'gtid':
-      // The server id is not part of the order within a domain; 0 keeps the text a valid GTID for MASTER_GTID_WAIT.
+      // The server id is not part of the order within a domain; 0 keeps the text a valid GTID (as MariaDB writes one).
       return [...position.domains].map(([domain, seq]) => `${domain}-0-${seq}`).join(',')
     case 'gtidset':
       return [...position.sources]

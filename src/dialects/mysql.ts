@@ -11,7 +11,7 @@ const READ_ONLY_SESSION = 'set session transaction read only'
 // ER_OPTION_PREVENTS_STATEMENT (server --read-only) and ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION.
 const READ_ONLY_ERRNOS = new Set([1290, 1792])
 
-/** MariaDB: GTID positions (one sequence number per domain), `MASTER_GTID_WAIT`. */
+/** MariaDB: GTID positions (one sequence number per domain). */
 const MARIADB: ReplicationStatements & { readonly trackPositions: string } = {
   // The OK packet of each write and COMMIT then carries the transaction's GTID.
   trackPositions: "set session session_track_system_variables = concat(@@session_track_system_variables, ',last_gtid')",
@@ -69,7 +69,7 @@ function gtids(text: string | null | undefined): Map<string, { server: string; s
 }
 
 /**
- * MySQL 8: GTID sets (`uuid:1-42`), `WAIT_FOR_EXECUTED_GTID_SET`. Written to MySQL's documentation;
+ * MySQL 8: GTID sets (`uuid:1-42`). Written to MySQL's documentation;
  * the test suite runs MariaDB only (Debian ships no MySQL server).
  */
 const MYSQL: ReplicationStatements & { readonly trackPositions: string } = {
