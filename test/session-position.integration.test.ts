@@ -102,7 +102,7 @@ describe("PostgreSQL session positions, on kysely-rw's own pools: in the write's
     await db?.destroy()
   })
 
-  it('an autocommit write brings its position back with it: no query of its own, and the next read needs no wait for it', async () => {
+  it('an autocommit write after a read brings its position back with it: no query of its own, and the next read needs no wait for it', async () => {
     await family.control.pauseReplay()
     const session = db.session()
     gate.close()
@@ -112,18 +112,39 @@ describe("PostgreSQL session positions, on kysely-rw's own pools: in the write's
         .insertInto('position_items' as 'items')
         .values({ name: `pipelined-${i}`, qty: i })
         .execute()
+      // Position queries sent on their own are held: a read that needed one would not settle.
+      const read = readName(session.read, `pipelined-${i}`)
+      expect(await settledWithin(read, 2000)).toBe(true)
+      // Replay is paused: only the primary has the row, and the read, which knows the position, went there.
+      expect(await read).toEqual({ qty: i })
     }
     expect(gate.pipelined - pipelined).toBe(5)
-    // Position queries sent on their own are held: a read that needed one would not settle.
-    const read = readName(session.read, 'pipelined-4')
-    expect(await settledWithin(read, 2000)).toBe(true)
-    // Replay is paused: only the primary has the row, and the read, which knows the position, went there.
-    expect(await read).toEqual({ qty: 4 })
-    expect(await readName(db.read, 'pipelined-4')).toBeUndefined()
     expect(gate.held).toBe(held)
+    expect(await readName(db.read, 'pipelined-4')).toBeUndefined()
     // A token made at once is settled: it carries the position, and the next session reads the row too.
     expect(await readName(db.session(session.token()).read, 'pipelined-4')).toEqual({ qty: 4 })
     expect(gate.held).toBe(held)
+  })
+
+  it('a run of writes: the first brings its position, the others share one read after the run', async () => {
+    await family.control.pauseReplay()
+    const session = db.session()
+    gate.close()
+    const [held, pipelined] = [gate.held, gate.pipelined]
+    for (let i = 0; i < 5; i++) {
+      await session.write
+        .insertInto('position_items' as 'items')
+        .values({ name: `run-of-own-${i}`, qty: i })
+        .execute()
+    }
+    expect(gate.pipelined - pipelined).toBe(1)
+    const read = readName(session.read, 'run-of-own-4')
+    // The read waits for the position of the run's last writes, held here.
+    expect(await settledWithin(read, 300)).toBe(false)
+    expect(gate.held - held).toBe(1)
+    gate.open()
+    expect(await read).toEqual({ qty: 4 })
+    expect(await readName(db.read, 'run-of-own-4')).toBeUndefined()
   })
 
   it('a write that fails rejects with its own error, and its connection answers the next queries in order', async () => {

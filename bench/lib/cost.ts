@@ -127,8 +127,8 @@ export async function runCost(): Promise<CostResult> {
     rows.push(await compare(read, pk.run, plain28, replication, COST.batch))
     rows.push(await compare(write, insert.run, plain29, ['A/A: another plain Kysely 0.29', plain2], COST.batch))
     rows.push(await compare(write, insert.run, plain29, ['kysely-rw `db.write`', k(db.write)], COST.batch))
-    // A session write on PostgreSQL has its position read once the session has no write in flight and the
-    // event loop turns (one read for a run of writes, shared by the sessions that wrote in that turn). On a
+    // A session write on PostgreSQL, on a driver that cannot pipeline (this one; a pool handed in), has its
+    // position read once the session has no write in flight and the event loop turns (one read for a run of writes, shared by the sessions that wrote in that turn). On a
     // real server every write's result arrives in a turn of its own; here nothing would ever turn, and the
     // reads would fall outside the timed batches. So this row lets the loop turn after every write, for both
     // clients: each write is followed by its own position read, inside the time (the worst case).
@@ -181,11 +181,11 @@ export function renderCost(result: CostResult): string {
       'escape detection, health checks, schema floor all on), with a primary and two replicas; kysely-replication ' +
       '0.3 with a primary and two replicas (round-robin), against a plain Kysely 0.28 (its Kysely) on the same driver. ' +
       `Goal: kysely-rw at most ${COST.goal}× plain Kysely, and below kysely-replication's ratio. The session write ` +
-      'row is context: on PostgreSQL a session asks the primary for the position of its writes with one more ' +
-      'query once it has no write in flight (one for a run of writes, shared by the sessions that wrote in the same ' +
-      'turn of the event loop); this row lets the loop turn after every write, so each write pays a whole query, ' +
-      'the worst case. MariaDB reports the position in ' +
-      "the write's own reply.\n",
+      'row is context: on PostgreSQL, where the driver cannot pipeline (as this one; a pool handed in), a session ' +
+      'asks the primary for the position of its writes with one more query once it has no write in flight (one for ' +
+      'a run of writes, shared by the sessions that wrote in the same turn of the event loop); this row lets the ' +
+      'loop turn after every write, so each write pays a whole query, the worst case. On the pg pools kysely-rw ' +
+      "makes, that statement is pipelined behind the write, in its round trip; MariaDB reports the position in the write's own reply.\n",
   )
   out.push(
     table(

@@ -240,7 +240,8 @@ export async function measureVisibilityDelay(family: Family, samples = 5): Promi
 
 // ---------------------------------------------------------------------------------------------
 // Round trips, counted in the client: every query call a pg Client or mysql2 Connection makes is one
-// round trip (a multi-statement simple query is one), while `countRoundTrips` runs. Not told apart by an
+// round trip (a multi-statement simple query is one; a query pg pipelines behind one in flight rides in its round
+// trip and is not counted), while `countRoundTrips` runs. Not told apart by an
 // AsyncLocalStorage: on Node 20 and 22 one left a promise hook on for the rest of the process, which every
 // later benchmark would pay. So a health check sent during the run counts too: at most a few per second per
 // node, against the thousands of queries of a load run (and rarely one in the 50 queries of benchmark 1).
@@ -255,7 +256,7 @@ function wrap(proto: { query: AnyFn }, portOfThis: (self: unknown) => number | u
   const original = proto.query
   proto.query = function (this: unknown, ...args: unknown[]) {
     const counts = counting
-    if (counts) {
+    if (counts && !pipelinedBehind(this)) {
       const port = portOfThis(this) ?? 0
       counts.set(port, (counts.get(port) ?? 0) + 1)
     }
@@ -264,6 +265,12 @@ function wrap(proto: { query: AnyFn }, portOfThis: (self: unknown) => number | u
   restore.push(() => {
     proto.query = original
   })
+}
+
+/** A pg Client in pipeline mode with a query already sent: the next one goes out in the same round trip. */
+function pipelinedBehind(client: unknown): boolean {
+  const c = client as { pipeline?: unknown; _activeQuery?: unknown; _sentQueryQueue?: unknown[] }
+  return c.pipeline === true && (c._activeQuery != null || (c._sentQueryQueue?.length ?? 0) > 0)
 }
 
 export async function countRoundTrips<T>(run: () => Promise<T>): Promise<Map<number, number>> {

@@ -1,6 +1,11 @@
 /** Receives the replication position a write or COMMIT reported, where the driver reports one. */
 export interface PositionSink {
   position: string | undefined
+  /**
+   * The statement's own round trip may carry a read of its position (pipelined behind it on PostgreSQL), at
+   * the cost of one more statement; otherwise the position is read later (SessionWrites).
+   */
+  readonly inline: boolean
 }
 
 // The sink of the statement being issued right now. Kysely's pg and mysql2 connections hand a statement

@@ -31,8 +31,9 @@ interface PgClientInternals {
  * Lets a session learn the position of its COMMIT, or of its autocommit write, in the write's own round trip.
  * A COMMIT has no parameters and takes the simple protocol, which carries the position's statement behind
  * it. A write with parameters takes the extended protocol, one statement per message: the position's
- * statement is pipelined behind it (pg 8.23+), each with its own Sync, so it runs once the write committed.
- * Where pg cannot pipeline, the session reads the position with a query of its own (SessionWrites).
+ * statement is pipelined behind it (pg 8.23+), each with its own Sync, so it runs once the write committed;
+ * where pg cannot pipeline, or the write is one of a run (`inline` false), the session reads the position
+ * with a query of its own (SessionWrites).
  */
 function trackCommits(client: { query: QueryFn }): void {
   // Looked up on each call rather than bound once, so that instrumentation of pg's Client still applies.
@@ -47,7 +48,7 @@ function trackCommits(client: { query: QueryFn }): void {
         return commit
       })
     }
-    if (typeof args[0] !== 'string' || !canPipeline(client)) return query(...args)
+    if (typeof args[0] !== 'string' || !sink.inline || !canPipeline(client)) return query(...args)
     return queryThenQuery(client, query, args, SESSION_POSITION).then(([write, position]) => {
       if (write.status === 'rejected') throw write.reason
       // Without the position (its statement failed), the session reads it with a query of its own.

@@ -34,8 +34,8 @@ const needsSessionSql = (node: Node) => node.readOnly?.enforcement === 'connecti
 export interface PositionRecorder {
   /** A commit's position, known as its result is handed back. */
   record(position: string): void
-  /** An autocommit write is being sent. */
-  started(): void
+  /** An autocommit write is being sent; true when its position is worth reading in its own round trip. */
+  started(): boolean
   /** That write failed, or its position was recorded. */
   ended(): void
   /** That write was acknowledged on `node` without its position, which is read later. */
@@ -308,8 +308,7 @@ export class BackendDriver implements Driver {
       }
       const recorder = this.#recorder !== undefined && classify(query.query).write ? this.#recorder : undefined
       if (!schemaChange && !recorder) return await innerOf(conn).executeQuery<R>(query, options)
-      const sink: PositionSink = { position: undefined }
-      recorder?.started()
+      const sink: PositionSink = { position: undefined, inline: recorder ? recorder.started() : true }
       let result: QueryResult<R>
       try {
         result = await capturePositions(sink, () => innerOf(conn).executeQuery<R>(query, options))
@@ -383,7 +382,7 @@ export class BackendDriver implements Driver {
         await conn.node.driver.commitTransaction(innerOf(conn))
         return
       }
-      const sink: PositionSink = { position: undefined }
+      const sink: PositionSink = { position: undefined, inline: true }
       await capturePositions(sink, () => conn.node.driver.commitTransaction(innerOf(conn)))
       this.#committed(sink.position ?? (await this.#positionOf(conn)), conn.schemaChanged)
     } catch (error) {

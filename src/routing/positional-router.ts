@@ -22,6 +22,8 @@ export interface SessionState {
   learning?: Promise<void> | undefined
   /** Sends the read of a position `pending` waits for, where it is held back (see SessionWrites). */
   flush?: (() => void) | undefined
+  /** False from a session write until the session's next read (SessionWrites: a run of writes). */
+  readSinceWrite?: boolean
 }
 
 /**
@@ -87,6 +89,7 @@ export function positionalRouter(
       })
   const router: Router = {
     choose(exclude, trace): Node | Promise<Node> {
+      state.readSinceWrite = true
       if (state.foreign) {
         return pool.fallback('foreign-token', 'the session token is from another server or history', trace)
       }

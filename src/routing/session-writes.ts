@@ -15,6 +15,11 @@ interface Batch {
  * A session's autocommit writes whose driver does not report their position (PostgreSQL), and when that
  * position is read.
  *
+ * A write after a read of the session (or its first) is likely read back next: where the driver can, its
+ * position is read in its own round trip, pipelined behind it, so that the read needs nothing more from the
+ * primary. A write right after another is likely one of a run: its position is read after the run, as
+ * follows, which costs the run one statement instead of one per write.
+ *
  * Not after each write: a read of the primary's position that starts once the session has no write in
  * flight covers every write it acknowledged before, so a run of writes costs one read, sent once the
  * event loop turns with none in flight (the caller's next write, if any, is under way by then). A read
@@ -39,9 +44,12 @@ export class SessionWrites {
     state.flush = () => this.flush()
   }
 
-  /** A write of the session is being sent. */
-  started(): void {
+  /** A write of the session is being sent; true when its position is worth reading in its own round trip. */
+  started(): boolean {
     this.#inFlight++
+    const inline = this.state.readSinceWrite !== false
+    this.state.readSinceWrite = false
+    return inline
   }
 
   /** A write that failed, or whose position its driver reported. */
