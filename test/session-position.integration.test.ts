@@ -82,20 +82,39 @@ const readName = (backend: Backends<TestDB>['read'], name: string) =>
     .where('name', '=', name)
     .executeTakeFirst()
 
+/** Backends on `primary` and the replica, with the test table, once the replica has it and a check saw it. */
+async function openBackends(primary: string | PostgresDialect): Promise<Backends<TestDB>> {
+  const db = createBackends<TestDB>({
+    dialect: 'postgres',
+    primary,
+    replicas: [family.replicaUrl],
+    healthCheckIntervalMs: 100,
+    maxReplicaLagMs: 600_000,
+    readYourWrites: { maxWaitMs: 100 },
+  })
+  await family.createItems(db.write, 'position_items')
+  await family.control.waitForReplicaCatchUp()
+  for (let i = 0; i < 100 && !db.replicas()[0]?.position; i++) await new Promise((r) => setTimeout(r, 20))
+  expect(db.replicas()[0]?.position).toBeTruthy()
+  return db
+}
+
+/** Each session writes its own row (`prefix-i`, qty i), all at once. */
+const writeEach = (sessions: readonly ReturnType<Backends<TestDB>['session']>[], prefix: string) =>
+  Promise.all(
+    sessions.map((session, i) =>
+      session.write
+        .insertInto('position_items' as 'items')
+        .values({ name: `${prefix}-${i}`, qty: i })
+        .execute(),
+    ),
+  )
+
 describe("PostgreSQL session positions, on kysely-rw's own pools: in the write's round trip", () => {
   let db: Backends<TestDB>
 
   beforeAll(async () => {
-    db = createBackends<TestDB>({
-      dialect: 'postgres',
-      primary: family.primaryUrl,
-      replicas: [family.replicaUrl],
-      healthCheckIntervalMs: 100,
-      maxReplicaLagMs: 600_000,
-      readYourWrites: { maxWaitMs: 100 },
-    })
-    await family.createItems(db.write, 'position_items')
-    await family.control.waitForReplicaCatchUp()
+    db = await openBackends(family.primaryUrl)
   })
 
   afterAll(async () => {
@@ -176,14 +195,7 @@ describe("PostgreSQL session positions, on kysely-rw's own pools: in the write's
     const sessions = Array.from({ length: 20 }, () => db.session())
     const held = gate.held
     gate.close()
-    await Promise.all(
-      sessions.map((session, i) =>
-        session.write
-          .insertInto('position_items' as 'items')
-          .values({ name: `concurrent-${i}`, qty: i })
-          .execute(),
-      ),
-    )
+    await writeEach(sessions, 'concurrent')
     expect(await Promise.all(sessions.map((session, i) => readName(session.read, `concurrent-${i}`)))).toEqual(
       sessions.map((_, i) => ({ qty: i })),
     )
@@ -194,22 +206,9 @@ describe("PostgreSQL session positions, on kysely-rw's own pools: in the write's
 
 describe('PostgreSQL session positions, on a pool handed in: a query of their own, after the write', () => {
   let db: Backends<TestDB>
-  let pool: pg.Pool
 
   beforeAll(async () => {
-    pool = new pg.Pool({ connectionString: family.primaryUrl })
-    db = createBackends<TestDB>({
-      dialect: 'postgres',
-      primary: new PostgresDialect({ pool }),
-      replicas: [family.replicaUrl],
-      healthCheckIntervalMs: 100,
-      maxReplicaLagMs: 600_000,
-      readYourWrites: { maxWaitMs: 100 },
-    })
-    await family.createItems(db.write, 'position_items')
-    await family.control.waitForReplicaCatchUp()
-    for (let i = 0; i < 100 && !db.replicas()[0]?.position; i++) await new Promise((r) => setTimeout(r, 20))
-    expect(db.replicas()[0]?.position).toBeTruthy()
+    db = await openBackends(new PostgresDialect({ pool: new pg.Pool({ connectionString: family.primaryUrl }) }))
   })
 
   afterAll(async () => {
@@ -290,14 +289,7 @@ describe('PostgreSQL session positions, on a pool handed in: a query of their ow
     const held = gate.held
     // Position reads are held: the first one sent stays in flight while all twenty writes are acknowledged.
     gate.close()
-    await Promise.all(
-      sessions.map((session, i) =>
-        session.write
-          .insertInto('position_items' as 'items')
-          .values({ name: `batched-${i}`, qty: i })
-          .execute(),
-      ),
-    )
+    await writeEach(sessions, 'batched')
     await new Promise((resolve) => setImmediate(resolve))
     // At most one in flight (sent before some writes were acknowledged) and one queued behind it for the rest.
     expect(gate.held - held).toBeLessThanOrEqual(2)
