@@ -87,7 +87,6 @@ export interface BackendDriverOptions {
  * through the replica pool (or a session's rules) and guard every query.
  */
 export class BackendDriver implements Driver {
-
   readonly role: 'read' | 'write'
   readonly router: Router
   readonly guard: ReadGuard | undefined
