@@ -183,6 +183,50 @@ describe.each(families)('%s: every handle', (_name, familyOf) => {
     expect(db.replicas().map((r) => r.state)).toEqual(['up'])
   })
 
+  it.each(strategies)("a session's write that brings its position back with it, with %j", async (strategy) => {
+    await using db = open()
+    await family.createItems(db.write, 'cancel_items')
+    // The session's first write: on PostgreSQL its position's statement is pipelined behind it.
+    const session = db.session()
+    const marker = `session_positioned_write_${strategy.replace(' ', '_')}_${Date.now()}`
+    const slowOne =
+      family.dialect === 'postgres'
+        ? sql<number>`(select 1 as ${sql.raw(marker)} from ${sql.raw(sleep())})`
+        : sql<number>`(select 1 as ${sql.raw(marker)} from (select ${sql.raw(sleep())}) as s)`
+    await abortOnServer(
+      family.primaryUrl,
+      marker,
+      (signal) =>
+        session.write
+          .insertInto('cancel_items' as 'items')
+          .values({ name: marker, qty: slowOne })
+          .execute({ signal, inflightQueryAbortStrategy: strategy }),
+      () =>
+        Array.from({ length: POOL_SIZE }, async (_, i) => {
+          await session.write
+            .insertInto('cancel_items' as 'items')
+            .values({ name: `after-${i}`, qty: i })
+            .execute()
+          // The connections answer in order, and the session reads its own write back.
+          expect(
+            await session.read
+              .selectFrom('cancel_items' as 'items')
+              .select('qty')
+              .where('name', '=', `after-${i}`)
+              .execute(),
+          ).toEqual([{ qty: i }])
+        }),
+    )
+    // The aborted write never committed.
+    expect(
+      await session.write
+        .selectFrom('cancel_items' as 'items')
+        .select('name')
+        .where('name', '=', marker)
+        .execute(),
+    ).toEqual([])
+  })
+
   it.each(strategies)(
     "a read in readOnlySessions: 'transaction' mode, and a logged read, with %j",
     async (strategy) => {
