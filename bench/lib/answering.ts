@@ -43,6 +43,42 @@ export function answeringDialect(): Dialect {
   }
 }
 
+/** A connection that only passes queries on to another: a class of its own, as any wrapping driver's. */
+class PassingConnection implements DatabaseConnection {
+  constructor(readonly inner: DatabaseConnection) {}
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    return this.inner.executeQuery<R>(query)
+  }
+  streamQuery<R>(query: CompiledQuery, chunkSize: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(query, chunkSize)
+  }
+}
+
+/** A driver that wraps the answering driver's connections, and does nothing else. */
+class PassingDriver implements Driver {
+  readonly #inner = new AnsweringDriver()
+  async init(): Promise<void> {}
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new PassingConnection(await this.#inner.acquireConnection())
+  }
+  async beginTransaction(): Promise<void> {}
+  async commitTransaction(): Promise<void> {}
+  async rollbackTransaction(): Promise<void> {}
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    await this.#inner.releaseConnection((connection as PassingConnection).inner)
+  }
+  async destroy(): Promise<void> {}
+}
+
+/**
+ * {@link answeringDialect} behind a driver that only wraps its connections, and a compiler subclass that adds
+ * nothing: no library, just other classes at Kysely's call sites, as any driver that wraps another's has.
+ */
+export function passingDialect(): Dialect {
+  class Compiler extends PostgresQueryCompiler {}
+  return { ...answeringDialect(), createDriver: () => new PassingDriver(), createQueryCompiler: () => new Compiler() }
+}
+
 /**
  * The clock of the in-process benchmarks: this process's CPU time (user + system, all threads: GC
  * included), in ms. CPU time, unlike wall time, does not grow when other processes take the cores.

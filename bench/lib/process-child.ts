@@ -4,12 +4,16 @@
 // the same thing, plain Kysely's own queries on a driver that answers at once, so any difference is what
 // kysely-rw costs the rest of the process.
 import { Kysely } from 'kysely'
-import { answeringDialect, cpuNow } from './answering.js'
+import { answeringDialect, cpuNow, passingDialect } from './answering.js'
 import type { BenchDB } from './db.js'
 import { QUERIES, type QuerySpec } from './queries.js'
 
-/** `rw-no-escapes`: as `rw`, with `detectTransactionEscapes: false`, to tell escape detection's share. */
-export type ChildRole = 'plain' | 'rw' | 'rw-no-escapes'
+/**
+ * `rw-no-escapes`: as `rw`, with `detectTransactionEscapes: false`, to tell escape detection's share.
+ * `passing`: as `plain`, but its other Kysely runs over a driver that only wraps the connections (no kysely-rw):
+ * what other classes at Kysely's call sites cost by themselves.
+ */
+export type ChildRole = 'plain' | 'passing' | 'rw' | 'rw-no-escapes'
 
 export type ToChild =
   | {
@@ -38,10 +42,10 @@ interface Side {
   transaction(open: boolean): Promise<number>
 }
 
-async function plainSide(): Promise<Side> {
+async function plainSide(passing: boolean): Promise<Side> {
   // The same shape of work as the rw side, on another plain Kysely, so that both processes make
   // comparable garbage and warm comparable code between the timed batches.
-  const other = new Kysely<BenchDB>({ dialect: answeringDialect() })
+  const other = new Kysely<BenchDB>({ dialect: passing ? passingDialect() : answeringDialect() })
   const side: Side = {
     async work(transactions) {
       for (let i = 0; i < 4; i++) await pk.run(other)
@@ -113,9 +117,12 @@ async function rwSide(detectTransactionEscapes: boolean): Promise<Side> {
 
 async function main(): Promise<void> {
   const role = process.argv[2] as ChildRole
-  if (role !== 'plain' && role !== 'rw' && role !== 'rw-no-escapes') throw new Error(`unknown role ${role}`)
+  if (role !== 'plain' && role !== 'passing' && role !== 'rw' && role !== 'rw-no-escapes') {
+    throw new Error(`unknown role ${role}`)
+  }
   const send = (message: FromChild) => process.send?.(message)
-  const side = role === 'plain' ? await plainSide() : await rwSide(role === 'rw')
+  const side =
+    role === 'plain' || role === 'passing' ? await plainSide(role === 'passing') : await rwSide(role === 'rw')
   const plain = new Kysely<BenchDB>({ dialect: answeringDialect() })
   process.on('message', (message: ToChild) => {
     void (async () => {

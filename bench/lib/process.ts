@@ -1,8 +1,9 @@
 // Process-wide cost (issue #12): does loading and using kysely-rw make the rest of the process slower?
 // Child processes (process-child.ts) time plain Kysely's own queries on a driver that answers at once:
-// two that never load kysely-rw (A1, A2) and one that loads it, creates backends and uses them between
-// its timed batches (B). The parent asks one child at a time for a batch, in an order that rotates,
-// so the three see the same machine; each batch is timed in the child's own CPU time. A2 ÷ A1 is the
+// two that never load kysely-rw (A1, A2), one that loads it, creates backends and uses them between its
+// timed batches (B; again without escape detection), and a control (C) whose other Kysely runs over a driver
+// that only wraps connections. The parent asks one child at a time for a batch, in an order that rotates,
+// so that all see the same machine; each batch is timed in the child's own CPU time. A2 ÷ A1 is the
 // A/A row: what the method reads between two identical processes. Fresh processes every round, since
 // two processes of the same code can settle (JIT, heap layout) a little differently.
 import { type ChildProcess, fork } from 'node:child_process'
@@ -50,6 +51,8 @@ export interface ProcessRow {
   readonly rw: number[]
   /** The same for B with `detectTransactionEscapes: false`. */
   readonly rwNoEscapes: number[]
+  /** The same for C: a plain Kysely over a driver that only wraps the connections, instead of kysely-rw. */
+  readonly passing: number[]
   readonly rwUs: number
 }
 
@@ -147,12 +150,19 @@ interface Cell {
   readonly a2: number
   readonly b: number
   readonly bNoEscapes: number
+  readonly c: number
 }
 
 async function round(nodeBin: string, root: string): Promise<{ node: string; cells: Map<string, Cell> }> {
   const b = new Child('B', nodeBin, root, 'rw')
   const bNoEscapes = new Child('B without escape detection', nodeBin, root, 'rw-no-escapes')
-  const children = [new Child('A1', nodeBin, root, 'plain'), new Child('A2', nodeBin, root, 'plain'), b, bNoEscapes]
+  const children = [
+    new Child('A1', nodeBin, root, 'plain'),
+    new Child('A2', nodeBin, root, 'plain'),
+    b,
+    bNoEscapes,
+    new Child('C', nodeBin, root, 'passing'),
+  ]
   const cells = new Map<string, Cell>()
   const holdTransactions = async (open: boolean) => {
     for (const child of [b, bNoEscapes]) {
@@ -179,8 +189,8 @@ async function round(nodeBin: string, root: string): Promise<{ node: string; cel
             ;(times[index] as number[]).push(await child.batch(query, PROCESS.batch, transactions))
           }
         }
-        const [a1, a2, rw, rwNoEscapes] = times.map(median) as [number, number, number, number]
-        cells.set(`${query}|${phase}`, { a1, a2, b: rw, bNoEscapes: rwNoEscapes })
+        const [a1, a2, rw, rwNoEscapes, c] = times.map(median) as [number, number, number, number, number]
+        cells.set(`${query}|${phase}`, { a1, a2, b: rw, bNoEscapes: rwNoEscapes, c })
       }
       if (phase === 'one held open') await holdTransactions(false)
     }
@@ -205,7 +215,8 @@ export async function runProcess(root: string): Promise<ProcessResult> {
           [...result.cells]
             .map(
               ([key, c]) =>
-                `${key} A/A ${ratio(c.a2 / c.a1)}, B ${ratio(c.b / c.a1)}, B no escapes ${ratio(c.bNoEscapes / c.a1)}`,
+                `${key} A/A ${ratio(c.a2 / c.a1)}, B ${ratio(c.b / c.a1)}, B no escapes ${ratio(c.bNoEscapes / c.a1)}, ` +
+                `C ${ratio(c.c / c.a1)}`,
             )
             .join('; '),
       )
@@ -222,6 +233,7 @@ export async function runProcess(root: string): Promise<ProcessResult> {
           aa: cells.map((c) => c.a2 / c.a1),
           rw: cells.map((c) => c.b / c.a1),
           rwNoEscapes: cells.map((c) => c.bNoEscapes / c.a1),
+          passing: cells.map((c) => c.c / c.a1),
         })
       }
     }
@@ -242,7 +254,10 @@ export function renderProcess(result: ProcessResult): string {
       'read-only sessions, escape detection, health checks every second), and before each timed batch does, untimed, ' +
       "4 `db.read` selects, a `db.write` insert and a session's write and read; A does the same on another plain Kysely. " +
       `The timed batch is ${PROCESS.batch} awaited queries on a plain Kysely on the same answering driver, timed in the ` +
-      "child's own CPU time (`process.cpuUsage()`: user + system, all threads, GC included). Each round starts three " +
+      "child's own CPU time (`process.cpuUsage()`: user + system, all threads, GC included). A control, C, is A with its " +
+      'other Kysely over a driver that only wraps the answering connections in a class of its own (and a compiler ' +
+      "subclass that adds nothing): no kysely-rw, only other classes at Kysely's call sites, as any wrapping driver has. " +
+      'Each round starts five ' +
       'fresh processes on the Node version named; the parent has them run one batch at a time, in an order that ' +
       `rotates, so that they share the machine alike: ${PROCESS.warmupBatches} untimed, then ${PROCESS.alternations} ` +
       'timed batches each, per query and phase. **B ÷ A** is the median over rounds of (median B batch ÷ median A1 ' +
@@ -269,6 +284,7 @@ export function renderProcess(result: ProcessResult): string {
         'B ÷ A ratio',
         'B ÷ A rounds',
         'B without escape detection ÷ A',
+        'C (wrapping driver, no kysely-rw) ÷ A',
         'goal',
       ],
       result.rows.map((r) => [
@@ -282,6 +298,7 @@ export function renderProcess(result: ProcessResult): string {
         ratio(median(r.rw)),
         rounds(r.rw),
         `${ratio(median(r.rwNoEscapes))} (${rounds(r.rwNoEscapes)})`,
+        `${ratio(median(r.passing))} (${rounds(r.passing)})`,
         isGoalPhase(r.phase) ? goal(met(r)) : '(context)',
       ]),
     ),
