@@ -27,22 +27,6 @@ type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
 const NO_NODES: ReadonlySet<Node> = new Set()
 
-// Read connections set up and verified (one statement per query, read-only, a safe user) carry this mark.
-// A property under a symbol no one else holds, not a WeakSet: the set hashed every read's connection
-// (about 0.06 µs per read in-process); the property is one inline-cached load. The driver's connections
-// never leave kysely-rw (BackendConnection keeps them private), so no caller can set it.
-const VERIFIED: unique symbol = Symbol('kysely-rw verified')
-
-type Markable = DatabaseConnection & { [VERIFIED]?: boolean }
-
-function isVerified(inner: DatabaseConnection): boolean {
-  return (inner as Markable)[VERIFIED] === true
-}
-
-function markVerified(inner: DatabaseConnection, verified: boolean): void {
-  ;(inner as Markable)[VERIFIED] = verified
-}
-
 /** A node handed in ready-made whose connections are made read-only by a statement, once each. */
 const needsSessionSql = (node: Node) => node.readOnly?.enforcement === 'connection' && !!node.readOnly.sessionSql
 
@@ -87,6 +71,9 @@ export interface BackendDriverOptions {
  * through the replica pool (or a session's rules) and guard every query.
  */
 export class BackendDriver implements Driver {
+  // Read connections set up and verified (one statement per query, read-only, a safe user).
+  static readonly #verified = new WeakSet<DatabaseConnection>()
+
   readonly role: 'read' | 'write'
   readonly router: Router
   readonly guard: ReadGuard | undefined
@@ -241,19 +228,19 @@ export class BackendDriver implements Driver {
    */
   /** True when `conn` needs no verification before its next read. */
   isVerified(conn: BackendConnection): boolean {
-    return !conn.node.readOnly || !this.guard || isVerified(innerOf(conn))
+    return !conn.node.readOnly || !this.guard || BackendDriver.#verified.has(innerOf(conn))
   }
 
   async verify(conn: BackendConnection): Promise<void> {
     const inner = innerOf(conn)
     const { node } = conn
     const { readOnly } = node
-    if (!readOnly || !this.guard || isVerified(inner)) return
+    if (!readOnly || !this.guard || BackendDriver.#verified.has(inner)) return
     await verifySession((query) => inner.executeQuery(oneStatementQuery(query, node.driver)), this.guard.lexing, {
       readOnly: readOnly.enforcement === 'connection',
       replica: readOnly.replica === true,
     })
-    markVerified(inner, true)
+    BackendDriver.#verified.add(inner)
   }
 
   /**
@@ -262,7 +249,7 @@ export class BackendDriver implements Driver {
    */
   async resetSession(conn: BackendConnection): Promise<void> {
     const inner = innerOf(conn)
-    markVerified(inner, false)
+    BackendDriver.#verified.delete(inner)
     await inner.executeQuery(RESET_QUERY)
     const restore = conn.node.readOnly?.reset?.restoreSql
     if (restore) await inner.executeQuery(CompiledQuery.raw(restore))
