@@ -8,6 +8,7 @@ import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Backends, createBackends } from '../src/index.js'
 import { type Family, postgresFamily, type TestDB } from './support/databases.js'
+import { pipelinedBehind } from './support/round-trips.js'
 
 const POSITION_SQL = 'select pg_current_wal_insert_lsn()::text as pos'
 
@@ -15,7 +16,7 @@ type Query = (this: unknown, ...args: unknown[]) => unknown
 
 /**
  * Holds every position query sent on its own while closed, until opened: a slow answer, made on purpose.
- * Counts the ones pipelined behind a write (sent while the client is in pipeline mode), which it lets through.
+ * Counts the ones pipelined behind a write (in the write's round trip), which it lets through.
  */
 class PositionGate {
   readonly #proto = pg.Client.prototype as unknown as { query: Query }
@@ -30,7 +31,7 @@ class PositionGate {
     const original = this.#original
     this.#proto.query = function (this: unknown, ...args: unknown[]) {
       if (args[0] !== POSITION_SQL) return original.apply(this, args)
-      if ((this as { pipeline?: unknown }).pipeline === true) {
+      if (pipelinedBehind(this)) {
         gate.pipelined++
         return original.apply(this, args)
       }

@@ -4,6 +4,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type BackendEvent, type Backends, createBackends, InvalidSessionTokenError, readSql } from '../src/index.js'
 import { type Family, families, type TestDB } from './support/databases.js'
+import { pipelinedBehind } from './support/round-trips.js'
 
 const MAX_WAIT_MS = 100
 const INTERVAL_MS = 100
@@ -221,10 +222,10 @@ async function countRoundTrips(
       ? ((await import('pg')).default.Client.prototype as unknown as { query: (...args: unknown[]) => unknown })
       : ((await import('mysql2')).Connection.prototype as unknown as { query: (...args: unknown[]) => unknown })
   const original = proto.query
-  // `pipelined`: sent while pg's client pipelines (pg 8.23+), in one round trip with the others sent so.
-  const calls: { client: unknown; text: unknown; pipelined: boolean }[] = []
+  // `rides`: pipelined behind a query in flight, in its round trip.
+  const calls: { client: unknown; text: unknown; rides: boolean }[] = []
   proto.query = function (this: unknown, ...args: unknown[]) {
-    calls.push({ client: this, text: args[0], pipelined: (this as { pipeline?: unknown }).pipeline === true })
+    calls.push({ client: this, text: args[0], rides: pipelinedBehind(this) })
     return original.apply(this, args)
   }
   try {
@@ -234,7 +235,8 @@ async function countRoundTrips(
     await sql.raw(marker).execute(backends.write)
     const ours = calls.find((call) => call.text === marker)?.client
     expect(ours).toBeDefined()
-    const before = calls.filter((call) => call.client === ours).length
+    const roundTripsOf = (list: typeof calls) => list.filter((call) => call.client === ours && !call.rides).length
+    const before = roundTripsOf(calls)
     await run(backends.session(), backends)
     // What the write set off after it returned counts too: a session reads its position once the event loop
     // turns with no write in flight, on the pool's one connection, so the closing marker asked for after that
@@ -243,10 +245,7 @@ async function countRoundTrips(
     const closing = 'select 43 as kysely_rw_round_trip_marker'
     await sql.raw(closing).execute(backends.write)
     const after = calls.findIndex((call) => call.text === closing)
-    const sent = calls.slice(0, after).filter((call) => call.client === ours)
-    // A call pipelined right behind another pipelined one rides in its round trip.
-    const roundTrips = sent.filter((call, i) => !(call.pipelined && sent[i - 1]?.pipelined)).length
-    return roundTrips - sent.slice(0, before).filter((call, i) => !(call.pipelined && sent[i - 1]?.pipelined)).length
+    return roundTripsOf(calls.slice(0, after)) - before
   } finally {
     proto.query = original
     await backends.destroy()

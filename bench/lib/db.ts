@@ -9,6 +9,7 @@ import {
   startMariaDbPair,
   startPostgresPair,
 } from '../../test/harness/replication.js'
+import { pipelinedBehind } from '../../test/support/round-trips.js'
 import { log, sleep } from './util.js'
 
 export interface BenchDB {
@@ -265,12 +266,6 @@ function wrap(proto: { query: AnyFn }, portOfThis: (self: unknown) => number | u
   restore.push(() => {
     proto.query = original
   })
-}
-
-/** A pg Client in pipeline mode with a query already sent: the next one goes out in the same round trip. */
-function pipelinedBehind(client: unknown): boolean {
-  const c = client as { pipeline?: unknown; _activeQuery?: unknown; _sentQueryQueue?: unknown[] }
-  return c.pipeline === true && (c._activeQuery != null || (c._sentQueryQueue?.length ?? 0) > 0)
 }
 
 export async function countRoundTrips<T>(run: () => Promise<T>): Promise<Map<number, number>> {
