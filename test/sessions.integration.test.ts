@@ -119,10 +119,10 @@ describe.each(families)('%s', (_name, familyOf) => {
     const replicaReads = (after.readsByNode[replicaName(after)] ?? 0) - (before.readsByNode[replicaName(after)] ?? 0)
     const fallbacks = after.fallbacks - before.fallbacks
     console.info(`${family.dialect}: ${fallbacks} of 500 session reads on the primary`)
-    // A replica that keeps up serves its sessions: measured 0 to 4 of the 500 reads on the primary (a replay that
-    // stalls past JOIN_WINDOW_MS (25 ms, replay-waits.ts) sends the reads of that moment there: 38 and 40 of 500 while another process wrote
-    // to the disk with O_DSYNC, back when MariaDB's test servers synced each commit). Waits that each held a pooled
-    // connection, at most two at once, sent 316 of them there on MariaDB.
+    // A replica that keeps up serves its sessions: measured 0 to 4 of the 500 reads on the primary. A replay that
+    // stalls past replay-waits.ts's JOIN_WINDOW_MS (25 ms) sends the reads of that moment there: 38 and 40 of 500
+    // while another process wrote to the disk with O_DSYNC, when MariaDB's test servers still synced each commit.
+    // Waits that each held a pooled connection, at most two at once, sent 316 of them there on MariaDB.
     expect(replicaReads + fallbacks).toBe(500)
     expect(fallbacks).toBeLessThanOrEqual(50)
   })
