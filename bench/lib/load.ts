@@ -77,7 +77,7 @@ export interface RwStats {
 }
 
 interface ClientSpec {
-  readonly name: 'plain' | 'spread' | 'replication' | 'rw'
+  readonly name: 'plain' | 'spread' | 'replication' | 'rw' | 'rwNoSessions'
   readonly label: string
   create(family: Family, replicaUrls: string[]): Promise<LoadClient>
 }
@@ -130,25 +130,33 @@ const CLIENTS: readonly ClientSpec[] = [
   {
     name: 'rw',
     label: 'kysely-rw defaults, 2 replicas: `db.read` / `db.write`, sessions for half the workers',
-    async create(family, replicaUrls) {
-      const db = createBackends<BenchDB>({ dialect: family.dialect, primary: family.primaryUrl, replicas: replicaUrls })
-      await until('both replicas up', 10_000, () => db.replicas().every((r) => r.state === 'up'))
-      const plain: Handle = { read: () => pk.run(asKysely(db.read)), write: () => insert.run(asKysely(db.write)) }
-      return {
-        worker(session) {
-          if (!session) return plain
-          const s = db.session()
-          return { read: () => pk.run(asKysely(s.read)), write: () => insert.run(asKysely(s.write)) }
-        },
-        stats: () => {
-          const { waits, waitMs, fallbacks } = db.stats()
-          return { waits, waitMs, fallbacks }
-        },
-        destroy: () => db.destroy(),
-      }
-    },
+    create: (family, replicaUrls) => createRw(family, replicaUrls, true),
+  },
+  {
+    // The same client with every worker outside sessions: what sessions cost, which no other client does.
+    name: 'rwNoSessions',
+    label: 'kysely-rw defaults, 2 replicas, no sessions: `db.read` / `db.write` for every worker (context)',
+    create: (family, replicaUrls) => createRw(family, replicaUrls, false),
   },
 ]
+
+async function createRw(family: Family, replicaUrls: string[], sessions: boolean): Promise<LoadClient> {
+  const db = createBackends<BenchDB>({ dialect: family.dialect, primary: family.primaryUrl, replicas: replicaUrls })
+  await until('both replicas up', 10_000, () => db.replicas().every((r) => r.state === 'up'))
+  const plain: Handle = { read: () => pk.run(asKysely(db.read)), write: () => insert.run(asKysely(db.write)) }
+  return {
+    worker(session) {
+      if (!session || !sessions) return plain
+      const s = db.session()
+      return { read: () => pk.run(asKysely(s.read)), write: () => insert.run(asKysely(s.write)) }
+    },
+    stats: () => {
+      const { waits, waitMs, fallbacks } = db.stats()
+      return { waits, waitMs, fallbacks }
+    },
+    destroy: () => db.destroy(),
+  }
+}
 
 export interface LoadRun {
   readonly ops: number
@@ -489,12 +497,30 @@ function summarize(
 }
 
 const row = (result: LoadResult, name: ClientSpec['name']) => result.rows.find((r) => r.name === name)
+/**
+ * Median over rounds of one client's CPU per operation ÷ another's in the same round: the machine's drift
+ * from round to round (which moves every client of a round alike) cancels. Context next to the ratio of
+ * medians, which the goal is judged on.
+ */
+const paired = (result: LoadResult, name: ClientSpec['name'], base: ClientSpec['name']) => {
+  const runs = row(result, name)?.runs ?? []
+  const bases = row(result, base)?.runs ?? []
+  const perRound = runs.flatMap((run, i) => {
+    const other = bases[i]
+    return other ? [run.cpuMs / run.ops / (other.cpuMs / other.ops)] : []
+  })
+  return perRound.length > 0 ? median(perRound) : Number.NaN
+}
 const ratios = (result: LoadResult) => {
   const plain = row(result, 'plain')?.cpuUsPerOp ?? Number.NaN
   const replication = row(result, 'replication')?.cpuUsPerOp ?? Number.NaN
   const rw = row(result, 'rw')?.cpuUsPerOp ?? Number.NaN
   const spread = row(result, 'spread')?.cpuUsPerOp ?? Number.NaN
+  const noSessions = row(result, 'rwNoSessions')?.cpuUsPerOp ?? Number.NaN
   return {
+    noSessionsVsPlain: noSessions / plain,
+    noSessionsVsReplication: noSessions / replication,
+    sessionsVsNoSessions: rw / noSessions,
     vsPlain: rw / plain,
     replicationVsPlain: replication / plain,
     vsReplication: rw / replication,
@@ -516,7 +542,8 @@ export function renderLoad(results: readonly LoadResult[]): string {
       `of a worker a write (\`${insert.sql}\`), the others reads (\`${pk.sql}\`), so 90% reads; the even-numbered ` +
       'half of the workers run theirs in a kysely-rw session (`db.session()`, one per worker: a session write, then ' +
       'reads that wait for a replica to have replayed it). The other clients run the same operations (they have no ' +
-      `sessions). Each timed round: a fresh client, ${LOAD.warmupOps} untimed operations (pools filled, health ` +
+      'sessions; nor has the kysely-rw row marked "no sessions", which shows what sessions cost). ' +
+      `Each timed round: a fresh client, ${LOAD.warmupOps} untimed operations (pools filled, health ` +
       `checks running), then ${LOAD.opsPerRound} operations (at most ${LOAD.maxRoundMs / 1000} s), then \`destroy()\`; ` +
       `${LOAD.rounds} rounds, the clients' order rotating each round, after one untimed round of each client (so that ` +
       "V8 has compiled each client's own code). **CPU µs/op** is the median over rounds of this " +
@@ -567,7 +594,13 @@ export function renderLoad(results: readonly LoadResult[]): string {
         `${goal(met(result))}${firstError ? `. First error: ${firstError}` : ''}. Context: the same queries spread ` +
         `over the three servers by three plain Kysely instances cost ${ratio(r.spreadVsPlain)} plain Kysely on the ` +
         `primary alone; against that, kysely-rw ${ratio(r.vsSpread)} and kysely-replication ` +
-        `${ratio(r.replicationVsSpread)}.\n`,
+        `${ratio(r.replicationVsSpread)}. Without sessions, kysely-rw costs ${ratio(r.noSessionsVsPlain)} plain ` +
+        `Kysely and ${ratio(r.noSessionsVsReplication)} kysely-replication; with half the workers in sessions ` +
+        `${ratio(r.sessionsVsNoSessions)} that. Paired by round (the median of each round's ratio, which cancels ` +
+        `the machine's drift between rounds): kysely-rw ÷ plain Kysely ${ratio(paired(result, 'rw', 'plain'))}, ` +
+        `÷ kysely-replication ${ratio(paired(result, 'rw', 'replication'))}; kysely-rw without sessions ÷ ` +
+        `kysely-replication ${ratio(paired(result, 'rwNoSessions', 'replication'))}; kysely-replication ÷ plain ` +
+        `Kysely ${ratio(paired(result, 'replication', 'plain'))}.\n`,
     )
     if (result.profile) out.push(renderProfile(result.profile))
     if (result.profileError) out.push(`The profiled run failed: ${result.profileError}\n`)
@@ -632,7 +665,8 @@ export function loadHeadlines(results: readonly LoadResult[]): Headline[] {
       benchmark: `load, ${result.family} + 2 replicas, ${LOAD.workers} workers: client CPU per operation, kysely-rw ÷ plain Kysely on the primary`,
       measured:
         `${ratio(r.vsPlain)}; ÷ kysely-replication ${ratio(r.vsReplication)} (kysely-replication ÷ plain ${ratio(r.replicationVsPlain)}); ` +
-        `context: plain Kysely spread over the 3 servers ÷ plain ${ratio(r.spreadVsPlain)}, kysely-rw ÷ that ${ratio(r.vsSpread)}`,
+        `context: plain Kysely spread over the 3 servers ÷ plain ${ratio(r.spreadVsPlain)}, kysely-rw ÷ that ${ratio(r.vsSpread)}; ` +
+        `kysely-rw without sessions ÷ kysely-replication ${ratio(r.noSessionsVsReplication)}`,
       goal: `≤ ${LOAD.goal}× and ≤ kysely-replication`,
       met: met(result),
     }
