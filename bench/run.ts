@@ -4,7 +4,8 @@
 // Benchmarks: guard, cost and process (in-process and process-wide cost, no database), overhead, failover,
 // consistency, faults (real PostgreSQL and MariaDB primary/replica pairs from the test harness), load
 // (client CPU under load on PostgreSQL), typecheck (tsc 5.9 and 7).
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -67,8 +68,18 @@ interface Results {
   errors: string[]
 }
 
+// A run of several benchmarks gives each a process of its own (this script again, with `--into`): what one
+// benchmark measures in-process must not depend on the ones that ran before it. In one shared process the
+// earlier benchmarks' other dialects, drivers and connection classes (MySQL, PGlite, Kysely's DummyDriver) had
+// already passed through the call sites that Kysely and kysely-rw share, as no app running one workload does.
+const INTO = '--into'
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2)
+  const argv = process.argv.slice(2)
+  const intoAt = argv.indexOf(INTO)
+  const into = intoAt >= 0 ? argv[intoAt + 1] : undefined
+  if (intoAt >= 0 && !into) throw new Error(`${INTO} needs a file to write the results to`)
+  const args = intoAt >= 0 ? argv.filter((_, i) => i !== intoAt && i !== intoAt + 1) : argv
   const unknown = args.filter(
     (a) => !(BENCHMARKS as readonly string[]).includes(a) && !(FAMILIES as readonly string[]).includes(a),
   )
@@ -90,6 +101,16 @@ async function main(): Promise<void> {
   })
 
   const results: Results = { overhead: [], consistency: [], failover: [], faults: [], load: [], errors: [] }
+  const serverVersions: string[] = []
+  if (!into && benchmarks.length > 1) {
+    for (const name of benchmarks) {
+      const child = await inChildProcess(name, families)
+      mergeInto(results, child.results)
+      for (const version of child.serverVersions) if (!serverVersions.includes(version)) serverVersions.push(version)
+    }
+    await finish(results, { args, startedAt, seconds: (performance.now() - started) / 1000, serverVersions, full })
+    return
+  }
   const attempt = async (what: string, run: () => Promise<void>) => {
     try {
       await run()
@@ -121,7 +142,6 @@ async function main(): Promise<void> {
     })
   }
 
-  const serverVersions: string[] = []
   const onBoth = wanted('overhead') || wanted('consistency') || wanted('failover') || wanted('faults')
   // The load benchmark runs on PostgreSQL (a primary and two streaming replicas) only.
   const toStart = (families.length > 0 ? families : FAMILIES).filter(
@@ -167,8 +187,73 @@ async function main(): Promise<void> {
   }
 
   const seconds = (performance.now() - started) / 1000
+  if (into) {
+    await writeFile(into, JSON.stringify({ results, serverVersions } satisfies ChildOutput, encodeNumbers))
+    if (results.errors.length > 0) process.exitCode = 1
+    return
+  }
+  await finish(results, { args, startedAt, seconds, serverVersions, full })
+}
+
+/** What a benchmark's own process hands back. */
+interface ChildOutput {
+  results: Results
+  serverVersions: string[]
+}
+
+/** Runs one benchmark in a process of its own (this script with `--into`) and reads back its results. */
+async function inChildProcess(name: BenchmarkName, families: readonly FamilyName[]): Promise<ChildOutput> {
+  const file = path.join(BENCH_DIR, '.work', `${name}.json`)
+  await mkdir(path.dirname(file), { recursive: true })
+  await rm(file, { force: true })
+  log(`${name}: in a process of its own`)
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, fileURLToPath(import.meta.url), name, ...families, INTO, file],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    )
+    child.once('error', reject)
+    child.once('exit', resolve)
+  })
+  const text = await readFile(file, 'utf8').catch(() => undefined)
+  if (text === undefined) {
+    const empty: Results = { overhead: [], consistency: [], failover: [], faults: [], load: [], errors: [] }
+    empty.errors.push(`${name}: its process exited with code ${code} before writing its results`)
+    return { results: empty, serverVersions: [] }
+  }
+  return JSON.parse(text, decodeNumbers) as ChildOutput
+}
+
+function mergeInto(results: Results, child: Results): void {
+  results.guard ??= child.guard
+  results.cost ??= child.cost
+  results.process ??= child.process
+  results.typecheck ??= child.typecheck
+  results.overhead.push(...child.overhead)
+  results.consistency.push(...child.consistency)
+  results.failover.push(...child.failover)
+  results.faults.push(...child.faults)
+  results.load.push(...child.load)
+  results.errors.push(...child.errors)
+}
+
+// JSON has no NaN or Infinity (a ratio with a missing side is NaN, and renders as such).
+const NUMBER_TAG = '__number'
+function encodeNumbers(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? { [NUMBER_TAG]: String(value) } : value
+}
+function decodeNumbers(_key: string, value: unknown): unknown {
+  if (typeof value === 'object' && value !== null && NUMBER_TAG in value) {
+    return Number((value as Record<string, string>)[NUMBER_TAG])
+  }
+  return value
+}
+
+async function finish(results: Results, run: RunInfo): Promise<void> {
+  const { seconds, full } = run
   loadAverages.push(os.loadavg()[0] ?? Number.NaN)
-  const markdown = await render(results, { args, startedAt, seconds, serverVersions, full })
+  const markdown = await render(results, run)
   const target = full ? path.join(BENCH_DIR, 'RESULTS.md') : path.join(BENCH_DIR, '.work', 'RESULTS.partial.md')
   await mkdir(path.dirname(target), { recursive: true })
   await writeFile(target, markdown)
