@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     ts7: wanted('typecheck'),
   })
 
-  const results: Results = { overhead: [], consistency: [], failover: [], faults: [], load: [], errors: [] }
+  const results = noResults()
   const serverVersions: string[] = []
   if (!into && benchmarks.length > 1) {
     for (const name of benchmarks) {
@@ -218,11 +218,15 @@ async function inChildProcess(name: BenchmarkName, families: readonly FamilyName
   })
   const text = await readFile(file, 'utf8').catch(() => undefined)
   if (text === undefined) {
-    const empty: Results = { overhead: [], consistency: [], failover: [], faults: [], load: [], errors: [] }
+    const empty = noResults()
     empty.errors.push(`${name}: its process exited with code ${code} before writing its results`)
     return { results: empty, serverVersions: [] }
   }
   return JSON.parse(text, decodeNumbers) as ChildOutput
+}
+
+function noResults(): Results {
+  return { overhead: [], consistency: [], failover: [], faults: [], load: [], errors: [] }
 }
 
 function mergeInto(results: Results, child: Results): void {
