@@ -290,7 +290,7 @@ export async function runLoad(family: Family): Promise<LoadResult> {
         const run = await oneRound(spec, family, replicaUrls)
         runs.get(spec.name)?.push(run)
         log(
-          `load round ${r + 1} ${spec.name}: ${run.ops} ops, ${fmt((run.cpuMs * 1000) / run.ops, 1)} µs CPU/op, ` +
+          `load round ${r + 1} ${spec.name}: ${run.ops} ops, ${fmt(usPerOp(run), 1)} µs CPU/op, ` +
             `${fmtInt((run.ops / run.wallMs) * 1000)} ops/s${run.errors ? `, ${run.errors} errors (${run.firstError})` : ''}`,
         )
       }
@@ -301,7 +301,7 @@ export async function runLoad(family: Family): Promise<LoadResult> {
         name: spec.name,
         label: spec.label,
         runs: list,
-        cpuUsPerOp: median(list.map((run) => (run.cpuMs * 1000) / run.ops)),
+        cpuUsPerOp: median(list.map(usPerOp)),
       }
     })
     let profile: LoadProfile | undefined
@@ -496,6 +496,8 @@ function summarize(
   }
 }
 
+/** A round's CPU time per completed operation, µs. */
+const usPerOp = (run: LoadRun) => (run.cpuMs * 1000) / run.ops
 const row = (result: LoadResult, name: ClientSpec['name']) => result.rows.find((r) => r.name === name)
 /**
  * Median over rounds of one client's CPU per operation ÷ another's in the same round: the machine's drift
@@ -507,7 +509,7 @@ const paired = (result: LoadResult, name: ClientSpec['name'], base: ClientSpec['
   const bases = row(result, base)?.runs ?? []
   const perRound = runs.flatMap((run, i) => {
     const other = bases[i]
-    return other ? [run.cpuMs / run.ops / (other.cpuMs / other.ops)] : []
+    return other ? [usPerOp(run) / usPerOp(other)] : []
   })
   return perRound.length > 0 ? median(perRound) : Number.NaN
 }
@@ -575,7 +577,7 @@ export function renderLoad(results: readonly LoadResult[]): string {
           x.label,
           fmt(x.cpuUsPerOp, 1),
           ratio(x.cpuUsPerOp / plain),
-          x.runs.map((run) => fmt((run.cpuMs * 1000) / run.ops, 1)).join(', '),
+          x.runs.map((run) => fmt(usPerOp(run), 1)).join(', '),
           fmtInt(x.runs.reduce((n, run) => n + run.ops, 0)),
           String(x.runs.reduce((n, run) => n + run.errors, 0)),
           fmtInt(median(x.runs.map((run) => (run.ops / run.wallMs) * 1000))),
