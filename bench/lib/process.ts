@@ -16,8 +16,12 @@ import { errorMessage, execFileAsync, fmt, goal, type Headline, log, median, rat
 export const PROCESS = {
   /** Awaited plain Kysely queries per timed batch. */
   batch: 200,
-  /** Untimed batches of each process, per query, before the timed ones. */
-  warmupBatches: 40,
+  /**
+   * Untimed batches of each process, per query, before the timed ones. The goal is about the steady state of
+   * a process that has run for a while: with 40, Node 24's first phase measured plain Kysely still settling in
+   * B and C (B ÷ A 1.03-1.11 per round), which 200 or 500 no longer show (1.01-1.04).
+   */
+  warmupBatches: 200,
   /** Timed batches of each process per query and phase, per round. */
   alternations: 60,
   /** Rounds per Node version, each with fresh processes: one process runs a few percent faster or slower than another for its whole life (its heap layout, its compiled code), which only more processes average out. */
