@@ -395,3 +395,39 @@ describe('with detectTransactionEscapes: false', () => {
     }
   })
 })
+
+describe('sessions', () => {
+  // A session is made per request: it must not cost a compiler of its own (a hundred bound visitor
+  // functions each), and the group's shared read compiler must still reach the guard's verdicts for it.
+  it('make no query compiler of their own, and their reads are guarded like db.read', async () => {
+    const own: Sent[] = []
+    const dialect = recordingDialect(own)
+    let compilers = 0
+    const counting: Dialect = {
+      ...dialect,
+      createQueryCompiler: () => {
+        compilers++
+        return dialect.createQueryCompiler()
+      },
+    }
+    const grouped = createBackends<DB>({ dialect: 'postgres', primary: counting })
+    try {
+      const made = compilers
+      const sessions = Array.from({ length: 20 }, () => grouped.session())
+      expect(compilers).toBe(made)
+
+      const [first, second] = sessions as [(typeof sessions)[number], (typeof sessions)[number]]
+      await expect((first.read as any).insertInto('person').values({ name: 'Ada' }).execute()).rejects.toBeInstanceOf(
+        WriteOnReadBackendError,
+      )
+      await second.read.selectFrom('person').select('name').where('id', '=', 7).execute()
+      await first.write.insertInto('person').values({ name: 'Bo' }).execute()
+      const texts = own.map((s) => s.sql)
+      expect(texts).toContain('select "name" from "person" where "id" = $1')
+      expect(texts).toContain('insert into "person" ("name") values ($1)')
+      expect(texts.filter((t) => t.startsWith('insert'))).toHaveLength(1)
+    } finally {
+      await grouped.destroy()
+    }
+  })
+})
