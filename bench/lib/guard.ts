@@ -99,14 +99,57 @@ export interface InProcessRow {
   readonly ratio: number
 }
 
+/** What making a session costs, beside making a plain Kysely on the same dialect (µs of CPU each, median of rounds). */
+export interface MakingRow {
+  readonly label: string
+  readonly meanUs: number
+}
+
 export interface GuardResult {
   readonly classify: ClassifyRow[]
   readonly inProcess: InProcessRow[]
+  readonly making: MakingRow[]
 }
 
 export async function runGuard(): Promise<GuardResult> {
   const classified = await runClassify()
-  return { classify: classified, inProcess: await runInProcess() }
+  return { classify: classified, inProcess: await runInProcess(), making: await runMaking() }
+}
+
+/** Sessions are made per request: what one costs to make, against a plain Kysely instance. */
+async function runMaking(): Promise<MakingRow[]> {
+  const db: Backends<BenchDB> = createBackends<BenchDB>({
+    dialect: 'postgres',
+    primary: dialect(() => new AnsweringDriver()),
+    replicas: [dialect(() => new AnsweringDriver())],
+  })
+  const makers: readonly (readonly [string, () => unknown])[] = [
+    [
+      '`new Kysely({ dialect })` (plain Kysely, for comparison)',
+      () => new Kysely<BenchDB>({ dialect: dialect(() => new AnsweringDriver()) }),
+    ],
+    ['`db.session()`', () => db.session()],
+  ]
+  try {
+    const means = new Map<string, number[]>()
+    for (let round = 0; round < GUARD.rounds; round++) {
+      const bench = new Bench({ now: cpuNow, time: GUARD.timeMs, warmupTime: GUARD.warmupMs, throws: true })
+      for (let i = 0; i < makers.length; i++) {
+        const [label, make] = makers[(i + round) % makers.length] as (typeof makers)[number]
+        bench.add(label, make)
+      }
+      await bench.run()
+      for (const task of bench.tasks) {
+        if (task.result.state !== 'completed') throw new Error(`making ${task.name}: ${task.result.state}`)
+        means.set(task.name, [...(means.get(task.name) ?? []), task.result.latency.mean * 1000])
+      }
+    }
+    const rows = makers.map(([label]) => ({ label, meanUs: median(means.get(label) ?? []) }))
+    log(`guard making: ${rows.map((r) => `${r.label} ${fmt(r.meanUs, 1)} µs`).join(', ')}`)
+    return rows
+  } finally {
+    await db.destroy()
+  }
 }
 
 async function runClassify(): Promise<ClassifyRow[]> {
@@ -330,6 +373,17 @@ export function renderGuard(result: GuardResult): string {
         r.label === 'plain Kysely' ? '' : fmt(r.deltaUs, 2),
         fmt(r.ratio, 2),
       ]),
+    ),
+  )
+
+  out.push(
+    `\nMaking a session: a session is made per request, so what \`db.session()\` costs is paid per request (it opens ` +
+      `no connection). Same method, each sample one call; a plain Kysely made on the same dialect beside it.\n`,
+  )
+  out.push(
+    table(
+      ['made', 'µs of CPU each'],
+      result.making.map((r) => [r.label, fmt(r.meanUs, 2)]),
     ),
   )
 
