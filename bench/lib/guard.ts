@@ -131,25 +131,37 @@ async function runMaking(): Promise<MakingRow[]> {
     ['`db.session()`', () => db.session()],
   ]
   try {
-    const means = new Map<string, number[]>()
-    for (let round = 0; round < GUARD.rounds; round++) {
-      const bench = new Bench({ now: cpuNow, time: GUARD.timeMs, warmupTime: GUARD.warmupMs, throws: true })
-      for (let i = 0; i < makers.length; i++) {
-        const [label, make] = makers[(i + round) % makers.length] as (typeof makers)[number]
-        bench.add(label, make)
-      }
-      await bench.run()
-      for (const task of bench.tasks) {
-        if (task.result.state !== 'completed') throw new Error(`making ${task.name}: ${task.result.state}`)
-        means.set(task.name, [...(means.get(task.name) ?? []), task.result.latency.mean * 1000])
-      }
-    }
-    const rows = makers.map(([label]) => ({ label, meanUs: median(means.get(label) ?? []) }))
+    const means = await interleavedMeans(makers, 'making')
+    const rows = makers.map(([label]) => ({ label, meanUs: means.get(label) ?? Number.NaN }))
     log(`guard making: ${rows.map((r) => `${r.label} ${fmt(r.meanUs, 1)} µs`).join(', ')}`)
     return rows
   } finally {
     await db.destroy()
   }
+}
+
+/**
+ * Each task's mean µs per call (or per `overriddenDuration`), median over GUARD.rounds tinybench runs on the CPU
+ * clock, the tasks' order rotating from round to round.
+ */
+async function interleavedMeans(
+  tasks: readonly (readonly [string, () => unknown])[],
+  what: string,
+): Promise<Map<string, number>> {
+  const means = new Map<string, number[]>()
+  for (let round = 0; round < GUARD.rounds; round++) {
+    const bench = new Bench({ now: cpuNow, time: GUARD.timeMs, warmupTime: GUARD.warmupMs, throws: true })
+    for (let i = 0; i < tasks.length; i++) {
+      const [label, fn] = tasks[(i + round) % tasks.length] as (typeof tasks)[number]
+      bench.add(label, fn as () => Promise<unknown>)
+    }
+    await bench.run()
+    for (const task of bench.tasks) {
+      if (task.result.state !== 'completed') throw new Error(`${what} ${task.name}: ${task.result.state}`)
+      means.set(task.name, [...(means.get(task.name) ?? []), task.result.latency.mean * 1000])
+    }
+  }
+  return new Map([...means].map(([label, values]) => [label, median(values)]))
 }
 
 async function runClassify(): Promise<ClassifyRow[]> {
@@ -303,28 +315,19 @@ async function runInProcess(): Promise<InProcessRow[]> {
     const rows: InProcessRow[] = []
     for (const { query, clients } of cases) {
       if (!query) continue
-      const means = new Map<string, number[]>()
-      for (let round = 0; round < GUARD.rounds; round++) {
-        const bench = new Bench({ now: cpuNow, time: GUARD.timeMs, warmupTime: GUARD.warmupMs, throws: true })
-        for (let i = 0; i < clients.length; i++) {
-          const [label, client] = clients[(i + round) % clients.length] as readonly [string, Kysely<BenchDB>]
-          bench.add(label, async () => {
-            const start = bench.now()
-            for (let j = 0; j < GUARD.queryBatch; j++) await query.run(client)
-            const elapsed = bench.now() - start
-            return { overriddenDuration: elapsed / GUARD.queryBatch, overriddenIterationCost: elapsed }
-          })
+      const batches = clients.map(([label, client]) => {
+        const run = async () => {
+          const start = cpuNow()
+          for (let j = 0; j < GUARD.queryBatch; j++) await query.run(client as Kysely<BenchDB>)
+          const elapsed = cpuNow() - start
+          return { overriddenDuration: elapsed / GUARD.queryBatch, overriddenIterationCost: elapsed }
         }
-        await bench.run()
-        for (const task of bench.tasks) {
-          const result = task.result
-          if (result.state !== 'completed') throw new Error(`${query.name} ${task.name}: ${result.state}`)
-          means.set(task.name, [...(means.get(task.name) ?? []), result.latency.mean * 1000])
-        }
-      }
-      const base = median(means.get('plain Kysely') ?? [])
+        return [label, run] as const
+      })
+      const means = await interleavedMeans(batches, query.name)
+      const base = means.get('plain Kysely') ?? Number.NaN
       for (const [label] of clients) {
-        const mean = median(means.get(label) ?? [])
+        const mean = means.get(label) ?? Number.NaN
         rows.push({ query: query.name, label, meanUs: mean, deltaUs: mean - base, ratio: mean / base })
       }
     }
