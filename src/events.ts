@@ -77,6 +77,13 @@ export interface BackendStats {
   /** Session reads that waited for a replica to replay their position, and the total time waited. */
   readonly waits: number
   readonly waitMs: number
+  /**
+   * Session reads sent to a replica not yet known to have replayed their position, which they checked in
+   * their own round trip; and of those, the ones it had not replayed, which were routed again (a wait or the
+   * primary).
+   */
+  readonly replayChecks: number
+  readonly replayCheckMisses: number
 }
 
 /**
@@ -103,6 +110,8 @@ export class Telemetry {
   #staleReads = 0
   #waits = 0
   #waitMs = 0
+  #replayChecks = 0
+  #replayCheckMisses = 0
 
   constructor(private readonly listener: ((event: BackendEvent) => void) | undefined) {}
 
@@ -155,6 +164,11 @@ export class Telemetry {
     this.emit({ type: 'wait', replica, ms, reached })
   }
 
+  replayChecked(confirmed: boolean): void {
+    this.#replayChecks++
+    if (!confirmed) this.#replayCheckMisses++
+  }
+
   snapshot(): BackendStats {
     return {
       readsByNode: this.#readsByNode(),
@@ -165,6 +179,8 @@ export class Telemetry {
       staleReads: this.#staleReads,
       waits: this.#waits,
       waitMs: this.#waitMs,
+      replayChecks: this.#replayChecks,
+      replayCheckMisses: this.#replayCheckMisses,
     }
   }
 }

@@ -34,7 +34,10 @@ export class NodeFactory {
 
   replica(config: NodeTarget, role: string): MonitoredReplica {
     const session = this.#readOnly(config, this.options.enforcement, true)
-    const node = this.#node(config, role, session)
+    // Only where a read is one statement on its session: in 'transaction' mode it is wrapped in BEGIN and
+    // ROLLBACK, and a pooler may run a statement outside a transaction on another server connection.
+    const checkReplay = this.support.checksReplayInline && session.enforcement === 'connection'
+    const node = this.#node(config, role, session, undefined, checkReplay)
     return {
       server: isDialect(config) ? undefined : this.support.describe(config),
       node,
@@ -45,18 +48,26 @@ export class NodeFactory {
     }
   }
 
-  #node(config: NodeTarget, role: string, readOnly: ReadOnlySession | undefined, poolSize?: number): Node {
+  #node(
+    config: NodeTarget,
+    role: string,
+    readOnly: ReadOnlySession | undefined,
+    poolSize?: number,
+    checkReplay = false,
+  ): Node {
     if (isDialect(config)) return new Node(role, config, readOnly, this.#deadlines)
     const sockets = new SocketRegistry()
     const dialect = this.support.createDialect(config, {
       readOnly: readOnly?.enforcement === 'connection',
       trackPositions: readOnly === undefined,
+      checkReplay,
       sockets,
       deadlines: { connectTimeoutMs: this.options.connectTimeoutMs, keepAliveDelayMs: KEEPALIVE_DELAY_MS },
       poolSize,
       cursor: this.options.cursor,
     })
-    return new Node(`${role} ${this.support.describe(config)}`, dialect, readOnly, this.#deadlines, sockets)
+    const name = `${role} ${this.support.describe(config)}`
+    return new Node(name, dialect, readOnly, this.#deadlines, sockets, undefined, checkReplay)
   }
 
   #readOnly(config: NodeTarget, enforcement: ReadOnlyEnforcement, replica = false): ReadOnlySession {

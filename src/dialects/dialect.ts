@@ -15,6 +15,8 @@ export interface DialectOptions {
   readonly readOnly: boolean
   /** Report the position of each write and COMMIT to the capture sink, where the protocol allows it. */
   readonly trackPositions: boolean
+  /** A replica's pool: a read may check the replica's replay position in its own round trip (ReplayCheck). */
+  readonly checkReplay?: boolean
   /** PostgreSQL: the cursor class `.stream()` uses; pg-cursor, loaded on first use, when absent. */
   readonly cursor?: PostgresCursorConstructor | undefined
   /** Where the pool registers each connection's socket, so that a node declared down can cut them. */
@@ -52,6 +54,8 @@ export interface Probe {
 export interface DialectSupport {
   /** A Kysely dialect for a connection string or pool configuration. */
   createDialect(config: string | Record<string, unknown>, options: DialectOptions): Dialect
+  /** True when a replica pool kysely-rw creates can check its replay position in a read's round trip. */
+  readonly checksReplayInline: boolean
   /** Makes an already open session read-only; for dialects handed in ready-made. */
   readonly readOnlySessionSql: string
   /**

@@ -214,6 +214,8 @@ export function createMysqlSupport(): DialectSupport {
             : undefined,
       })
     },
+    // mysql2 cannot pipeline: a check in a round trip of its own costs more than the waits' shared polls.
+    checksReplayInline: false,
     readOnlySessionSql: READ_ONLY_SESSION,
     replication: detect,
     placeholder: '?',

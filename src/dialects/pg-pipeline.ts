@@ -32,11 +32,11 @@ export function canPipeline(client: unknown): boolean {
  * the first does not touch the second. The client is in pipeline mode until both are answered; nothing
  * else can use it meanwhile, as it is checked out to the caller. Returns both outcomes.
  */
-export function queryThenQuery(
+export function pipelined(
   client: unknown,
   query: QueryFn,
-  args: readonly unknown[],
-  then: string,
+  first: readonly unknown[],
+  second: readonly unknown[],
 ): Promise<[PromiseSettledResult<unknown>, PromiseSettledResult<unknown>]> {
   const c = client as PipeliningClient
   const stream = c.connection?.stream
@@ -45,7 +45,7 @@ export function queryThenQuery(
   stream?.cork?.()
   let pair: Promise<[PromiseSettledResult<unknown>, PromiseSettledResult<unknown>]>
   try {
-    pair = Promise.allSettled([query(...args), query(then)]) as typeof pair
+    pair = Promise.allSettled([query(...first), query(...second)]) as typeof pair
   } catch (error) {
     c.pipeline = false
     throw error

@@ -1,11 +1,12 @@
 import { PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
 import { hasReached, parsePosition } from '../consistency/position.js'
+import { currentCheck } from '../consistency/replay-check.js'
 import { explainStartupRefusal } from '../guard/session-rules.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 import { cursorFor } from './pg-cursor.js'
-import { canPipeline, type QueryFn, queryThenQuery } from './pg-pipeline.js'
+import { canPipeline, pipelined, type QueryFn } from './pg-pipeline.js'
 
 // A startup parameter: every transaction of the session is read-only, at no extra round trip.
 const READ_ONLY_OPTION = '-c default_transaction_read_only=on'
@@ -17,6 +18,9 @@ const READ_ONLY_SQL_TRANSACTION = '25006'
 const CONNECTION_SQLSTATE = /^(?:57P0[123]|08)/
 
 const SESSION_POSITION = 'select pg_current_wal_insert_lsn()::text as pos'
+
+// NULL on a server not in recovery: a check there never confirms a replica read.
+const REPLAY_POSITION = 'select pg_last_wal_replay_lsn()::text as pos'
 
 // COMMIT and the position in one simple-protocol round trip (no parameters, so node-postgres sends both).
 const COMMIT_WITH_POSITION = `commit; ${SESSION_POSITION}`
@@ -36,8 +40,7 @@ interface PgClientInternals {
  * with a query of its own (SessionWrites).
  */
 function trackCommits(client: { query: QueryFn }): void {
-  // Looked up on each call rather than bound once, so that instrumentation of pg's Client still applies.
-  const query: QueryFn = (...args) => (Object.getPrototypeOf(client) as { query: QueryFn }).query.apply(client, args)
+  const query = ownQuery(client)
   client.query = (...args: unknown[]) => {
     const sink = currentSink()
     if (!sink) return query(...args)
@@ -49,13 +52,46 @@ function trackCommits(client: { query: QueryFn }): void {
       })
     }
     if (typeof args[0] !== 'string' || !sink.inline || !canPipeline(client)) return query(...args)
-    return queryThenQuery(client, query, args, SESSION_POSITION).then(([write, position]) => {
+    return pipelined(client, query, args, [SESSION_POSITION]).then(([write, position]) => {
       if (write.status === 'rejected') throw write.reason
       // Without the position (its statement failed), the session reads it with a query of its own.
       if (position.status === 'fulfilled') sink.position = positionOf(position.value)
       return write.value
     })
   }
+}
+
+/**
+ * Lets a read on a replica check, in its own round trip, that the replica replayed what the read must see
+ * (ReplayCheck): the replay position's statement is pipelined in front of the read (pg 8.23+), each with its
+ * own Sync, so the read starts once the position was read. Where pg cannot pipeline, the read is queued
+ * behind the statement instead: one round trip more, in the same order.
+ */
+function checkReplay(client: { query: QueryFn }): void {
+  const query = ownQuery(client)
+  client.query = (...args: unknown[]) => {
+    const check = currentCheck()
+    if (!check) return query(...args)
+    if (!canPipeline(client)) {
+      void query(REPLAY_POSITION).then(
+        (position) => {
+          check.replayed = positionOf(position)
+        },
+        () => {},
+      )
+      return query(...args)
+    }
+    return pipelined(client, query, [REPLAY_POSITION], args).then(([position, read]) => {
+      if (position.status === 'fulfilled') check.replayed = positionOf(position.value)
+      if (read.status === 'rejected') throw read.reason
+      return read.value
+    })
+  }
+}
+
+// Looked up on each call rather than bound once, so that instrumentation of pg's Client still applies.
+function ownQuery(client: { query: QueryFn }): QueryFn {
+  return (...args) => (Object.getPrototypeOf(client) as { query: QueryFn }).query.apply(client, args)
 }
 
 function positionOf(result: unknown): string | undefined {
@@ -107,7 +143,7 @@ const REPLICATION: ReplicationStatements = {
     'from pg_control_system() s, pg_control_checkpoint() c',
   // Flushed WAL: what a replica can have; the insert position may run ahead while nothing commits.
   primaryPosition: 'select pg_current_wal_flush_lsn()::text as pos',
-  replicaPosition: 'select pg_last_wal_replay_lsn()::text as pos',
+  replicaPosition: REPLAY_POSITION,
   sessionPosition: SESSION_POSITION,
   // The insert position is global and past every acknowledged commit, also under synchronous_commit = off.
   writtenPosition: SESSION_POSITION,
@@ -148,7 +184,7 @@ const REPLICATION: ReplicationStatements = {
 }
 
 export const postgres: DialectSupport = {
-  createDialect(config, { readOnly, trackPositions, sockets, deadlines, poolSize, cursor }) {
+  createDialect(config, { readOnly, trackPositions, checkReplay: checksReplay, sockets, deadlines, poolSize, cursor }) {
     const poolConfig: Record<string, unknown> = {
       // No wait without an end, and no process kept alive by idle connections: the user's values win.
       connectionTimeoutMillis: deadlines.connectTimeoutMs,
@@ -175,6 +211,7 @@ export const postgres: DialectSupport = {
           client.on('error', () => {})
           sockets.add(client, () => (client as unknown as PgClientInternals).connection?.stream?.destroy())
           if (trackPositions) trackCommits(client as unknown as { query: QueryFn })
+          if (checksReplay) checkReplay(client as unknown as { query: QueryFn })
           if (readOnly) keepReadOnly(client)
         })
         pool.on('remove', (client) => sockets.delete(client))
@@ -182,6 +219,7 @@ export const postgres: DialectSupport = {
       },
     })
   },
+  checksReplayInline: true,
   readOnlySessionSql: 'set session characteristics as transaction read only',
   readOnlyTransactionSql: 'set transaction read only',
   replication: async () => REPLICATION,

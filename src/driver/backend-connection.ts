@@ -5,12 +5,14 @@ import {
   type IsolationLevel,
   type QueryResult,
 } from 'kysely'
+import { checkingReplay, type ReplayCheck } from '../consistency/replay-check.js'
 import { redactDriverError, WriteOnReadBackendError } from '../errors.js'
 import { oneStatementQuery } from '../guard/one-statement.js'
 import type { GuardedQuery } from '../guard/read-guard.js'
 import { SESSION_END, SESSION_RESET } from '../guard/session-rules.js'
 import type { BackendDriver } from './backend-driver.js'
 import type { Node } from './node.js'
+import type { Unconfirmed } from './router.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
@@ -28,6 +30,10 @@ export class BackendConnection implements DatabaseConnection {
   sessionTouched = false
   /** Set while the connection holds a turn of the primary's fallback budget. */
   budgeted = false
+  /** Set until the first read on a replica not known to have replayed that read's target (Unconfirmed). */
+  unconfirmed: Unconfirmed | undefined = undefined
+  /** Set once the connection was given back to route its read again, until another one is attached. */
+  detached = false
 
   /** Set once the user aborted the query in flight: its failure then says nothing about the node. */
   #aborted = false
@@ -37,15 +43,39 @@ export class BackendConnection implements DatabaseConnection {
   writeScope: object | undefined = undefined
 
   // The unguarded connection: a private field, so that no caller holding a read backend's connection
-  // can reach past the guard.
-  readonly #inner: DatabaseConnection
+  // can reach past the guard. It and `node` change only when an Unconfirmed read is routed again.
+  #inner: DatabaseConnection
 
   constructor(
     inner: DatabaseConnection,
-    readonly node: Node,
+    public node: Node,
     private readonly driver: BackendDriver,
   ) {
     this.#inner = inner
+  }
+
+  /** Gives up the driver's connection, to be released by the caller; queries fail until one is attached. */
+  detach(): DatabaseConnection {
+    const inner = this.#inner
+    this.detached = true
+    this.#inner = DETACHED
+    return inner
+  }
+
+  /** Continues on another node's connection, after `detach()`. */
+  attach(inner: DatabaseConnection, node: Node, budgeted: boolean): void {
+    this.#inner = inner
+    this.node = node
+    this.budgeted = budgeted
+    this.detached = false
+  }
+
+  /** An Unconfirmed connection about to be used other than for one read that can check: routed again now. */
+  async confirmElsewhere(): Promise<void> {
+    const route = this.unconfirmed
+    if (!route) return
+    this.unconfirmed = undefined
+    await this.driver.reroute(this, route, new Set())
   }
 
   /** The driver's own connection behind `connection`; for this package's drivers only. */
@@ -71,12 +101,47 @@ export class BackendConnection implements DatabaseConnection {
     } catch (error) {
       return Promise.reject(error)
     }
+    return this.unconfirmed ? this.#checkedRead<R>(guarded, options) : this.#read<R>(guarded, options)
+  }
+
+  #read<R>(guarded: GuardedQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
     this.driver.telemetry?.read(this.node)
-    const sending =
-      !guarded.leavesState && !this.#needsTransaction(guarded) && this.driver.isVerified(this)
-        ? this.#inner.executeQuery<R>(oneStatementQuery(guarded.query, this.node.driver), options)
-        : this.executeRead<R>(guarded, options)
+    const sending = this.#sendsAtOnce(guarded)
+      ? this.#inner.executeQuery<R>(oneStatementQuery(guarded.query, this.node.driver), options)
+      : this.executeRead<R>(guarded, options)
     return sending.catch((error: unknown) => this.#readFailed<R>(error, guarded, options))
+  }
+
+  /** A read that is one statement on a verified session, with nothing to do before or after it. */
+  #sendsAtOnce(guarded: GuardedQuery): boolean {
+    return !guarded.leavesState && !this.#needsTransaction(guarded) && this.driver.isVerified(this)
+  }
+
+  /**
+   * The first read on an Unconfirmed replica: sent with a check of the replica's replay position in front
+   * of it, in the same round trip, and trusted only when the check confirms the replica replayed the
+   * read's target. Otherwise, whatever the read returned or failed with (a column a lagging replica lacks),
+   * it is routed again and sent where routing says.
+   */
+  async #checkedRead<R>(guarded: GuardedQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    const route = this.unconfirmed as Unconfirmed
+    this.unconfirmed = undefined
+    const exclude = new Set<Node>()
+    // A read that needs its session verified or wrapped first would take the check out of its round trip.
+    if (this.#sendsAtOnce(guarded)) {
+      const check: ReplayCheck = { replayed: undefined }
+      const wire = oneStatementQuery(guarded.query, this.node.driver)
+      const [read] = await Promise.allSettled([checkingReplay(check, () => this.#inner.executeQuery<R>(wire, options))])
+      const confirmed = route.confirmed(check.replayed)
+      this.driver.telemetry?.replayChecked(confirmed)
+      if (confirmed || (this.#aborted && read.status === 'rejected')) {
+        this.driver.telemetry?.read(this.node)
+        return read.status === 'fulfilled' ? read.value : this.#readFailed<R>(read.reason, guarded, options)
+      }
+      if (read.status === 'rejected' && this.driver.router.failed(this.node, read.reason)) exclude.add(this.node)
+    }
+    await this.driver.reroute(this, route, exclude)
+    return this.#read<R>(guarded, options)
   }
 
   #readFailed<R>(error: unknown, guarded: GuardedQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
@@ -101,13 +166,14 @@ export class BackendConnection implements DatabaseConnection {
     options?: ExecuteOptions,
   ): AsyncIterableIterator<QueryResult<R>> {
     const { guard } = this.driver
-    const inner = innerOf(this)
     if (!guard) {
-      yield* inner.streamQuery<R>(query, chunkSize, options)
+      yield* innerOf(this).streamQuery<R>(query, chunkSize, options)
       return
     }
     // The same path as executeQuery: guard, read-only transaction, stats. Streams are not retried.
     const guarded = guard.check(query)
+    await this.confirmElsewhere()
+    const inner = innerOf(this)
     this.driver.telemetry?.read(this.node)
     this.#refuseUnresettable(guarded)
     const wrapped = this.#needsTransaction(guarded)
@@ -186,6 +252,8 @@ export class BackendConnection implements DatabaseConnection {
   }
 
   async #collectSessionInfo(): Promise<void> {
+    // The session whose id is collected must be the one the query runs on.
+    await this.confirmElsewhere()
     await innerOf(this).collectSessionInfo?.()
   }
 
@@ -267,6 +335,17 @@ export class BackendConnection implements DatabaseConnection {
     if (guarded.leavesState) this.sessionTouched = true
     await this.endReadOnly()
   }
+}
+
+const detachedError = () =>
+  new Error('This connection was given back to route its read again, and no other connection was attached')
+
+// Stands in for the driver's connection while none is attached: it fails every use.
+const DETACHED: DatabaseConnection = {
+  executeQuery: () => Promise.reject(detachedError()),
+  streamQuery: () => {
+    throw detachedError()
+  },
 }
 
 /** The unreachable-by-name reset query, for the backend driver. */

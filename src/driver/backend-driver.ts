@@ -21,7 +21,7 @@ import type { FallbackBudget } from '../routing/fallback-budget.js'
 import { BackendConnection, innerOf, RESET_QUERY } from './backend-connection.js'
 import type { Node } from './node.js'
 import { ObservedConnection } from './observed-connection.js'
-import type { Router, RouteTrace } from './router.js'
+import { type Route, type Router, type RouteTrace, Unconfirmed } from './router.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
@@ -112,6 +112,7 @@ export class BackendDriver implements Driver {
     // Most acquisitions: a node chosen at once, no fallback turn to take, no session statement to run,
     // nothing observed. They take the driver's connection with no await of kysely-rw's own.
     const chosen = this.router.choose(NO_NODES)
+    if (chosen instanceof Unconfirmed) return this.#acquireUnconfirmed(chosen, new Set())
     if (!(chosen instanceof Promise) && !this.#fallbackBudget?.isFallback(chosen)) {
       return chosen.acquireAs<BackendConnection>(
         (inner) =>
@@ -123,6 +124,32 @@ export class BackendDriver implements Driver {
       )
     }
     return this.#acquire(new Set(), chosen)
+  }
+
+  /** A connection to a replica whose first read checks its replay position (Unconfirmed). */
+  #acquireUnconfirmed(route: Unconfirmed, exclude: Set<Node>): Promise<BackendConnection> {
+    const { node } = route
+    return node.acquireAs<BackendConnection>(
+      (inner) => {
+        const connection = this.#handOut(inner, node, false)
+        connection.unconfirmed = route
+        return connection
+      },
+      undefined,
+      (error) => this.#acquireFailed(node, error, exclude),
+    )
+  }
+
+  /**
+   * The replica an Unconfirmed read went to had not replayed its target (or the read could not check):
+   * the connection goes back to its pool before the read is routed again, so that no replica connection is
+   * held while the read waits, and the read continues on the connection routing gives it.
+   */
+  async reroute(conn: BackendConnection, route: Unconfirmed, exclude: Set<Node>): Promise<void> {
+    const { node } = conn
+    await node.releaseConnection(conn.detach())
+    const fresh = await this.#acquire(exclude, route.otherwise(exclude))
+    conn.attach(innerOf(fresh), fresh.node, fresh.budgeted)
   }
 
   async #prepareThenHandOut(node: Node, inner: DatabaseConnection): Promise<BackendConnection> {
@@ -155,12 +182,19 @@ export class BackendDriver implements Driver {
   }
 
   /** `first`: the router's choice already made for this acquisition, if any. */
-  async #acquire(exclude: Set<Node>, first?: Node | Promise<Node>): Promise<BackendConnection> {
+  async #acquire(exclude: Set<Node>, first?: Route | Promise<Route>): Promise<BackendConnection> {
     const observing = this.#observer?.observer.active === true
     const started = observing ? performance.now() : 0
     const trace: RouteTrace | undefined = observing && !first ? {} : undefined
     const chosen = first ?? this.router.choose(exclude, trace)
-    const node = chosen instanceof Promise ? await chosen : chosen
+    let route = chosen instanceof Promise ? await chosen : chosen
+    if (route instanceof Unconfirmed) {
+      if (!observing) return this.#acquireUnconfirmed(route, exclude)
+      // An observed read's span and log entry name the node that answered it, and the wait it took.
+      const next = route.otherwise(exclude, trace)
+      route = next instanceof Promise ? await next : next
+    }
+    const node = route
     // No await where there is nothing to wait for: each one costs every query a turn of the microtask queue.
     const budgeted = this.#fallbackBudget?.isFallback(node) ? await this.#enterBudget(node) : false
     let inner: DatabaseConnection | undefined
@@ -359,6 +393,7 @@ export class BackendDriver implements Driver {
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const conn = connection as BackendConnection
     if (this.role === 'read') {
+      await conn.confirmElsewhere()
       // A read transaction is a consistent snapshot: repeatable read unless asked for another level.
       await conn.beginReadOnly(settings.isolationLevel ?? 'repeatable read')
     } else {
@@ -428,6 +463,8 @@ export class BackendDriver implements Driver {
       this.#fallbackBudget?.budget.leave()
     }
     if (conn.killed) return this.#discard(conn)
+    // Given back when its read was routed again, which then failed: nothing is left to release.
+    if (conn.detached) return Promise.resolve()
     return conn.node.releaseConnection(innerOf(conn))
   }
 

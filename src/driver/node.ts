@@ -97,6 +97,8 @@ export class Node {
     readonly sockets?: SocketRegistry,
     /** A node whose driver this one borrows (a read view of the primary on a shared driver). */
     owner?: Node,
+    /** A replica whose reads can check its replay position in their own round trip (ReplayCheck). */
+    readonly checksReplay = false,
   ) {
     this.#owner = owner
     this.#driver = owner ? owner.driver : dialect.createDriver()

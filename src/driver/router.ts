@@ -9,13 +9,34 @@ export interface RouteTrace {
   waitMs?: number
 }
 
+/**
+ * A replica chosen for a session read before it is known to have replayed what the read must see. The
+ * read checks the replica's replay position in its own round trip (ReplayCheck) and is trusted only when
+ * `confirmed`; otherwise its connection goes back to the pool and `otherwise` routes the read again, as
+ * the router would have without this shortcut: a wait for a replica, or the primary. Under load, a read
+ * that waited for a pooled connection finds the replica has replayed its session's write, and saves the
+ * wait's round trip and timers.
+ */
+export class Unconfirmed {
+  constructor(
+    readonly node: Node,
+    /** True when `replayed`, the position the check answered, covers the read's target. */
+    readonly confirmed: (replayed: string | undefined) => boolean,
+    /** The router's choice without the shortcut; never another Unconfirmed. */
+    readonly otherwise: (exclude: ReadonlySet<Node>, trace?: RouteTrace) => Node | Promise<Node>,
+  ) {}
+}
+
+/** Where a connection goes: a node, or a replica that the read must first confirm. */
+export type Route = Node | Unconfirmed
+
 /** Decides which node serves a backend's next connection. */
 export interface Router {
   /**
    * A node for the next connection, never one in `exclude` (nodes that already failed this request);
    * a promise where the choice must wait (a session read waiting for a replica to replay its writes).
    */
-  choose(exclude: ReadonlySet<Node>, trace?: RouteTrace): Node | Promise<Node>
+  choose(exclude: ReadonlySet<Node>, trace?: RouteTrace): Route | Promise<Route>
   /** A connection to `node` failed; true when the request may be retried on another node. */
   failed(node: Node, error: unknown): boolean
 }

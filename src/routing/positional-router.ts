@@ -1,7 +1,7 @@
-import { laterOf, type Position, parsePosition } from '../consistency/position.js'
+import { hasReached, laterOf, type Position, parsePosition } from '../consistency/position.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import type { Node } from '../driver/node.js'
-import type { Router, RouteTrace } from '../driver/router.js'
+import { type Route, type Router, type RouteTrace, Unconfirmed } from '../driver/router.js'
 import type { ReplayWaits } from './replay-waits.js'
 import type { ReplicaPool } from './replica-pool.js'
 
@@ -58,6 +58,10 @@ export function isUnsettled(state: SessionState): boolean {
  * `maxWaitMs` in all (a wait another read already runs for the same or a later position is shared);
  * otherwise the primary serves it. A read never returns data older than the target (the later of the
  * session's position and the schema floor), and never waits longer than `maxWaitMs`.
+ *
+ * Where the closest replica can check its replay position in the read's own round trip and is not known
+ * to lag, the read goes there at once, Unconfirmed: it is trusted only when the check shows the target
+ * replayed, and routed again as above when not.
  */
 export function positionalRouter(
   state: SessionState,
@@ -87,47 +91,66 @@ export function positionalRouter(
       .finally(() => {
         state.learning = undefined
       })
+  const route = (
+    exclude: ReadonlySet<Node>,
+    trace: RouteTrace | undefined,
+    checkInline: boolean,
+  ): Route | Promise<Route> => {
+    state.readSinceWrite = true
+    if (state.foreign) {
+      return pool.fallback('foreign-token', 'the session token is from another server or history', trace)
+    }
+    if (pool.hasReplicas && state.pending) {
+      state.flush?.()
+      return state.pending.then(() => route(exclude, trace, checkInline))
+    }
+    if (pool.hasReplicas && state.unknown) {
+      state.learning ??= learn()
+      // One question per read: still unknown after it, the read runs on the primary.
+      return state.learning.then(() =>
+        state.unknown
+          ? pool.fallback('unknown-position', "the position of the session's last write could not be read", trace)
+          : route(exclude, trace, checkInline),
+      )
+    }
+    const target = targetOf(state, floor)
+    if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude, trace)
+    // A plain read is held to the schema floor alone, and may be stale within the opt-in budget.
+    const ready = pool.caughtUp(target, exclude, state.position === undefined)
+    if (ready) return ready
+    // One wait per read at most: a node already excluded has timed out or failed this read.
+    const candidate = exclude.size === 0 ? pool.closest(exclude) : undefined
+    if (!candidate) {
+      // The reason no wait runs: a replica failed under this read, none is up, or every one up timed out.
+      if (exclude.size > 0) {
+        return pool.fallback('replica-error', 'the replica serving this read failed and no other can take it', trace)
+      }
+      return pool.anyUp()
+        ? timedOut(trace)
+        : pool.fallback('no-replica', 'no replica is up and within the lag budget', trace)
+    }
+    // A replica whose waits have gone on past a replay's usual time would fail the check: wait, or fall back.
+    if (checkInline && candidate.checksReplay && !waits.lagging(candidate)) {
+      return new Unconfirmed(candidate, (replayed) => confirms(candidate, replayed, target), otherwise)
+    }
+    const started = trace ? performance.now() : 0
+    return waits.waitFor(candidate, target, maxWaitMs).then((reached) => {
+      if (trace) trace.waitMs = performance.now() - started
+      return reached ? candidate : timedOut(trace)
+    })
+  }
+  // Without the shortcut, the route is a node (the replica router's choices are nodes).
+  const otherwise = (exclude: ReadonlySet<Node>, trace?: RouteTrace) =>
+    route(exclude, trace, false) as Node | Promise<Node>
+  const confirms = (node: Node, replayed: string | undefined, target: Position): boolean => {
+    const position = parsePosition(replayed)
+    if (!position) return false
+    // Later reads up to there need no check at all.
+    pool.observed(node, position)
+    return hasReached(position, target)
+  }
   const router: Router = {
-    choose(exclude, trace): Node | Promise<Node> {
-      state.readSinceWrite = true
-      if (state.foreign) {
-        return pool.fallback('foreign-token', 'the session token is from another server or history', trace)
-      }
-      if (pool.hasReplicas && state.pending) {
-        state.flush?.()
-        return state.pending.then(() => router.choose(exclude, trace))
-      }
-      if (pool.hasReplicas && state.unknown) {
-        state.learning ??= learn()
-        // One question per read: still unknown after it, the read runs on the primary.
-        return state.learning.then(() =>
-          state.unknown
-            ? pool.fallback('unknown-position', "the position of the session's last write could not be read", trace)
-            : router.choose(exclude, trace),
-        )
-      }
-      const target = targetOf(state, floor)
-      if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude, trace)
-      // A plain read is held to the schema floor alone, and may be stale within the opt-in budget.
-      const ready = pool.caughtUp(target, exclude, state.position === undefined)
-      if (ready) return ready
-      // One wait per read at most: a node already excluded has timed out or failed this read.
-      const candidate = exclude.size === 0 ? pool.closest(exclude) : undefined
-      if (!candidate) {
-        // The reason no wait runs: a replica failed under this read, none is up, or every one up timed out.
-        if (exclude.size > 0) {
-          return pool.fallback('replica-error', 'the replica serving this read failed and no other can take it', trace)
-        }
-        return pool.anyUp()
-          ? timedOut(trace)
-          : pool.fallback('no-replica', 'no replica is up and within the lag budget', trace)
-      }
-      const started = trace ? performance.now() : 0
-      return waits.waitFor(candidate, target, maxWaitMs).then((reached) => {
-        if (trace) trace.waitMs = performance.now() - started
-        return reached ? candidate : timedOut(trace)
-      })
-    },
+    choose: (exclude, trace) => route(exclude, trace, true),
     failed: replicaRouter.failed,
   }
   return router

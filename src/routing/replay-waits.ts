@@ -65,6 +65,12 @@ export class ReplayWaits {
     private readonly monitorOf: (node: Node) => Node,
   ) {}
 
+  /** True when a wait on `node` has gone on past a replay's usual time: it lags, or its replay stopped. */
+  lagging(node: Node): boolean {
+    const oldest = this.#watches.get(node)?.waiters[0]
+    return oldest !== undefined && Date.now() - oldest.started > JOIN_WINDOW_MS
+  }
+
   /** True when `node` replayed `target` within `timeoutMs`. */
   waitFor(node: Node, target: Position, timeoutMs: number): Promise<boolean> {
     let watch = this.#watches.get(node)
@@ -83,8 +89,7 @@ export class ReplayWaits {
       this.#watches.set(node, watch)
     }
     const started = Date.now()
-    const oldest = watch.waiters[0]
-    if (oldest && started - oldest.started > JOIN_WINDOW_MS) return Promise.resolve(false)
+    if (this.lagging(node)) return Promise.resolve(false)
     const { telemetry, pool } = this
     const current = watch
     const promise = new Promise<boolean>((resolve) => {

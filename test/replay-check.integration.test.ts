@@ -1,0 +1,228 @@
+// A session read that reaches a replica before the replica is known to have replayed the session's last
+// write checks the replica's replay position in its own round trip, and is trusted only when the replica
+// replayed it; otherwise its connection goes back to the pool and the read waits or falls back as before.
+// Real PostgreSQL streaming replication, replay really paused (pg_wal_replay_pause()).
+import { sql } from 'kysely'
+import pg from 'pg'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type Backends, createBackends, readSql } from '../src/index.js'
+import { type Family, postgresFamily, type TestDB } from './support/databases.js'
+import { pipelinedBehind } from './support/round-trips.js'
+
+const REPLAY_SQL = 'select pg_last_wal_replay_lsn()::text as pos'
+
+type Query = (this: unknown, ...args: unknown[]) => unknown
+
+describe('postgres: the replay check in a read’s own round trip', () => {
+  let family: Family
+  const opened: Backends<TestDB>[] = []
+
+  const backends = (options: { maxWaitMs: number; replicaPoolSize?: number; healthCheckIntervalMs?: number }) => {
+    const db = createBackends<TestDB>({
+      dialect: 'postgres',
+      primary: family.primaryUrl,
+      replicas: [
+        options.replicaPoolSize === undefined
+          ? family.replicaUrl
+          : { connectionString: family.replicaUrl, max: options.replicaPoolSize },
+      ],
+      healthCheckIntervalMs: options.healthCheckIntervalMs ?? 100,
+      maxReplicaLagMs: 600_000,
+      readYourWrites: { maxWaitMs: options.maxWaitMs },
+    })
+    opened.push(db)
+    return db
+  }
+
+  const servedBy = async (backend: Parameters<ReturnType<typeof readSql>['execute']>[0]) =>
+    (await readSql<{ where: string }>`${sql.raw(family.whereSql)}`.execute(backend)).rows[0]?.where
+
+  beforeAll(async () => {
+    family = postgresFamily()
+    const setup = createBackends<TestDB>({ dialect: 'postgres', primary: family.primaryUrl })
+    await family.createItems(setup.write, 'items')
+    await setup.destroy()
+    await family.control.waitForReplicaCatchUp()
+  })
+
+  afterEach(async () => {
+    await family.control.resumeReplay()
+    await Promise.all(opened.splice(0).map((db) => db.destroy()))
+  })
+
+  afterAll(async () => {
+    await family.control.resumeReplay()
+  })
+
+  it('serves a session read from the replica after one pipelined check, with no wait', async () => {
+    // No health check after the first: only the read's own check can tell the pool the replica replayed the write.
+    const db = backends({ maxWaitMs: 1000, healthCheckIntervalMs: 60_000 })
+    const session = db.session()
+    // Warms the replica's pool: a new connection is verified first, which takes its read out of the check.
+    expect(await servedBy(session.read)).toBe('replica')
+    const sent = recordReplicaStatements(family)
+    try {
+      await session.write.insertInto('items').values({ name: 'checked', qty: 7 }).execute()
+      // The replica replays within milliseconds: wait until it did, so that the check confirms it.
+      await family.control.waitForReplicaCatchUp()
+      const before = db.stats()
+      const row = await session.read.selectFrom('items').select('qty').where('name', '=', 'checked').executeTakeFirst()
+      const after = db.stats()
+      expect(row).toEqual({ qty: 7 })
+      expect(after.replayChecks - before.replayChecks).toBe(1)
+      expect(after.replayCheckMisses - before.replayCheckMisses).toBe(0)
+      expect(after.waits - before.waits).toBe(0)
+      expect(after.fallbacks - before.fallbacks).toBe(0)
+      // The check went first and the read rode in its round trip.
+      const check = sent.findIndex((s) => s.text === REPLAY_SQL && !s.rides)
+      expect(check).toBeGreaterThanOrEqual(0)
+      expect(sent[check + 1]).toMatchObject({ rides: true, client: sent[check]?.client })
+      expect(String(sent[check + 1]?.text)).toContain('"items"')
+    } finally {
+      sent.restore()
+    }
+    // What the check answered is known to the pool: the session's next read needs no check.
+    const before = db.stats()
+    expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'checked').execute()).toEqual([
+      { qty: 7 },
+    ])
+    expect(db.stats().replayChecks).toBe(before.replayChecks)
+  })
+
+  it('discards a read the replica answered before replaying the write, and serves it once replay resumes', async () => {
+    const db = backends({ maxWaitMs: 5000 })
+    const session = db.session()
+    expect(await servedBy(session.read)).toBe('replica')
+    await family.control.pauseReplay()
+    await session.write.insertInto('items').values({ name: 'missed', qty: 3 }).execute()
+    const before = db.stats()
+    const reading = session.read.selectFrom('items').select('qty').where('name', '=', 'missed').execute()
+    await until(() => db.stats().replayCheckMisses > before.replayCheckMisses, 'the check to miss')
+    // The stale answer (no row) was not returned: the read now waits for the replica.
+    let settled = false
+    void reading.finally(() => {
+      settled = true
+    })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(settled).toBe(false)
+    await family.control.resumeReplay()
+    expect(await reading).toEqual([{ qty: 3 }])
+    const after = db.stats()
+    expect(after.replayChecks - before.replayChecks).toBe(1)
+    expect(after.waits - before.waits).toBe(1)
+    // Served by the replica once it replayed the write, not by the primary.
+    expect(after.fallbacks - before.fallbacks).toBe(0)
+  })
+
+  it('holds no replica connection while a read whose check missed waits', async () => {
+    // One connection to the replica: were the missed read to keep it while it waits, a plain read would queue.
+    const db = backends({ maxWaitMs: 3000, replicaPoolSize: 1 })
+    const session = db.session()
+    expect(await servedBy(session.read)).toBe('replica')
+    await family.control.pauseReplay()
+    await session.write.insertInto('items').values({ name: 'held', qty: 1 }).execute()
+    const before = db.stats()
+    const reading = session.read.selectFrom('items').select('qty').where('name', '=', 'held').execute()
+    await until(() => db.stats().replayCheckMisses > before.replayCheckMisses, 'the check to miss')
+    const started = Date.now()
+    expect(await servedBy(db.read)).toBe('replica')
+    expect(Date.now() - started).toBeLessThan(1000)
+    await family.control.resumeReplay()
+    expect(await reading).toEqual([{ qty: 1 }])
+  })
+
+  it('falls back to the primary for a read whose check missed and whose wait timed out', async () => {
+    const db = backends({ maxWaitMs: 100 })
+    const session = db.session()
+    expect(await servedBy(session.read)).toBe('replica')
+    await family.control.pauseReplay()
+    await session.write.insertInto('items').values({ name: 'timed-out', qty: 9 }).execute()
+    const before = db.stats()
+    expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'timed-out').execute()).toEqual([
+      { qty: 9 },
+    ])
+    const after = db.stats()
+    expect(after.replayCheckMisses - before.replayCheckMisses).toBe(1)
+    expect(after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout']).toBe(1)
+  })
+
+  it('does not trust an error the lagging replica answered: a column it has not replayed yet', async () => {
+    const db = backends({ maxWaitMs: 100 })
+    const session = db.session()
+    expect(await servedBy(session.read)).toBe('replica')
+    await family.control.pauseReplay()
+    await sql`alter table items add column if not exists colour text`.execute(session.write)
+    try {
+      await sql`insert into items (name, qty, colour) values ('coloured', 1, 'red')`.execute(session.write)
+      const before = db.stats()
+      const rows = await readSql<{ colour: string }>`select colour from items where name = 'coloured'`.execute(
+        session.read,
+      )
+      expect(rows.rows).toEqual([{ colour: 'red' }])
+      expect(db.stats().replayCheckMisses - before.replayCheckMisses).toBe(1)
+    } finally {
+      await family.control.resumeReplay()
+      await sql`alter table items drop column if exists colour`.execute(db.write)
+    }
+  })
+
+  it('routes a stream again before it starts, without a check', async () => {
+    const db = backends({ maxWaitMs: 100 })
+    const session = db.session()
+    expect(await servedBy(session.read)).toBe('replica')
+    await family.control.pauseReplay()
+    await session.write.insertInto('items').values({ name: 'streamed', qty: 5 }).execute()
+    const before = db.stats()
+    const streamed: unknown[] = []
+    for await (const row of session.read.selectFrom('items').select('qty').where('name', '=', 'streamed').stream()) {
+      streamed.push(row)
+    }
+    expect(streamed).toEqual([{ qty: 5 }])
+    const after = db.stats()
+    expect(after.replayChecks).toBe(before.replayChecks)
+    expect(after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout']).toBe(1)
+  })
+
+  it('routes a read transaction again before its BEGIN, without a check', async () => {
+    const db = backends({ maxWaitMs: 100 })
+    const session = db.session()
+    expect(await servedBy(session.read)).toBe('replica')
+    await family.control.pauseReplay()
+    await session.write.insertInto('items').values({ name: 'in-transaction', qty: 6 }).execute()
+    const before = db.stats()
+    const rows = await session.read
+      .transaction()
+      .execute((tx) => tx.selectFrom('items').select('qty').where('name', '=', 'in-transaction').execute())
+    expect(rows).toEqual([{ qty: 6 }])
+    const after = db.stats()
+    expect(after.replayChecks).toBe(before.replayChecks)
+    expect(after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout']).toBe(1)
+  })
+})
+
+/** Records the SQL text of every statement sent to the replica (by port), and whether it rode in a round trip. */
+function recordReplicaStatements(family: Family) {
+  const proto = pg.Client.prototype as unknown as { query: Query }
+  const original = proto.query
+  const port = Number(new URL(family.replicaUrl).port)
+  const sent: { client: unknown; text: unknown; rides: boolean }[] = []
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    if ((this as { port?: number }).port === port) {
+      sent.push({ client: this, text: args[0], rides: pipelinedBehind(this) })
+    }
+    return original.apply(this, args)
+  }
+  return Object.assign(sent, {
+    restore() {
+      proto.query = original
+    },
+  })
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
