@@ -74,6 +74,8 @@ export interface RwStats {
   readonly waits: number
   readonly waitMs: number
   readonly fallbacks: number
+  readonly replayChecks: number
+  readonly replayCheckMisses: number
 }
 
 interface ClientSpec {
@@ -151,8 +153,8 @@ async function createRw(family: Family, replicaUrls: string[], sessions: boolean
       return { read: () => pk.run(asKysely(s.read)), write: () => insert.run(asKysely(s.write)) }
     },
     stats: () => {
-      const { waits, waitMs, fallbacks } = db.stats()
-      return { waits, waitMs, fallbacks }
+      const { waits, waitMs, fallbacks, replayChecks, replayCheckMisses } = db.stats()
+      return { waits, waitMs, fallbacks, replayChecks, replayCheckMisses }
     },
     destroy: () => db.destroy(),
   }
@@ -267,11 +269,18 @@ async function oneRound(spec: ClientSpec, family: Family, replicaUrls: string[])
         waits: after.waits - before.waits,
         waitMs: after.waitMs - before.waitMs,
         fallbacks: after.fallbacks - before.fallbacks,
+        replayChecks: after.replayChecks - before.replayChecks,
+        replayCheckMisses: after.replayCheckMisses - before.replayCheckMisses,
       },
     }
   } finally {
     await client.destroy()
   }
+}
+
+function statsOf(stats: RwStats | undefined): string {
+  if (!stats) return ''
+  return `${stats.replayChecks} (${stats.replayCheckMisses}) / ${stats.waits} / ${stats.fallbacks}`
 }
 
 export async function runLoad(family: Family): Promise<LoadResult> {
@@ -571,7 +580,7 @@ export function renderLoad(results: readonly LoadResult[]): string {
           'ops/s (median)',
           'p50 ms',
           'p99 ms',
-          'session waits / fallbacks to the primary (per round)',
+          'session reads checked in their round trip (missed) / waits / fallbacks to the primary (per round)',
         ],
         result.rows.map((x) => [
           x.label,
@@ -583,9 +592,7 @@ export function renderLoad(results: readonly LoadResult[]): string {
           fmtInt(median(x.runs.map((run) => (run.ops / run.wallMs) * 1000))),
           fmt(median(x.runs.map((run) => run.p50Ms)), 1),
           fmt(median(x.runs.map((run) => run.p99Ms)), 1),
-          x.runs.some((run) => run.stats)
-            ? x.runs.map((run) => `${run.stats?.waits ?? 0} / ${run.stats?.fallbacks ?? 0}`).join(', ')
-            : '',
+          x.runs.some((run) => run.stats) ? x.runs.map((run) => statsOf(run.stats)).join(', ') : '',
         ]),
       ),
     )
