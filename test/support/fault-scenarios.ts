@@ -162,6 +162,9 @@ export interface LagUnderLoadResult {
   readonly errors: number
   readonly firstErrors: readonly string[]
   readonly waits: number
+  /** Session reads that checked a replica in their own round trip, and those that found it behind. */
+  readonly replayChecks: number
+  readonly replayCheckMisses: number
   readonly fallbacksByReason: Readonly<Record<string, number>>
 }
 
@@ -225,6 +228,8 @@ export async function lagUnderLoad(
       errors: errors.length,
       firstErrors: errors.slice(0, 3).map((op) => String(op.error)),
       waits: stats.waits,
+      replayChecks: stats.replayChecks,
+      replayCheckMisses: stats.replayCheckMisses,
       fallbacksByReason: stats.fallbacksByReason,
     }
   } finally {
