@@ -17,7 +17,12 @@ describe('postgres: the replay check in a read’s own round trip', () => {
   let family: Family
   const opened: Backends<TestDB>[] = []
 
-  const backends = (options: { maxWaitMs: number; replicaPoolSize?: number; healthCheckIntervalMs?: number }) => {
+  const backends = (options: {
+    maxWaitMs: number
+    replicaPoolSize?: number
+    healthCheckIntervalMs?: number
+    log?: (event: unknown) => void
+  }) => {
     const db = createBackends<TestDB>({
       dialect: 'postgres',
       primary: family.primaryUrl,
@@ -29,6 +34,7 @@ describe('postgres: the replay check in a read’s own round trip', () => {
       healthCheckIntervalMs: options.healthCheckIntervalMs ?? 100,
       maxReplicaLagMs: 600_000,
       readYourWrites: { maxWaitMs: options.maxWaitMs },
+      ...(options.log ? { log: options.log } : {}),
     })
     opened.push(db)
     return db
@@ -197,6 +203,23 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     const after = db.stats()
     expect(after.replayChecks).toBe(before.replayChecks)
     expect(after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout']).toBe(1)
+  })
+  it('waits instead while queries are logged, so that each entry names the node that answered', async () => {
+    const logged: { node?: unknown; query?: { sql?: unknown } }[] = []
+    const db = backends({ maxWaitMs: 100, log: (event) => logged.push(event as (typeof logged)[number]) })
+    const session = db.session()
+    expect(await servedBy(session.read)).toBe('replica')
+    await family.control.pauseReplay()
+    await session.write.insertInto('items').values({ name: 'logged', qty: 4 }).execute()
+    const before = db.stats()
+    expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'logged').execute()).toEqual([
+      { qty: 4 },
+    ])
+    const after = db.stats()
+    expect(after.replayChecks).toBe(before.replayChecks)
+    expect(after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout']).toBe(1)
+    const entry = logged.findLast((event) => String(event.query?.sql).includes('"items"'))
+    expect(String(entry?.node)).toMatch(/^primary/)
   })
 })
 

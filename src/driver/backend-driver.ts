@@ -462,9 +462,9 @@ export class BackendDriver implements Driver {
       conn.budgeted = false
       this.#fallbackBudget?.budget.leave()
     }
-    if (conn.killed) return this.#discard(conn)
-    // Given back when its read was routed again, which then failed: nothing is left to release.
+    // Given back when its read was routed again, which then failed: nothing is left to release or discard.
     if (conn.detached) return Promise.resolve()
+    if (conn.killed) return this.#discard(conn)
     return conn.node.releaseConnection(innerOf(conn))
   }
 
