@@ -5,7 +5,7 @@
 import { sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type Backends, createBackends, readSql } from '../src/index.js'
+import { type BackendStats, type Backends, createBackends, readSql } from '../src/index.js'
 import { type Family, postgresFamily, type TestDB } from './support/databases.js'
 import { pipelinedBehind } from './support/round-trips.js'
 
@@ -43,6 +43,27 @@ describe('postgres: the replay check in a read’s own round trip', () => {
   const servedBy = async (backend: Parameters<ReturnType<typeof readSql>['execute']>[0]) =>
     (await readSql<{ where: string }>`${sql.raw(family.whereSql)}`.execute(backend)).rows[0]?.where
 
+  /** A session that read from the replica once, then wrote a row with replay paused: its next read needs it. */
+  const writeWhilePaused = async (db: Backends<TestDB>, name: string, qty: number) => {
+    const session = db.session()
+    // Also warms the replica's pool: a new connection is verified first, which takes its read out of the check.
+    expect(await servedBy(session.read)).toBe('replica')
+    await family.control.pauseReplay()
+    await session.write.insertInto('items').values({ name, qty }).execute()
+    return { session, before: db.stats() }
+  }
+
+  /** What routing did for the reads since `before`. */
+  const routedSince = (db: Backends<TestDB>, before: BackendStats) => {
+    const after = db.stats()
+    return {
+      checks: after.replayChecks - before.replayChecks,
+      misses: after.replayCheckMisses - before.replayCheckMisses,
+      waits: after.waits - before.waits,
+      waitTimeouts: after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout'],
+    }
+  }
+
   beforeAll(async () => {
     family = postgresFamily()
     const setup = createBackends<TestDB>({ dialect: 'postgres', primary: family.primaryUrl })
@@ -73,12 +94,9 @@ describe('postgres: the replay check in a read’s own round trip', () => {
       await family.control.waitForReplicaCatchUp()
       const before = db.stats()
       const row = await session.read.selectFrom('items').select('qty').where('name', '=', 'checked').executeTakeFirst()
-      const after = db.stats()
       expect(row).toEqual({ qty: 7 })
-      expect(after.replayChecks - before.replayChecks).toBe(1)
-      expect(after.replayCheckMisses - before.replayCheckMisses).toBe(0)
-      expect(after.waits - before.waits).toBe(0)
-      expect(after.fallbacks - before.fallbacks).toBe(0)
+      expect(routedSince(db, before)).toEqual({ checks: 1, misses: 0, waits: 0, waitTimeouts: 0 })
+      expect(db.stats().fallbacks).toBe(before.fallbacks)
       // The check went first and the read rode in its round trip.
       const check = sent.findIndex((s) => s.text === REPLAY_SQL && !s.rides)
       expect(check).toBeGreaterThanOrEqual(0)
@@ -97,11 +115,7 @@ describe('postgres: the replay check in a read’s own round trip', () => {
 
   it('discards a read the replica answered before replaying the write, and serves it once replay resumes', async () => {
     const db = backends({ maxWaitMs: 5000 })
-    const session = db.session()
-    expect(await servedBy(session.read)).toBe('replica')
-    await family.control.pauseReplay()
-    await session.write.insertInto('items').values({ name: 'missed', qty: 3 }).execute()
-    const before = db.stats()
+    const { session, before } = await writeWhilePaused(db, 'missed', 3)
     const reading = session.read.selectFrom('items').select('qty').where('name', '=', 'missed').execute()
     await until(() => db.stats().replayCheckMisses > before.replayCheckMisses, 'the check to miss')
     // The stale answer (no row) was not returned: the read now waits for the replica.
@@ -113,21 +127,15 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     expect(settled).toBe(false)
     await family.control.resumeReplay()
     expect(await reading).toEqual([{ qty: 3 }])
-    const after = db.stats()
-    expect(after.replayChecks - before.replayChecks).toBe(1)
-    expect(after.waits - before.waits).toBe(1)
     // Served by the replica once it replayed the write, not by the primary.
-    expect(after.fallbacks - before.fallbacks).toBe(0)
+    expect(routedSince(db, before)).toEqual({ checks: 1, misses: 1, waits: 1, waitTimeouts: 0 })
+    expect(db.stats().fallbacks - before.fallbacks).toBe(0)
   })
 
   it('holds no replica connection while a read whose check missed waits', async () => {
     // One connection to the replica: were the missed read to keep it while it waits, a plain read would queue.
     const db = backends({ maxWaitMs: 3000, replicaPoolSize: 1 })
-    const session = db.session()
-    expect(await servedBy(session.read)).toBe('replica')
-    await family.control.pauseReplay()
-    await session.write.insertInto('items').values({ name: 'held', qty: 1 }).execute()
-    const before = db.stats()
+    const { session, before } = await writeWhilePaused(db, 'held', 1)
     const reading = session.read.selectFrom('items').select('qty').where('name', '=', 'held').execute()
     await until(() => db.stats().replayCheckMisses > before.replayCheckMisses, 'the check to miss')
     const started = Date.now()
@@ -139,24 +147,16 @@ describe('postgres: the replay check in a read’s own round trip', () => {
 
   it('falls back to the primary for a read whose check missed and whose wait timed out', async () => {
     const db = backends({ maxWaitMs: 100 })
-    const session = db.session()
-    expect(await servedBy(session.read)).toBe('replica')
-    await family.control.pauseReplay()
-    await session.write.insertInto('items').values({ name: 'timed-out', qty: 9 }).execute()
-    const before = db.stats()
+    const { session, before } = await writeWhilePaused(db, 'timed-out', 9)
     expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'timed-out').execute()).toEqual([
       { qty: 9 },
     ])
-    const after = db.stats()
-    expect(after.replayCheckMisses - before.replayCheckMisses).toBe(1)
-    expect(after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout']).toBe(1)
+    expect(routedSince(db, before)).toEqual({ checks: 1, misses: 1, waits: 1, waitTimeouts: 1 })
   })
 
   it('does not trust an error the lagging replica answered: a column it has not replayed yet', async () => {
     const db = backends({ maxWaitMs: 100 })
-    const session = db.session()
-    expect(await servedBy(session.read)).toBe('replica')
-    await family.control.pauseReplay()
+    const { session } = await writeWhilePaused(db, 'uncoloured', 0)
     await sql`alter table items add column if not exists colour text`.execute(session.write)
     try {
       await sql`insert into items (name, qty, colour) values ('coloured', 1, 'red')`.execute(session.write)
@@ -165,59 +165,45 @@ describe('postgres: the replay check in a read’s own round trip', () => {
         session.read,
       )
       expect(rows.rows).toEqual([{ colour: 'red' }])
-      expect(db.stats().replayCheckMisses - before.replayCheckMisses).toBe(1)
+      expect(routedSince(db, before)).toEqual({ checks: 1, misses: 1, waits: 1, waitTimeouts: 1 })
     } finally {
       await family.control.resumeReplay()
       await sql`alter table items drop column if exists colour`.execute(db.write)
     }
   })
 
+  // Each of these reads is routed again before it sends anything: a wait, which times out, then the primary.
+  const withoutCheck = { checks: 0, misses: 0, waits: 1, waitTimeouts: 1 }
+
   it('routes a stream again before it starts, without a check', async () => {
     const db = backends({ maxWaitMs: 100 })
-    const session = db.session()
-    expect(await servedBy(session.read)).toBe('replica')
-    await family.control.pauseReplay()
-    await session.write.insertInto('items').values({ name: 'streamed', qty: 5 }).execute()
-    const before = db.stats()
+    const { session, before } = await writeWhilePaused(db, 'streamed', 5)
     const streamed: unknown[] = []
     for await (const row of session.read.selectFrom('items').select('qty').where('name', '=', 'streamed').stream()) {
       streamed.push(row)
     }
     expect(streamed).toEqual([{ qty: 5 }])
-    const after = db.stats()
-    expect(after.replayChecks).toBe(before.replayChecks)
-    expect(after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout']).toBe(1)
+    expect(routedSince(db, before)).toEqual(withoutCheck)
   })
 
   it('routes a read transaction again before its BEGIN, without a check', async () => {
     const db = backends({ maxWaitMs: 100 })
-    const session = db.session()
-    expect(await servedBy(session.read)).toBe('replica')
-    await family.control.pauseReplay()
-    await session.write.insertInto('items').values({ name: 'in-transaction', qty: 6 }).execute()
-    const before = db.stats()
+    const { session, before } = await writeWhilePaused(db, 'in-transaction', 6)
     const rows = await session.read
       .transaction()
       .execute((tx) => tx.selectFrom('items').select('qty').where('name', '=', 'in-transaction').execute())
     expect(rows).toEqual([{ qty: 6 }])
-    const after = db.stats()
-    expect(after.replayChecks).toBe(before.replayChecks)
-    expect(after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout']).toBe(1)
+    expect(routedSince(db, before)).toEqual(withoutCheck)
   })
+
   it('waits instead while queries are logged, so that each entry names the node that answered', async () => {
     const logged: { node?: unknown; query?: { sql?: unknown } }[] = []
     const db = backends({ maxWaitMs: 100, log: (event) => logged.push(event as (typeof logged)[number]) })
-    const session = db.session()
-    expect(await servedBy(session.read)).toBe('replica')
-    await family.control.pauseReplay()
-    await session.write.insertInto('items').values({ name: 'logged', qty: 4 }).execute()
-    const before = db.stats()
+    const { session, before } = await writeWhilePaused(db, 'logged', 4)
     expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'logged').execute()).toEqual([
       { qty: 4 },
     ])
-    const after = db.stats()
-    expect(after.replayChecks).toBe(before.replayChecks)
-    expect(after.fallbacksByReason['wait-timeout'] - before.fallbacksByReason['wait-timeout']).toBe(1)
+    expect(routedSince(db, before)).toEqual(withoutCheck)
     const entry = logged.findLast((event) => String(event.query?.sql).includes('"items"'))
     expect(String(entry?.node)).toMatch(/^primary/)
   })
