@@ -5,7 +5,7 @@
 import { sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type BackendStats, type Backends, createBackends, readSql } from '../src/index.js'
+import { type Backends, createBackends, readSql } from '../src/index.js'
 import { type Family, postgresFamily, type TestDB } from './support/databases.js'
 import { pipelinedBehind } from './support/round-trips.js'
 
@@ -16,6 +16,8 @@ type Query = (this: unknown, ...args: unknown[]) => unknown
 describe('postgres: the replay check in a read’s own round trip', () => {
   let family: Family
   const opened: Backends<TestDB>[] = []
+  // The `route` events of session handles, by the first word of the node's name: 'primary' or 'replica'.
+  const routes: string[] = []
 
   const backends = (options: {
     maxWaitMs: number
@@ -35,6 +37,9 @@ describe('postgres: the replay check in a read’s own round trip', () => {
       maxReplicaLagMs: 600_000,
       readYourWrites: { maxWaitMs: options.maxWaitMs },
       ...(options.log ? { log: options.log } : {}),
+      onEvent: (event) => {
+        if (event.type === 'route' && event.session) routes.push(event.node.split(' ')[0] ?? '')
+      },
     })
     opened.push(db)
     return db
@@ -50,13 +55,16 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     expect(await servedBy(session.read)).toBe('replica')
     await family.control.pauseReplay()
     await session.write.insertInto('items').values({ name, qty }).execute()
-    return { session, before: db.stats() }
+    return { session, before: mark(db) }
   }
 
+  const mark = (db: Backends<TestDB>) => ({ ...db.stats(), routeEvents: routes.length })
+
   /** What routing did for the reads since `before`. */
-  const routedSince = (db: Backends<TestDB>, before: BackendStats) => {
+  const routedSince = (db: Backends<TestDB>, before: ReturnType<typeof mark>) => {
     const after = db.stats()
     return {
+      routes: routes.slice(before.routeEvents),
       checks: after.replayChecks - before.replayChecks,
       misses: after.replayCheckMisses - before.replayCheckMisses,
       waits: after.waits - before.waits,
@@ -92,10 +100,16 @@ describe('postgres: the replay check in a read’s own round trip', () => {
       await session.write.insertInto('items').values({ name: 'checked', qty: 7 }).execute()
       // The replica replays within milliseconds: wait until it did, so that the check confirms it.
       await family.control.waitForReplicaCatchUp()
-      const before = db.stats()
+      const before = mark(db)
       const row = await session.read.selectFrom('items').select('qty').where('name', '=', 'checked').executeTakeFirst()
       expect(row).toEqual({ qty: 7 })
-      expect(routedSince(db, before)).toEqual({ checks: 1, misses: 0, waits: 0, waitTimeouts: 0 })
+      expect(routedSince(db, before)).toEqual({
+        routes: ['replica'],
+        checks: 1,
+        misses: 0,
+        waits: 0,
+        waitTimeouts: 0,
+      })
       expect(db.stats().fallbacks).toBe(before.fallbacks)
       // The check went first and the read rode in its round trip.
       const check = sent.findIndex((s) => s.text === REPLAY_SQL && !s.rides)
@@ -128,7 +142,8 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     await family.control.resumeReplay()
     expect(await reading).toEqual([{ qty: 3 }])
     // Served by the replica once it replayed the write, not by the primary.
-    expect(routedSince(db, before)).toEqual({ checks: 1, misses: 1, waits: 1, waitTimeouts: 0 })
+    // One route event, for the node that served the read.
+    expect(routedSince(db, before)).toEqual({ routes: ['replica'], checks: 1, misses: 1, waits: 1, waitTimeouts: 0 })
     expect(db.stats().fallbacks - before.fallbacks).toBe(0)
   })
 
@@ -151,7 +166,7 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'timed-out').execute()).toEqual([
       { qty: 9 },
     ])
-    expect(routedSince(db, before)).toEqual({ checks: 1, misses: 1, waits: 1, waitTimeouts: 1 })
+    expect(routedSince(db, before)).toEqual({ routes: ['primary'], checks: 1, misses: 1, waits: 1, waitTimeouts: 1 })
   })
 
   it('does not trust an error the lagging replica answered: a column it has not replayed yet', async () => {
@@ -160,12 +175,12 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     await sql`alter table items add column if not exists colour text`.execute(session.write)
     try {
       await sql`insert into items (name, qty, colour) values ('coloured', 1, 'red')`.execute(session.write)
-      const before = db.stats()
+      const before = mark(db)
       const rows = await readSql<{ colour: string }>`select colour from items where name = 'coloured'`.execute(
         session.read,
       )
       expect(rows.rows).toEqual([{ colour: 'red' }])
-      expect(routedSince(db, before)).toEqual({ checks: 1, misses: 1, waits: 1, waitTimeouts: 1 })
+      expect(routedSince(db, before)).toEqual({ routes: ['primary'], checks: 1, misses: 1, waits: 1, waitTimeouts: 1 })
     } finally {
       await family.control.resumeReplay()
       await sql`alter table items drop column if exists colour`.execute(db.write)
@@ -173,7 +188,7 @@ describe('postgres: the replay check in a read’s own round trip', () => {
   })
 
   // Each of these reads is routed again before it sends anything: a wait, which times out, then the primary.
-  const withoutCheck = { checks: 0, misses: 0, waits: 1, waitTimeouts: 1 }
+  const withoutCheck = { routes: ['primary'], checks: 0, misses: 0, waits: 1, waitTimeouts: 1 }
 
   it('routes a stream again before it starts, without a check', async () => {
     const db = backends({ maxWaitMs: 100 })

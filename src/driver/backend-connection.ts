@@ -135,6 +135,7 @@ export class BackendConnection implements DatabaseConnection {
       const confirmed = route.confirmed(check.replayed)
       this.driver.telemetry?.replayChecked(confirmed)
       if (confirmed || (this.#aborted && read.status === 'rejected')) {
+        this.driver.routed(this.node)
         this.driver.telemetry?.read(this.node)
         return read.status === 'fulfilled' ? read.value : this.#readFailed<R>(read.reason, guarded, options)
       }

@@ -131,7 +131,8 @@ export class BackendDriver implements Driver {
     const { node } = route
     return node.acquireAs<BackendConnection>(
       (inner) => {
-        const connection = this.#handOut(inner, node, false)
+        // Told once the replica is confirmed, or by the acquisition that routes the read again.
+        const connection = this.#handOut(inner, node, false, false)
         connection.unconfirmed = route
         return connection
       },
@@ -163,11 +164,16 @@ export class BackendDriver implements Driver {
     return this.#handOut(inner, node, false)
   }
 
-  #handOut(inner: DatabaseConnection, node: Node, budgeted: boolean): BackendConnection {
-    if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
+  #handOut(inner: DatabaseConnection, node: Node, budgeted: boolean, announce = true): BackendConnection {
+    if (announce) this.routed(node)
     const connection = new BackendConnection(inner, node, this)
     connection.budgeted = budgeted
     return connection
+  }
+
+  /** The `route` event of a connection taken on `node`: once per query or transaction, on the node that serves it. */
+  routed(node: Node): void {
+    if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
   }
 
   /** A node failed to give a connection: another one is tried where the router allows it. */
@@ -208,7 +214,7 @@ export class BackendDriver implements Driver {
       return this.#acquireFailed(node, error, exclude)
     }
     if (!observing) return this.#handOut(inner, node, budgeted)
-    if (this.telemetry?.listening) this.telemetry.emit({ type: 'route', node: node.name, session: this.#session })
+    this.routed(node)
     const connection = this.#observed(inner, node, started, trace)
     connection.budgeted = budgeted
     return connection
