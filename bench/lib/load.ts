@@ -44,8 +44,12 @@ export const LOAD = {
   maxRoundMs: 20_000,
   /** Untimed operations on a fresh client before its timed round: pools full, health checks running. */
   warmupOps: 2000,
-  /** Timed rounds per client, after one untimed round of each (the JIT compiler settles on each client's code). */
-  rounds: 7,
+  /**
+   * Timed rounds per client, after one untimed round of each (the JIT compiler settles on each client's code).
+   * One round's ratio between two clients ranges 0.77–1.39 on a 2-core machine: 7 rounds left the medians
+   * 0.05 apart from run to run, about what sessions cost.
+   */
+  rounds: 12,
   /** kysely-rw at most this multiple of plain Kysely's CPU per operation (and at most kysely-replication's). */
   goal: 1.15,
   /** Rows of the profile tables. */
