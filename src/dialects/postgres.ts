@@ -206,7 +206,6 @@ export const postgres: DialectSupport = {
         // A server that goes away errors its clients, idle or checked out: the pool drops them and the
         // query in flight rejects; an unheard 'error' event would crash the process instead.
         pool.on('error', () => {})
-        sockets.countIdleWith(() => pool.idleCount)
         refuseStartupQuietly(pool)
         pool.on('connect', (client) => {
           client.on('error', () => {})

@@ -8,17 +8,6 @@
  */
 export class SocketRegistry {
   readonly #cuts = new Map<object, () => void>()
-  #idle: (() => number) | undefined
-
-  /** Lets the pool tell how many of its connections are idle, once it exists. */
-  countIdleWith(count: () => number): void {
-    this.#idle = count
-  }
-
-  /** The pool's idle connections now; undefined until the pool exists, or where it cannot tell. */
-  get idle(): number | undefined {
-    return this.#idle?.()
-  }
 
   add(connection: object, cut: () => void): void {
     this.#cuts.set(connection, cut)

@@ -110,14 +110,6 @@ export class Node {
     return this.#driver
   }
 
-  /**
-   * Idle connections in the node's pool now: 0 when a connection taken now would wait for one (or for a new
-   * one to connect). Undefined for a ready-made dialect, or before the pool exists.
-   */
-  get idleConnections(): number | undefined {
-    return (this.#owner ?? this).sockets?.idle
-  }
-
   /** True when queries on this node can be abandoned by cutting sockets (a pool kysely-rw created). */
   get cuttable(): boolean {
     return (this.#owner ?? this).sockets !== undefined

@@ -59,10 +59,9 @@ export function isUnsettled(state: SessionState): boolean {
  * otherwise the primary serves it. A read never returns data older than the target (the later of the
  * session's position and the schema floor), and never waits longer than `maxWaitMs`.
  *
- * Where the closest replica can check its replay position in the read's own round trip, has no idle
- * connection (the read will queue for one while the replica replays) and is not known to lag, the read
- * goes there at once, Unconfirmed: it is trusted only when the check shows the target replayed, and routed
- * again as above when not.
+ * Where the closest replica can check its replay position in the read's own round trip and is not known
+ * to lag, the read goes there at once, Unconfirmed: it is trusted only when the check shows the target
+ * replayed, and routed again as above when not.
  */
 export function positionalRouter(
   state: SessionState,
@@ -130,10 +129,8 @@ export function positionalRouter(
         ? timedOut(trace)
         : pool.fallback('no-replica', 'no replica is up and within the lag budget', trace)
     }
-    // Only a read that will queue for a connection: the replica replays meanwhile, and the check finds it
-    // replayed. A read sent at once would reach it first, and pay a round trip more than the wait (a miss).
     // A replica whose waits have gone on past a replay's usual time would fail the check: wait, or fall back.
-    if (checkInline && candidate.checksReplay && candidate.idleConnections === 0 && !waits.lagging(candidate)) {
+    if (checkInline && candidate.checksReplay && !waits.lagging(candidate)) {
       return new Unconfirmed(candidate, (replayed) => confirms(candidate, replayed, target), otherwise)
     }
     const started = trace ? performance.now() : 0
