@@ -67,7 +67,7 @@ function trackCommits(client: { query: QueryFn }): void {
  * own Sync, so the read starts once the position was read. Where pg cannot pipeline, the read is queued
  * behind the statement instead: one round trip more, in the same order.
  */
-function checkReplay(client: { query: QueryFn }): void {
+function pipelineReplayChecks(client: { query: QueryFn }): void {
   const query = ownQuery(client)
   client.query = (...args: unknown[]) => {
     const check = currentCheck()
@@ -184,7 +184,7 @@ const REPLICATION: ReplicationStatements = {
 }
 
 export const postgres: DialectSupport = {
-  createDialect(config, { readOnly, trackPositions, checkReplay: checksReplay, sockets, deadlines, poolSize, cursor }) {
+  createDialect(config, { readOnly, trackPositions, checkReplay, sockets, deadlines, poolSize, cursor }) {
     const poolConfig: Record<string, unknown> = {
       // No wait without an end, and no process kept alive by idle connections: the user's values win.
       connectionTimeoutMillis: deadlines.connectTimeoutMs,
@@ -211,7 +211,7 @@ export const postgres: DialectSupport = {
           client.on('error', () => {})
           sockets.add(client, () => (client as unknown as PgClientInternals).connection?.stream?.destroy())
           if (trackPositions) trackCommits(client as unknown as { query: QueryFn })
-          if (checksReplay) checkReplay(client as unknown as { query: QueryFn })
+          if (checkReplay) pipelineReplayChecks(client as unknown as { query: QueryFn })
           if (readOnly) keepReadOnly(client)
         })
         pool.on('remove', (client) => sockets.delete(client))

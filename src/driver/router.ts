@@ -13,9 +13,9 @@ export interface RouteTrace {
  * A replica chosen for a session read before it is known to have replayed what the read must see. The
  * read checks the replica's replay position in its own round trip (ReplayCheck) and is trusted only when
  * `confirmed`; otherwise its connection goes back to the pool and `otherwise` routes the read again, as
- * the router would have without this shortcut: a wait for a replica, or the primary. Under load, a read
- * that waited for a pooled connection finds the replica has replayed its session's write, and saves the
- * wait's round trip and timers.
+ * the router would have without this shortcut: a wait for a replica, or the primary. Streaming replay
+ * usually outruns the client's round trip (and under load the read also waits for a pooled connection), so
+ * the check usually finds the session's write replayed, and the read saves the wait's poll and timers.
  */
 export class Unconfirmed {
   constructor(
