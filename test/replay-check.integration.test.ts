@@ -92,6 +92,8 @@ describe('postgres: the replay check in a read’s own round trip', () => {
   it('serves a session read from the replica after one pipelined check, with no wait', async () => {
     // No health check after the first: only the read's own check can tell the pool the replica replayed the write.
     const db = backends({ maxWaitMs: 1000, healthCheckIntervalMs: 60_000 })
+    // The first check done before the write, so that it cannot see the write replayed.
+    await until(() => db.replicas()[0]?.lastCheck != null, 'the first health check')
     const session = db.session()
     // Warms the replica's pool: a new connection is verified first, which takes its read out of the check.
     expect(await servedBy(session.read)).toBe('replica')

@@ -293,7 +293,9 @@ async function stopPostgres(env: PostgresEnv, primaryDataDir: string): Promise<v
 async function waitForPgReplay(env: PostgresEnv, adminReplicaUrl: string, timeoutMs: number): Promise<void> {
   const { lsn } = firstRow(
     'primary WAL position',
-    await pgQuery<{ lsn: string }>(env.adminPrimaryUrl, 'select pg_current_wal_lsn()::text as lsn'),
+    // The insert position, as sessions record it: WAL inserted but not written yet (another backend's, such as
+    // autovacuum's) may lie past the write position, and a session's read waits for it too.
+    await pgQuery<{ lsn: string }>(env.adminPrimaryUrl, 'select pg_current_wal_insert_lsn()::text as lsn'),
   )
   await waitUntil(`PostgreSQL replica (${adminReplicaUrl}) to replay up to ${lsn}`, timeoutMs, async () => {
     const { replayed } = firstRow(
