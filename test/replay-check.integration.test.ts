@@ -129,6 +129,41 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     expect(db.stats().replayChecks).toBe(before.replayChecks)
   })
 
+  it('where pg cannot pipeline (before 8.23), queues the read behind the check on its session', async () => {
+    const restore = withoutPipelining()
+    try {
+      const db = backends({ maxWaitMs: 1000, healthCheckIntervalMs: 60_000 })
+      await until(() => db.replicas()[0]?.lastCheck != null, 'the first health check')
+      const session = db.session()
+      expect(await servedBy(session.read)).toBe('replica')
+      const sent = recordReplicaStatements(family)
+      try {
+        await session.write.insertInto('items').values({ name: 'queued', qty: 5 }).execute()
+        await family.control.waitForReplicaCatchUp()
+        const before = mark(db)
+        expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'queued').execute()).toEqual([
+          { qty: 5 },
+        ])
+        expect(routedSince(db, before)).toEqual({
+          routes: ['replica'],
+          checks: 1,
+          misses: 0,
+          waits: 0,
+          waitTimeouts: 0,
+        })
+        // The read went right behind the check, on the same session, once the check was answered.
+        const check = sent.findIndex((s) => s.text === REPLAY_SQL)
+        expect(check).toBeGreaterThanOrEqual(0)
+        expect(sent[check + 1]).toMatchObject({ rides: false, client: sent[check]?.client })
+        expect(String(sent[check + 1]?.text)).toContain('"items"')
+      } finally {
+        sent.restore()
+      }
+    } finally {
+      restore()
+    }
+  })
+
   it('discards a read the replica answered before replaying the write, and serves it once replay resumes', async () => {
     const db = backends({ maxWaitMs: 5000 })
     const { session, before } = await writeWhilePaused(db, 'missed', 3)
@@ -225,6 +260,18 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     expect(String(entry?.node)).toMatch(/^primary/)
   })
 })
+
+/**
+ * Makes every pg Client made from now on behave as before pg 8.23, which had no pipeline mode: its
+ * `pipeline` property reads undefined, whatever the constructor sets.
+ */
+function withoutPipelining(): () => void {
+  const proto = pg.Client.prototype as unknown as { pipeline?: unknown }
+  Object.defineProperty(proto, 'pipeline', { configurable: true, get: () => undefined, set: () => {} })
+  return () => {
+    delete proto.pipeline
+  }
+}
 
 /** Records the SQL text of every statement sent to the replica (by port), and whether it rode in a round trip. */
 function recordReplicaStatements(family: Family) {
