@@ -89,7 +89,12 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     await family.control.resumeReplay()
   })
 
-  it('serves a session read from the replica after one pipelined check, with no wait', async () => {
+  /**
+   * A session writes `name`, the replica replays it, and the session reads it back: one check, which
+   * confirms it, with no wait and no fallback. Returns the session and the statements sent to the replica
+   * from the write on.
+   */
+  const readConfirmedByCheck = async (name: string, qty: number) => {
     // No health check after the first: only the read's own check can tell the pool the replica replayed the write.
     const db = backends({ maxWaitMs: 1000, healthCheckIntervalMs: 60_000 })
     // The first check done before the write, so that it cannot see the write replayed.
@@ -99,28 +104,27 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     expect(await servedBy(session.read)).toBe('replica')
     const sent = recordReplicaStatements(family)
     try {
-      await session.write.insertInto('items').values({ name: 'checked', qty: 7 }).execute()
+      await session.write.insertInto('items').values({ name, qty }).execute()
       // The replica replays within milliseconds: wait until it did, so that the check confirms it.
       await family.control.waitForReplicaCatchUp()
       const before = mark(db)
-      const row = await session.read.selectFrom('items').select('qty').where('name', '=', 'checked').executeTakeFirst()
-      expect(row).toEqual({ qty: 7 })
-      expect(routedSince(db, before)).toEqual({
-        routes: ['replica'],
-        checks: 1,
-        misses: 0,
-        waits: 0,
-        waitTimeouts: 0,
-      })
+      expect(await session.read.selectFrom('items').select('qty').where('name', '=', name).execute()).toEqual([{ qty }])
+      expect(routedSince(db, before)).toEqual({ routes: ['replica'], checks: 1, misses: 0, waits: 0, waitTimeouts: 0 })
       expect(db.stats().fallbacks).toBe(before.fallbacks)
-      // The check went first and the read rode in its round trip.
-      const check = sent.findIndex((s) => s.text === REPLAY_SQL && !s.rides)
-      expect(check).toBeGreaterThanOrEqual(0)
-      expect(sent[check + 1]).toMatchObject({ rides: true, client: sent[check]?.client })
-      expect(String(sent[check + 1]?.text)).toContain('"items"')
     } finally {
       sent.restore()
     }
+    const check = sent.findIndex((s) => s.text === REPLAY_SQL)
+    expect(check).toBeGreaterThanOrEqual(0)
+    expect(String(sent[check + 1]?.text)).toContain('"items"')
+    return { db, session, check: sent[check], read: sent[check + 1] }
+  }
+
+  it('serves a session read from the replica after one pipelined check, with no wait', async () => {
+    const { db, session, check, read } = await readConfirmedByCheck('checked', 7)
+    // The check went first and the read rode in its round trip.
+    expect(check).toMatchObject({ rides: false })
+    expect(read).toMatchObject({ rides: true, client: check?.client })
     // What the check answered is known to the pool: the session's next read needs no check.
     const before = db.stats()
     expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'checked').execute()).toEqual([
@@ -132,33 +136,9 @@ describe('postgres: the replay check in a read’s own round trip', () => {
   it('where pg cannot pipeline (before 8.23), queues the read behind the check on its session', async () => {
     const restore = withoutPipelining()
     try {
-      const db = backends({ maxWaitMs: 1000, healthCheckIntervalMs: 60_000 })
-      await until(() => db.replicas()[0]?.lastCheck != null, 'the first health check')
-      const session = db.session()
-      expect(await servedBy(session.read)).toBe('replica')
-      const sent = recordReplicaStatements(family)
-      try {
-        await session.write.insertInto('items').values({ name: 'queued', qty: 5 }).execute()
-        await family.control.waitForReplicaCatchUp()
-        const before = mark(db)
-        expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'queued').execute()).toEqual([
-          { qty: 5 },
-        ])
-        expect(routedSince(db, before)).toEqual({
-          routes: ['replica'],
-          checks: 1,
-          misses: 0,
-          waits: 0,
-          waitTimeouts: 0,
-        })
-        // The read went right behind the check, on the same session, once the check was answered.
-        const check = sent.findIndex((s) => s.text === REPLAY_SQL)
-        expect(check).toBeGreaterThanOrEqual(0)
-        expect(sent[check + 1]).toMatchObject({ rides: false, client: sent[check]?.client })
-        expect(String(sent[check + 1]?.text)).toContain('"items"')
-      } finally {
-        sent.restore()
-      }
+      const { check, read } = await readConfirmedByCheck('queued', 5)
+      // The read went right behind the check, on the same session, once the check was answered.
+      expect(read).toMatchObject({ rides: false, client: check?.client })
     } finally {
       restore()
     }
