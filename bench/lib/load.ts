@@ -49,7 +49,7 @@ export const LOAD = {
    * One round's ratio between two clients ranges 0.77–1.39 on a 2-core machine: 7 rounds left the medians
    * 0.05 apart from run to run, about what sessions cost.
    */
-  rounds: 12,
+  rounds: Number(process.env.LOAD_ROUNDS ?? 12),
   /** kysely-rw at most this multiple of plain Kysely's CPU per operation (and at most kysely-replication's). */
   goal: 1.15,
   /** Rows of the profile tables. */
@@ -83,7 +83,7 @@ export interface RwStats {
 }
 
 interface ClientSpec {
-  readonly name: 'plain' | 'spread' | 'replication' | 'rw' | 'rwNoSessions'
+  readonly name: 'plain' | 'spread' | 'replication' | 'rw' | 'rwNoSessions' | 'rwBase'
   readonly label: string
   create(family: Family, replicaUrls: string[]): Promise<LoadClient>
 }
@@ -91,7 +91,7 @@ interface ClientSpec {
 const asKysely = (backend: unknown) => backend as Kysely<BenchDB>
 const on = (db: Kysely<BenchDB>): Handle => ({ read: () => pk.run(db), write: () => insert.run(db) })
 
-const CLIENTS: readonly ClientSpec[] = [
+const ALL_CLIENTS: ClientSpec[] = [
   {
     name: 'plain',
     label: 'plain Kysely 0.29, everything on the primary',
@@ -146,8 +146,34 @@ const CLIENTS: readonly ClientSpec[] = [
   },
 ]
 
-async function createRw(family: Family, replicaUrls: string[], sessions: boolean): Promise<LoadClient> {
-  const db = createBackends<BenchDB>({ dialect: family.dialect, primary: family.primaryUrl, replicas: replicaUrls })
+/**
+ * For comparing two builds round by round in one process (a change's effect is smaller than the drift between
+ * runs): KYSELY_RW_BASE=<another build's dist/index.js> adds it as the client `rwBase`, with sessions.
+ */
+const BASE = process.env.KYSELY_RW_BASE
+if (BASE) {
+  ALL_CLIENTS.push({
+    name: 'rwBase',
+    label: `kysely-rw defaults as built in ${BASE} (A/B comparison; context)`,
+    create: async (family, replicaUrls) => {
+      const base = (await import(path.resolve(BASE))) as { createBackends: typeof createBackends }
+      return createRw(family, replicaUrls, true, base.createBackends)
+    },
+  })
+}
+
+/** LOAD_CLIENTS=rw,replication runs only those clients: quicker runs while working on one of them. */
+const CLIENTS = process.env.LOAD_CLIENTS
+  ? ALL_CLIENTS.filter((c) => process.env.LOAD_CLIENTS?.split(',').includes(c.name))
+  : ALL_CLIENTS
+
+async function createRw(
+  family: Family,
+  replicaUrls: string[],
+  sessions: boolean,
+  create: typeof createBackends = createBackends,
+): Promise<LoadClient> {
+  const db = create<BenchDB>({ dialect: family.dialect, primary: family.primaryUrl, replicas: replicaUrls })
   await until('both replicas up', 10_000, () => db.replicas().every((r) => r.state === 'up'))
   const plain: Handle = { read: () => pk.run(asKysely(db.read)), write: () => insert.run(asKysely(db.write)) }
   return {
@@ -320,6 +346,7 @@ export async function runLoad(family: Family): Promise<LoadResult> {
     let profile: LoadProfile | undefined
     let profileError: string | undefined
     try {
+      if (process.env.LOAD_PROFILE === '0') throw new Error('not profiled (LOAD_PROFILE=0)')
       const plain = await profileClient('plain', family, replicaUrls)
       const rw = await profileClient('rw', family, replicaUrls)
       profile = { ...rw, plainByArea: plain.byArea, plainOps: plain.ops, plainFunctions: plain.allFunctions }
@@ -386,7 +413,7 @@ async function profileClient(
   family: Family,
   replicaUrls: string[],
 ): Promise<Omit<LoadProfile, 'plainByArea' | 'plainOps' | 'plainFunctions'> & { allFunctions: ProfileLine[] }> {
-  const spec = CLIENTS.find((c) => c.name === name) as ClientSpec
+  const spec = ALL_CLIENTS.find((c) => c.name === name) as ClientSpec
   const client = await spec.create(family, replicaUrls)
   const session = new Session()
   session.connect()
