@@ -186,6 +186,29 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(readsByReplica(db.stats())).toEqual([counts['replica 1'], counts['replica 2']])
   })
 
+  it('spreads the session reads that follow a write over both replicas, each read seeing its write', async () => {
+    // Polls far apart: the replicas' measured lags stay tied, and only the reads themselves learn positions.
+    const db = open({ replicas: bothReplicas(), replicaSelection: 'round-robin', healthCheckIntervalMs: 60_000 })
+    await bothCheckedAndUp(db)
+    const session = db.session()
+    for (let i = 0; i < 20; i++) {
+      await session.write
+        .insertInto('items')
+        .values({ name: `spread ${i}`, qty: i })
+        .execute()
+      const row = await session.read
+        .selectFrom('items')
+        .select('qty')
+        .where('name', '=', `spread ${i}`)
+        .executeTakeFirst()
+      expect(row).toEqual({ qty: i })
+    }
+    const [first, second] = readsByReplica(db.stats())
+    expect(first).toBeGreaterThanOrEqual(5)
+    expect(second).toBeGreaterThanOrEqual(5)
+    expect(db.stats().fallbacks).toBe(0)
+  })
+
   it.each([1, 2])('sends every read to replica %i when a custom selection picks it among both', async (chosen) => {
     const seen: ReplicaCandidate[][] = []
     const db = open({

@@ -95,6 +95,8 @@ export function positionalRouter(
     exclude: ReadonlySet<Node>,
     trace: RouteTrace | undefined,
     checkInline: boolean,
+    /** The replica the read went to unconfirmed: the one to wait on if the check could not confirm it. */
+    checked?: Node,
   ): Route | Promise<Route> => {
     state.readSinceWrite = true
     if (state.foreign) {
@@ -102,7 +104,7 @@ export function positionalRouter(
     }
     if (pool.hasReplicas && state.pending) {
       state.flush?.()
-      return state.pending.then(() => route(exclude, trace, checkInline))
+      return state.pending.then(() => route(exclude, trace, checkInline, checked))
     }
     if (pool.hasReplicas && state.unknown) {
       state.learning ??= learn()
@@ -110,7 +112,7 @@ export function positionalRouter(
       return state.learning.then(() =>
         state.unknown
           ? pool.fallback('unknown-position', "the position of the session's last write could not be read", trace)
-          : route(exclude, trace, checkInline),
+          : route(exclude, trace, checkInline, checked),
       )
     }
     const target = targetOf(state, floor)
@@ -119,7 +121,7 @@ export function positionalRouter(
     const ready = pool.caughtUp(target, exclude, state.position === undefined)
     if (ready) return ready
     // One wait per read at most: a node already excluded has timed out or failed this read.
-    const candidate = exclude.size === 0 ? pool.closest(exclude) : undefined
+    const candidate = exclude.size === 0 ? pool.closest(exclude, checked) : undefined
     if (!candidate) {
       // The reason no wait runs: a replica failed under this read, none is up, or every one up timed out.
       if (exclude.size > 0) {
@@ -131,7 +133,12 @@ export function positionalRouter(
     }
     // A replica whose waits have gone on past a replay's usual time would fail the check: wait, or fall back.
     if (checkInline && candidate.checksReplay && !waits.lagging(candidate)) {
-      return new Unconfirmed(candidate, (replayed) => confirms(candidate, replayed, target), otherwise)
+      return new Unconfirmed(
+        candidate,
+        (replayed) => confirms(candidate, replayed, target),
+        // Without the shortcut, the route is a node (the replica router's choices are nodes).
+        (again, againTrace) => route(again, againTrace, false, candidate) as Node | Promise<Node>,
+      )
     }
     const started = trace ? performance.now() : 0
     return waits.waitFor(candidate, target, maxWaitMs).then((reached) => {
@@ -139,9 +146,6 @@ export function positionalRouter(
       return reached ? candidate : timedOut(trace)
     })
   }
-  // Without the shortcut, the route is a node (the replica router's choices are nodes).
-  const otherwise = (exclude: ReadonlySet<Node>, trace?: RouteTrace) =>
-    route(exclude, trace, false) as Node | Promise<Node>
   const confirms = (node: Node, replayed: string | undefined, target: Position): boolean => {
     const position = parsePosition(replayed)
     if (!position) return false

@@ -9,6 +9,8 @@ import { type ReplicaSelection, selector } from './strategies.js'
 
 const NO_NODES: ReadonlySet<Node> = new Set()
 
+const lagOf = (replica: Replica): number => replica.lagMs ?? Number.POSITIVE_INFINITY
+
 /** What the pool knows of one replica. */
 interface Replica {
   readonly node: Node
@@ -183,12 +185,19 @@ export class ReplicaPool {
   /**
    * The up replica closest to the primary: the one worth waiting on. A replica on which a wait timed
    * out is skipped until a check or a poll shows it replayed past where it stopped, so that a replica whose
-   * replay is stopped costs the reads under way then one wait each, not one wait per read.
+   * replay is stopped costs the reads under way then one wait each, not one wait per read. Lag is measured to
+   * a health-check interval, so replicas often tie: ties are picked from as plain reads are, or every
+   * session read after a write would go to the first replica listed (and its later reads with it, since
+   * only that replica's position is then known to cover the write). `prefer`: the replica a read was sent
+   * to unconfirmed, while it is still eligible.
    */
-  closest(exclude: ReadonlySet<Node>): Node | undefined {
+  closest(exclude: ReadonlySet<Node>, prefer?: Node): Node | undefined {
     const eligible = this.#eligible(exclude).filter((replica) => replica.stuck === undefined)
-    return eligible.sort((a, b) => (a.lagMs ?? Number.POSITIVE_INFINITY) - (b.lagMs ?? Number.POSITIVE_INFINITY))[0]
-      ?.node
+    if (eligible.length === 0) return undefined
+    // A read that went to `prefer` unconfirmed waits there: picked again, the ties would take turns by twos.
+    if (prefer && eligible.some((replica) => replica.node === prefer)) return prefer
+    const least = Math.min(...eligible.map(lagOf))
+    return this.#pick(eligible.filter((replica) => lagOf(replica) === least)).node
   }
 
   /**
