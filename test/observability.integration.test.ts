@@ -291,6 +291,8 @@ describe.each(families)('%s: OpenTelemetry in process', (_name, familyOf) => {
   it('a session read that waited for the replica and fell back to the primary says so, with the wait', async () => {
     const db = open({ readYourWrites: { maxWaitMs: 300 } })
     const session = db.session()
+    // A verified replica connection: on PostgreSQL the read then first goes there, and its check misses.
+    await session.read.selectFrom('items').select('name').limit(1).execute()
     await family.control.pauseReplay()
     try {
       await session.write.insertInto('items').values({ name: 'traced', qty: 1 }).execute()
@@ -316,6 +318,10 @@ describe.each(families)('%s: OpenTelemetry in process', (_name, familyOf) => {
     )
     expect(read?.attributes['db.query.text']).toBeUndefined()
     expect(db.stats().fallbacksByReason['wait-timeout']).toBe(1)
+    // One span for the read, though it was first sent to the replica (PostgreSQL), whose answer was dropped.
+    expect(spans((span) => span.attributes['kysely_rw.role'] === 'read')).toHaveLength(1)
+    const { replayChecks, replayCheckMisses } = db.stats()
+    expect([replayChecks, replayCheckMisses]).toEqual(family.dialect === 'postgres' ? [1, 1] : [0, 0])
   })
 
   it('a plain read on the replica, a stream, readSql and a write: one CLIENT span each, children of the active span', async () => {

@@ -228,16 +228,38 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     expect(routedSince(db, before)).toEqual(withoutCheck)
   })
 
-  it('waits instead while queries are logged, so that each entry names the node that answered', async () => {
-    const logged: { node?: unknown; query?: { sql?: unknown } }[] = []
+  it('checks logged reads too: a miss that falls back is logged once, on the primary, with the stale answer dropped', async () => {
+    const logged: { level?: unknown; node?: unknown; query?: { sql?: unknown } }[] = []
     const db = backends({ maxWaitMs: 100, log: (event) => logged.push(event as (typeof logged)[number]) })
     const { session, before } = await writeWhilePaused(db, 'logged', 4)
+    const from = logged.length
     expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'logged').execute()).toEqual([
       { qty: 4 },
     ])
-    expect(routedSince(db, before)).toEqual(withoutCheck)
-    const entry = logged.findLast((event) => String(event.query?.sql).includes('"items"'))
-    expect(String(entry?.node)).toMatch(/^primary/)
+    expect(routedSince(db, before)).toEqual({ routes: ['primary'], checks: 1, misses: 1, waits: 1, waitTimeouts: 1 })
+    const entries = logged.slice(from).filter((event) => String(event.query?.sql).includes('"items"'))
+    expect(entries.map((event) => [event.level, String(event.node).split(' ')[0]])).toEqual([['query', 'primary']])
+  })
+
+  it('checks logged reads too: a hit is logged on the replica', async () => {
+    const logged: { node?: unknown; query?: { sql?: unknown } }[] = []
+    const db = backends({
+      maxWaitMs: 1000,
+      healthCheckIntervalMs: 60_000,
+      log: (event) => logged.push(event as (typeof logged)[number]),
+    })
+    await until(() => db.replicas()[0]?.lastCheck != null, 'the first health check')
+    const session = db.session()
+    expect(await servedBy(session.read)).toBe('replica')
+    await session.write.insertInto('items').values({ name: 'logged hit', qty: 2 }).execute()
+    await family.control.waitForReplicaCatchUp()
+    const before = mark(db)
+    const from = logged.length
+    expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'logged hit').execute()).toEqual([
+      { qty: 2 },
+    ])
+    expect(routedSince(db, before)).toEqual({ routes: ['replica'], checks: 1, misses: 0, waits: 0, waitTimeouts: 0 })
+    expect(logged.slice(from).map((event) => String(event.node).split(' ')[0])).toEqual(['replica'])
   })
 })
 

@@ -62,11 +62,11 @@ export class BackendConnection implements DatabaseConnection {
     return inner
   }
 
-  /** Continues on another node's connection, after `detach()`. */
-  attach(inner: DatabaseConnection, node: Node, budgeted: boolean): void {
-    this.#inner = inner
-    this.node = node
-    this.budgeted = budgeted
+  /** Continues on the connection `fresh` was handed out with (to another node, maybe), after `detach()`. */
+  attach(fresh: BackendConnection): void {
+    this.#inner = fresh.#inner
+    this.node = fresh.node
+    this.budgeted = fresh.budgeted
     this.detached = false
   }
 

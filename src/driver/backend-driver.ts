@@ -126,13 +126,19 @@ export class BackendDriver implements Driver {
     return this.#acquire(new Set(), chosen)
   }
 
-  /** A connection to a replica whose first read checks its replay position (Unconfirmed). */
-  #acquireUnconfirmed(route: Unconfirmed, exclude: Set<Node>): Promise<BackendConnection> {
+  /**
+   * A connection to a replica whose first read checks its replay position (Unconfirmed). Observed, its
+   * log entry and span name the replica until the read is routed again (ObservedConnection.attach).
+   */
+  #acquireUnconfirmed(route: Unconfirmed, exclude: Set<Node>, observedSince?: number): Promise<BackendConnection> {
     const { node } = route
     return node.acquireAs<BackendConnection>(
       (inner) => {
         // Told once the replica is confirmed, or by the acquisition that routes the read again.
-        const connection = this.#handOut(inner, node, false, false)
+        const connection =
+          observedSince === undefined
+            ? this.#handOut(inner, node, false, false)
+            : this.#observed(inner, node, observedSince, undefined)
         connection.unconfirmed = route
         return connection
       },
@@ -149,8 +155,9 @@ export class BackendDriver implements Driver {
   async reroute(conn: BackendConnection, route: Unconfirmed, exclude: Set<Node>): Promise<void> {
     const { node } = conn
     await node.releaseConnection(conn.detach())
-    const fresh = await this.#acquire(exclude, route.otherwise(exclude))
-    conn.attach(innerOf(fresh), fresh.node, fresh.budgeted)
+    // Observed, the read's log entry and span say where it went instead, and how long it waited there.
+    const trace: RouteTrace | undefined = this.#observer?.observer.active === true ? {} : undefined
+    conn.attach(await this.#acquire(exclude, route.otherwise(exclude, trace), trace))
   }
 
   async #prepareThenHandOut(node: Node, inner: DatabaseConnection): Promise<BackendConnection> {
@@ -187,19 +194,18 @@ export class BackendDriver implements Driver {
       : redactDriverError(error)
   }
 
-  /** `first`: the router's choice already made for this acquisition, if any. */
-  async #acquire(exclude: Set<Node>, first?: Route | Promise<Route>): Promise<BackendConnection> {
+  /** `first`: the router's choice already made for this acquisition, if any, traced in `firstTrace`. */
+  async #acquire(
+    exclude: Set<Node>,
+    first?: Route | Promise<Route>,
+    firstTrace?: RouteTrace,
+  ): Promise<BackendConnection> {
     const observing = this.#observer?.observer.active === true
     const started = observing ? performance.now() : 0
-    const trace: RouteTrace | undefined = observing && !first ? {} : undefined
+    const trace: RouteTrace | undefined = first ? firstTrace : observing ? {} : undefined
     const chosen = first ?? this.router.choose(exclude, trace)
-    let route = chosen instanceof Promise ? await chosen : chosen
-    if (route instanceof Unconfirmed) {
-      if (!observing) return this.#acquireUnconfirmed(route, exclude)
-      // An observed read's span and log entry name the node that answered it, and the wait it took.
-      const next = route.otherwise(exclude, trace)
-      route = next instanceof Promise ? await next : next
-    }
+    const route = chosen instanceof Promise ? await chosen : chosen
+    if (route instanceof Unconfirmed) return this.#acquireUnconfirmed(route, exclude, observing ? started : undefined)
     const node = route
     // No await where there is nothing to wait for: each one costs every query a turn of the microtask queue.
     const budgeted = this.#fallbackBudget?.isFallback(node) ? await this.#enterBudget(node) : false

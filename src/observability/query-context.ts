@@ -8,7 +8,12 @@ export interface ServerInfo {
   readonly namespace: string | undefined
 }
 
-/** One query as kysely-rw ran it: what log events, channel messages and spans are made of. Never secrets. */
+/**
+ * One query as kysely-rw ran it: what log events, channel messages and spans are made of. Never secrets.
+ * A session read sent to a replica whose replay check then shows it behind is routed again while it runs:
+ * `node`, `server`, `fallback`, `fallbackReason`, `waitMs` and `acquireMs` change to the node that answers
+ * it before the channel's `end` message (a `start` subscriber sees the replica first chosen).
+ */
 export interface QueryContext {
   readonly query: CompiledQuery
   /** `'read'` for read backends (replicas, or the primary in a read-only session), `'write'` for the primary. */

@@ -4,6 +4,14 @@ import { type BackendLogConfig, QueryLog } from './query-log.js'
 import { Tracing, type TracingOptions } from './tracing.js'
 
 /**
+ * Told when a query's read, sent to a replica not known to have replayed its session's writes, is routed
+ * again while it runs: its context has changed (ObservedConnection.attach), and its span follows.
+ */
+export interface Moved {
+  onMove?: () => void
+}
+
+/**
  * The query log, the tracing channel and OpenTelemetry spans of one `createBackends`. When none is in
  * use (`active` false), connections are not observed at all: no clock read, no allocation per query.
  */
@@ -20,9 +28,14 @@ export class QueryObserver {
     return this.#log !== undefined || this.#tracing.active
   }
 
-  async execute<R>(context: QueryContext, run: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+  async execute<R>(
+    context: QueryContext,
+    moved: Moved | undefined,
+    run: () => Promise<QueryResult<R>>,
+  ): Promise<QueryResult<R>> {
     const started = performance.now()
     const span = this.#tracing.startSpan(context)
+    if (moved) moved.onMove = () => span?.moved(context)
     try {
       const result = await this.#tracing.trace(context, run)
       span?.end()
@@ -38,10 +51,12 @@ export class QueryObserver {
   /** A stream is one query: from its first row asked for to its end, or to the consumer leaving early. */
   async *stream<R>(
     context: QueryContext,
+    moved: Moved | undefined,
     rows: AsyncIterableIterator<QueryResult<R>>,
   ): AsyncIterableIterator<QueryResult<R>> {
     const started = performance.now()
     const span = this.#tracing.startSpan(context)
+    if (moved) moved.onMove = () => span?.moved(context)
     let failed = false
     try {
       yield* rows

@@ -66,6 +66,8 @@ function loadOtel(): OtelApi | null {
 
 /** A span in flight, ended once with the query's outcome. */
 export interface SpanHandle {
+  /** The query was routed again: its node, server, fallback and wait are now those in `context`. */
+  moved(context: QueryContext): void
   end(error?: unknown): void
 }
 
@@ -109,23 +111,17 @@ export class Tracing {
       'db.system.name': context.system,
       'db.operation.name': operation,
       'kysely_rw.role': context.role,
-      'kysely_rw.node': context.node,
       'kysely_rw.session': context.session,
-      'kysely_rw.fallback': context.fallback,
-      'kysely_rw.acquire_ms': Math.round(context.acquireMs * 1000) / 1000,
+      ...routingAttributes(context),
     }
-    if (context.fallbackReason !== undefined) attributes['kysely_rw.fallback_reason'] = context.fallbackReason
-    if (context.waitMs !== undefined) attributes['kysely_rw.wait_ms'] = Math.round(context.waitMs * 1000) / 1000
     if (context.isStream) attributes['kysely_rw.stream'] = true
-    const { server } = context
-    if (server) {
-      attributes['server.address'] = server.address
-      if (server.port !== undefined) attributes['server.port'] = server.port
-      if (server.namespace !== undefined) attributes['db.namespace'] = server.namespace
-    }
     if (this.#queryText) attributes['db.query.text'] = context.query.sql
     const span = tracer.startSpan(operation, { kind: api.SpanKind.CLIENT, attributes }, api.context.active())
     return {
+      moved(now: QueryContext) {
+        // Overwrites every attribute set at the start from the unconfirmed replica, which had no wait nor fallback.
+        for (const [key, value] of Object.entries(routingAttributes(now))) span.setAttribute(key, value)
+      },
       end(error?: unknown) {
         if (error !== undefined) {
           span.setAttribute('error.type', errorType(error))
@@ -145,4 +141,22 @@ function errorType(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string' && code !== '') return code
   return error instanceof Error ? error.name : 'Error'
+}
+
+/** The attributes that say where a query ran; they change if its read is routed again (SpanHandle.moved). */
+function routingAttributes(context: QueryContext): Record<string, string | number | boolean> {
+  const attributes: Record<string, string | number | boolean> = {
+    'kysely_rw.node': context.node,
+    'kysely_rw.fallback': context.fallback,
+    'kysely_rw.acquire_ms': Math.round(context.acquireMs * 1000) / 1000,
+  }
+  if (context.fallbackReason !== undefined) attributes['kysely_rw.fallback_reason'] = context.fallbackReason
+  if (context.waitMs !== undefined) attributes['kysely_rw.wait_ms'] = Math.round(context.waitMs * 1000) / 1000
+  const { server } = context
+  if (server) {
+    attributes['server.address'] = server.address
+    if (server.port !== undefined) attributes['server.port'] = server.port
+    if (server.namespace !== undefined) attributes['db.namespace'] = server.namespace
+  }
+  return attributes
 }
