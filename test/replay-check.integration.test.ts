@@ -7,9 +7,6 @@ import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Backends, createBackends, readSql } from '../src/index.js'
 import { type Family, postgresFamily, type TestDB } from './support/databases.js'
-import { pipelinedBehind } from './support/round-trips.js'
-
-const REPLAY_SQL = 'select pg_last_wal_replay_lsn()::text as pos'
 
 type Query = (this: unknown, ...args: unknown[]) => unknown
 
@@ -91,8 +88,8 @@ describe('postgres: the replay check in a read’s own round trip', () => {
 
   /**
    * A session writes `name`, the replica replays it, and the session reads it back: one check, which
-   * confirms it, with no wait and no fallback. Returns the session and the statements sent to the replica
-   * from the write on.
+   * confirms it, with no wait and no fallback. Returns the session, and what the replica's clients sent and
+   * received during the read: query calls, and ReadyForQuery messages (one per Sync, so one per exchange).
    */
   const readConfirmedByCheck = async (name: string, qty: number) => {
     // No health check after the first: only the read's own check can tell the pool the replica replayed the write.
@@ -102,29 +99,27 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     const session = db.session()
     // Warms the replica's pool: a new connection is verified first, which takes its read out of the check.
     expect(await servedBy(session.read)).toBe('replica')
-    const sent = recordReplicaStatements(family)
+    const replica = recordReplica(family)
     try {
       await session.write.insertInto('items').values({ name, qty }).execute()
       // The replica replays within milliseconds: wait until it did, so that the check confirms it.
       await family.control.waitForReplicaCatchUp()
+      replica.reset()
       const before = mark(db)
       expect(await session.read.selectFrom('items').select('qty').where('name', '=', name).execute()).toEqual([{ qty }])
       expect(routedSince(db, before)).toEqual({ routes: ['replica'], checks: 1, misses: 0, waits: 0, waitTimeouts: 0 })
       expect(db.stats().fallbacks).toBe(before.fallbacks)
+      return { db, session, calls: [...replica.calls], readyForQuery: replica.readyForQuery() }
     } finally {
-      sent.restore()
+      replica.restore()
     }
-    const check = sent.findIndex((s) => s.text === REPLAY_SQL)
-    expect(check).toBeGreaterThanOrEqual(0)
-    expect(String(sent[check + 1]?.text)).toContain('"items"')
-    return { db, session, check: sent[check], read: sent[check + 1] }
   }
 
-  it('serves a session read from the replica after one pipelined check, with no wait', async () => {
-    const { db, session, check, read } = await readConfirmedByCheck('checked', 7)
-    // The check went first and the read rode in its round trip.
-    expect(check).toMatchObject({ rides: false })
-    expect(read).toMatchObject({ rides: true, client: check?.client })
+  it('serves a session read from the replica after a check in the same exchange, with no wait', async () => {
+    const { db, session, calls, readyForQuery } = await readConfirmedByCheck('checked', 7)
+    // One query call, the read, and one Sync answered: the check went in front of the read, in its messages.
+    expect(calls).toEqual([expect.stringContaining('"items"')])
+    expect(readyForQuery).toBe(1)
     // What the check answered is known to the pool: the session's next read needs no check.
     const before = db.stats()
     expect(await session.read.selectFrom('items').select('qty').where('name', '=', 'checked').execute()).toEqual([
@@ -133,16 +128,68 @@ describe('postgres: the replay check in a read’s own round trip', () => {
     expect(db.stats().replayChecks).toBe(before.replayChecks)
   })
 
-  it('where pg cannot pipeline (before 8.23), queues the read behind the check on its session', async () => {
+  it('where pg cannot pipeline (before 8.23), the check still goes in the same exchange as the read', async () => {
     const restore = withoutPipelining()
     try {
-      const { check, read } = await readConfirmedByCheck('queued', 5)
-      // The read went right behind the check, on the same session, once the check was answered.
-      expect(read).toMatchObject({ rides: false, client: check?.client })
+      const { calls, readyForQuery } = await readConfirmedByCheck('unpipelined', 5)
+      expect(calls).toEqual([expect.stringContaining('"items"')])
+      expect(readyForQuery).toBe(1)
     } finally {
       restore()
     }
   })
+
+  it.each([
+    ['pipelined', false],
+    ['queued, where pg cannot pipeline', true],
+  ])(
+    'under REPEATABLE READ, does not trust a check in the read’s transaction; later checks go %s, and confirm',
+    async (how, unpipelined) => {
+      // The read's snapshot would be the check's, taken before the position is read: a check there proves nothing.
+      const restore = unpipelined ? withoutPipelining() : () => {}
+      try {
+        const db = createBackends<TestDB>({
+          dialect: 'postgres',
+          primary: family.primaryUrl,
+          replicas: [
+            {
+              connectionString: family.replicaUrl,
+              max: 1,
+              options: '-c default_transaction_isolation=repeatable\\ read',
+            },
+          ],
+          healthCheckIntervalMs: 60_000,
+          maxReplicaLagMs: 600_000,
+          readYourWrites: { maxWaitMs: 2000 },
+        })
+        opened.push(db)
+        await until(() => db.replicas()[0]?.lastCheck != null, 'the first health check')
+        const session = db.session()
+        const isolation = await readSql<{
+          level: string
+        }>`select current_setting('transaction_isolation') as level`.execute(session.read)
+        expect(isolation.rows).toEqual([{ level: 'repeatable read' }])
+        for (const [i, expected] of [
+          [1, { checks: 1, misses: 1, waits: 1 }],
+          [2, { checks: 1, misses: 0, waits: 0 }],
+        ] as const) {
+          await session.write
+            .insertInto('items')
+            .values({ name: `rr ${how} ${i}`, qty: i })
+            .execute()
+          await family.control.waitForReplicaCatchUp()
+          const before = mark(db)
+          expect(
+            await session.read.selectFrom('items').select('qty').where('name', '=', `rr ${how} ${i}`).execute(),
+          ).toEqual([{ qty: i }])
+          const { checks, misses, waits } = routedSince(db, before)
+          expect({ checks, misses, waits }).toEqual(expected)
+        }
+      } finally {
+        restore()
+      }
+    },
+  )
 
   it('discards a read the replica answered before replaying the write, and serves it once replay resumes', async () => {
     const db = backends({ maxWaitMs: 5000 })
@@ -275,23 +322,42 @@ function withoutPipelining(): () => void {
   }
 }
 
-/** Records the SQL text of every statement sent to the replica (by port), and whether it rode in a round trip. */
-function recordReplicaStatements(family: Family) {
+/**
+ * Records the query calls on clients of the replica (by port), by SQL text, and counts the ReadyForQuery
+ * messages those clients receive: one per Sync the server answered.
+ */
+function recordReplica(family: Family) {
   const proto = pg.Client.prototype as unknown as { query: Query }
   const original = proto.query
   const port = Number(new URL(family.replicaUrl).port)
-  const sent: { client: unknown; text: unknown; rides: boolean }[] = []
+  const calls: string[] = []
+  const heard = new WeakSet<object>()
+  let readyForQuery = 0
   proto.query = function (this: unknown, ...args: unknown[]) {
-    if ((this as { port?: number }).port === port) {
-      sent.push({ client: this, text: args[0], rides: pipelinedBehind(this) })
+    const client = this as { port?: number; connection?: { on(event: string, listener: () => void): void } }
+    if (client.port === port) {
+      const [first] = args
+      calls.push(String(typeof first === 'string' ? first : (first as { text?: unknown }).text))
+      if (client.connection && !heard.has(client)) {
+        heard.add(client)
+        client.connection.on('readyForQuery', () => {
+          readyForQuery++
+        })
+      }
     }
     return original.apply(this, args)
   }
-  return Object.assign(sent, {
+  return {
+    calls,
+    readyForQuery: () => readyForQuery,
+    reset() {
+      calls.length = 0
+      readyForQuery = 0
+    },
     restore() {
       proto.query = original
     },
-  })
+  }
 }
 
 async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {

@@ -3,7 +3,8 @@ import { CallSlot } from './call-slot.js'
 /**
  * A read sent to a replica before the replica was known to have replayed the read's target: the driver
  * reads the replica's replay position in the read's own round trip, on the same session, just before the
- * read. The read's snapshot is taken after that answer, so the read saw at least what it reports.
+ * read. It reports a position only where the read's snapshot is taken after the check ran (the dialect
+ * knows when: pg's checkReplayInline), so the read saw at least what it reports.
  */
 export interface ReplayCheck {
   /** The replay position the replica reported; undefined when the check was not sent or failed. */

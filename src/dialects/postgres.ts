@@ -5,6 +5,7 @@ import { currentCheck } from '../consistency/replay-check.js'
 import { explainStartupRefusal } from '../guard/session-rules.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
+import { checkedReadClass, type PgQueryClass } from './pg-checked-read.js'
 import { cursorFor } from './pg-cursor.js'
 import { canPipeline, pipelined, type QueryFn } from './pg-pipeline.js'
 
@@ -19,7 +20,8 @@ const CONNECTION_SQLSTATE = /^(?:57P0[123]|08)/
 
 const SESSION_POSITION = 'select pg_current_wal_insert_lsn()::text as pos'
 
-// NULL on a server not in recovery: a check there never confirms a replica read.
+// NULL on a server not in recovery: a check there never confirms a replica read. Sent on its own where a
+// session's isolation level keeps it out of the read's transaction (checkReplayInline).
 const REPLAY_POSITION = 'select pg_last_wal_replay_lsn()::text as pos'
 
 // COMMIT and the position in one simple-protocol round trip (no parameters, so node-postgres sends both).
@@ -63,15 +65,31 @@ function trackCommits(client: { query: QueryFn }): void {
 
 /**
  * Lets a read on a replica check, in its own round trip, that the replica replayed what the read must see
- * (ReplayCheck): the replay position's statement is pipelined in front of the read (pg 8.23+), each with its
- * own Sync, so the read starts once the position was read. Where pg cannot pipeline, the read is queued
- * behind the statement instead: one round trip more, in the same order.
+ * (ReplayCheck): the replay position's statement goes in front of the read, both under one Sync
+ * (CheckedRead), so the read's snapshot is taken once the position was read. A session that is not in READ
+ * COMMITTED (a server or role default of REPEATABLE READ) takes one snapshot for both, before the check:
+ * its check is not trusted, and the client's later checks go as statements of their own, pipelined in front
+ * of the read with a Sync each (pg 8.23+), or queued in front of it where pg cannot pipeline.
  */
-function pipelineReplayChecks(client: { query: QueryFn }): void {
+function checkReplayInline(client: { query: QueryFn }, Query: PgQueryClass): void {
   const query = ownQuery(client)
+  const Checked = checkedReadClass(Query)
+  let oneTransaction = true
   client.query = (...args: unknown[]) => {
     const check = currentCheck()
     if (!check) return query(...args)
+    if (oneTransaction && typeof args[0] === 'string') {
+      const read = new Checked(args[0], args[1])
+      return new Promise((resolve, reject) => {
+        read.callback = (error, result) => {
+          if (read.isolation === 'read committed') check.replayed = read.replayed
+          else if (read.isolation !== undefined) oneTransaction = false
+          if (error) reject(error)
+          else resolve(result)
+        }
+        void query(read)
+      })
+    }
     if (!canPipeline(client)) {
       void query(REPLAY_POSITION).then(
         (position) => {
@@ -211,7 +229,8 @@ export const postgres: DialectSupport = {
           client.on('error', () => {})
           sockets.add(client, () => (client as unknown as PgClientInternals).connection?.stream?.destroy())
           if (trackPositions) trackCommits(client as unknown as { query: QueryFn })
-          if (checkReplay) pipelineReplayChecks(client as unknown as { query: QueryFn })
+          if (checkReplay)
+            checkReplayInline(client as unknown as { query: QueryFn }, pg.default.Query as unknown as PgQueryClass)
           if (readOnly) keepReadOnly(client)
         })
         pool.on('remove', (client) => sockets.delete(client))
