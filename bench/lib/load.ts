@@ -46,10 +46,11 @@ export const LOAD = {
   warmupOps: 2000,
   /**
    * Timed rounds per client, after one untimed round of each (the JIT compiler settles on each client's code).
-   * One round's ratio between two clients ranges 0.77–1.39 on a 2-core machine: 7 rounds left the medians
-   * 0.05 apart from run to run, about what sessions cost.
+   * One round's ratio between two clients ranges 0.67–1.47 on a 2-core machine: 7 rounds left the medians
+   * 0.05 apart from run to run, about what sessions cost; three 24-30-round runs of one build against another
+   * still gave 1.113, 1.014 and 0.993 (LOAD_ROUNDS for a run of another length).
    */
-  rounds: Number(process.env.LOAD_ROUNDS ?? 12),
+  rounds: Number(process.env.LOAD_ROUNDS ?? 20),
   /** kysely-rw at most this multiple of plain Kysely's CPU per operation (and at most kysely-replication's). */
   goal: 1.15,
   /** Rows of the profile tables. */
