@@ -80,7 +80,10 @@ export function checkedReadClass(Query: PgQueryClass): new (text: string, values
     }
 
     override handleDataRow(message: { fields: unknown[] }): void {
-      if (!this.#checking) return super.handleDataRow(message)
+      if (!this.#checking) {
+        super.handleDataRow(message)
+        return
+      }
       const [replayed, isolation] = message.fields
       this.replayed = replayed == null ? undefined : String(replayed)
       this.isolation = isolation == null ? undefined : String(isolation)
