@@ -3,7 +3,8 @@
 // or waits for TCP to give up: the monitor declares the replica down within an interval plus its
 // deadline, cuts its connections, and reads run on the other replica.
 import { describe, expect, it } from 'vitest'
-import { families, scenarioTarget } from './support/databases.js'
+import { createBackends, readSql } from '../src/index.js'
+import { families, scenarioTarget, type TestDB } from './support/databases.js'
 import { hungReplica } from './support/fault-scenarios.js'
 
 // Default timeouts.destroyMs is 5000.
@@ -23,4 +24,40 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(result.destroyMs).toBeLessThan(DESTROY_BOUND_MS)
     expect(result.downEvent).toBe(true)
   })
+
+  it('ends a connection attempt to a frozen replica after timeouts.connectMs, and serves the read elsewhere', async () => {
+    const family = familyOf()
+    const db = createBackends<TestDB>({
+      dialect: family.dialect,
+      primary: family.primaryUrl,
+      replicas: [family.replicaUrl],
+      // Checks far apart: the read, not the monitor, meets the frozen replica first.
+      healthCheckIntervalMs: 60_000,
+      timeouts: { connectMs: 300 },
+    })
+    try {
+      await waitFor(() => db.replicas()[0]?.lastCheck != null)
+      // The replica's read pool has no connection yet: the read must open one, to a server that never answers.
+      await family.control.freezeReplica()
+      const started = Date.now()
+      const { rows } = await readSql<{ one: number }>`select 1 as one`.execute(db.read)
+      const tookMs = Date.now() - started
+      expect(rows.map((row) => Number(row.one))).toEqual([1])
+      // Not the acquire deadline (5 s by default): the attempt itself ended.
+      expect(tookMs).toBeLessThan(2_000)
+      expect(db.stats().fallbacksByReason['replica-error']).toBe(1)
+      expect(db.replicas()[0]?.state).toBe('down')
+    } finally {
+      await family.control.thawReplica()
+      await db.destroy()
+    }
+  })
 })
+
+async function waitFor(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

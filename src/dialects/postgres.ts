@@ -135,6 +135,17 @@ function keepReadOnly(client: unknown): void {
 
 const RESTORE_READ_ONLY = 'set default_transaction_read_only = on'
 
+type ClientClass = new (config: Record<string, unknown>) => object
+
+/** Clients whose connection attempt ends after `ms` (pg's own timer, which also ends a hung TLS or startup). */
+function connectingWithin(Client: ClientClass, ms: number): ClientClass {
+  return class extends Client {
+    constructor(config: Record<string, unknown>) {
+      super({ ...config, connectionTimeoutMillis: ms })
+    }
+  }
+}
+
 /** A pooler's refusal of the read-only startup parameter comes back saying which option to use instead. */
 function refuseStartupQuietly(pool: { connect: (...args: unknown[]) => unknown }): void {
   const connect = pool.connect.bind(pool)
@@ -203,14 +214,18 @@ const REPLICATION: ReplicationStatements = {
 
 export const postgres: DialectSupport = {
   createDialect(config, { readOnly, trackPositions, checkReplay, sockets, deadlines, poolSize, cursor }) {
+    const given: Record<string, unknown> = typeof config === 'string' ? { connectionString: config } : config
     const poolConfig: Record<string, unknown> = {
-      // No wait without an end, and no process kept alive by idle connections: the user's values win.
-      connectionTimeoutMillis: deadlines.connectTimeoutMs,
+      // No process kept alive by idle connections: the user's values win.
       keepAlive: true,
       keepAliveInitialDelayMillis: deadlines.keepAliveDelayMs,
       allowExitOnIdle: true,
-      ...(typeof config === 'string' ? { connectionString: config } : config),
+      ...given,
     }
+    // No connection attempt without an end. Given to the clients, not to the pool, where it would also put a
+    // timer on every checkout of a pooled connection, which kysely-rw bounds already (Node.acquireAs): the
+    // user's own value is left where the user put it.
+    const connectTimeoutMs = given.connectionTimeoutMillis === undefined ? deadlines.connectTimeoutMs : undefined
     if (poolSize !== undefined) poolConfig.max = poolSize
     if (readOnly) {
       poolConfig.options = [poolConfig.options, READ_ONLY_OPTION].filter(Boolean).join(' ')
@@ -220,7 +235,17 @@ export const postgres: DialectSupport = {
       // Imported on first use so that `pg` stays an optional peer for MySQL users.
       pool: async () => {
         const pg = await import('pg')
-        const pool = new pg.default.Pool(poolConfig)
+        const pool = new pg.default.Pool(
+          connectTimeoutMs === undefined
+            ? poolConfig
+            : {
+                ...poolConfig,
+                Client: connectingWithin(
+                  (poolConfig.Client as ClientClass | undefined) ?? pg.default.Client,
+                  connectTimeoutMs,
+                ),
+              },
+        )
         // A server that goes away errors its clients, idle or checked out: the pool drops them and the
         // query in flight rejects; an unheard 'error' event would crash the process instead.
         pool.on('error', () => {})
@@ -257,7 +282,10 @@ export const postgres: DialectSupport = {
     const code = (error as { code?: unknown } | null)?.code
     if (typeof code === 'string' && CONNECTION_SQLSTATE.test(code)) return true
     const message = error instanceof Error ? error.message : ''
-    return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)
+    // 'timeout expired': pg's Client gave up connecting (connectionTimeoutMillis).
+    return /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(
+      message,
+    )
   },
   describe: describeNode,
 }
