@@ -43,9 +43,7 @@ interface PgClientInternals {
  */
 function trackCommits(client: { query: QueryFn }): void {
   const query = ownQuery(client)
-  client.query = (...args: unknown[]) => {
-    const sink = currentSink()
-    if (!sink) return query(...args)
+  intercept(client, currentSink, (sink, args) => {
     if (args[0] === 'commit') {
       return query(COMMIT_WITH_POSITION).then((results) => {
         const [commit, position] = results as [unknown, { rows: { pos: string }[] }]
@@ -60,7 +58,7 @@ function trackCommits(client: { query: QueryFn }): void {
       if (position.status === 'fulfilled') sink.position = positionOf(position.value)
       return write.value
     })
-  }
+  })
 }
 
 /**
@@ -75,9 +73,7 @@ function checkReplayInline(client: { query: QueryFn }, Query: PgQueryClass): voi
   const query = ownQuery(client)
   const Checked = checkedReadClass(Query)
   let oneTransaction = true
-  client.query = (...args: unknown[]) => {
-    const check = currentCheck()
-    if (!check) return query(...args)
+  intercept(client, currentCheck, (check, args) => {
     if (oneTransaction && typeof args[0] === 'string') {
       const read = new Checked(args[0], args[1])
       return new Promise((resolve, reject) => {
@@ -104,12 +100,36 @@ function checkReplayInline(client: { query: QueryFn }, Query: PgQueryClass): voi
       if (read.status === 'rejected') throw read.reason
       return read.value
     })
-  }
+  })
 }
 
 // Looked up on each call rather than bound once, so that instrumentation of pg's Client still applies.
 function ownQuery(client: { query: QueryFn }): QueryFn {
   return (...args) => (Object.getPrototypeOf(client) as { query: QueryFn }).query.apply(client, args)
+}
+
+/**
+ * Replaces `client.query` with one that hands the calls made while `pending()` returns a value to `divert`,
+ * and passes every other call on to pg's own method with its arguments as they came, making no array of them:
+ * nearly every query takes that path.
+ */
+function intercept<T>(
+  client: { query: QueryFn },
+  pending: () => T | undefined,
+  divert: (value: T, args: unknown[]) => Promise<unknown>,
+): void {
+  client.query = (first?: unknown, second?: unknown, third?: unknown) => {
+    const value = pending()
+    if (value === undefined) {
+      const own = (Object.getPrototypeOf(client) as { query: QueryFn }).query
+      if (third !== undefined) return own.call(client, first, second, third)
+      return second === undefined ? own.call(client, first) : own.call(client, first, second)
+    }
+    return divert(
+      value,
+      third !== undefined ? [first, second, third] : second === undefined ? [first] : [first, second],
+    )
+  }
 }
 
 function positionOf(result: unknown): string | undefined {
