@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { createBackends, readSql } from '../src/index.js'
 import { families, scenarioTarget, type TestDB } from './support/databases.js'
 import { hungReplica } from './support/fault-scenarios.js'
+import { until } from './support/load.js'
 
 // Default timeouts.destroyMs is 5000.
 const DESTROY_BOUND_MS = 5_000 + 1_500
@@ -36,7 +37,7 @@ describe.each(families)('%s', (_name, familyOf) => {
       timeouts: { connectMs: 300 },
     })
     try {
-      await waitFor(() => db.replicas()[0]?.lastCheck != null)
+      await until(() => db.replicas()[0]?.lastCheck != null, 'the first health check', 5_000)
       // The replica's read pool has no connection yet: the read must open one, to a server that never answers.
       await family.control.freezeReplica()
       const started = Date.now()
@@ -53,11 +54,3 @@ describe.each(families)('%s', (_name, familyOf) => {
     }
   })
 })
-
-async function waitFor(check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
