@@ -68,7 +68,9 @@ export function checkedReadClass(Query: PgQueryClass): new (text: string, values
         connection.bind({ portal: '', statement: '', values: [] })
         connection.describe({ type: 'P', name: '' })
         connection.execute({ portal: '', rows: 0 })
-        // The read's own messages, ending with the one Sync.
+        // The read's own messages, ending with the one Sync. pg refuses a query here (returns an error) only
+        // for text that is not a string or values that are not an array, which callers rule out: a refusal
+        // now would leave the check's messages without a Sync.
         return super.submit(connection)
       } finally {
         connection.stream.uncork?.()

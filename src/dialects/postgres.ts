@@ -74,7 +74,9 @@ function checkReplayInline(client: { query: QueryFn }, Query: PgQueryClass): voi
   const Checked = checkedReadClass(Query)
   let oneTransaction = true
   intercept(client, currentCheck, (check, args) => {
-    if (oneTransaction && typeof args[0] === 'string') {
+    // Text and an array of values, as Kysely sends them: pg's own checks of the read then cannot refuse it
+    // after the check's messages are written (CheckedRead.submit).
+    if (oneTransaction && typeof args[0] === 'string' && (args[1] === undefined || Array.isArray(args[1]))) {
       const read = new Checked(args[0], args[1])
       return new Promise((resolve, reject) => {
         read.callback = (error, result) => {
