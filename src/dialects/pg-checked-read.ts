@@ -1,6 +1,6 @@
 // NULL on a server not in recovery: a check there never confirms a replica read. The isolation level says
 // whether the read that follows in the same transaction takes a snapshot of its own (see CheckedRead).
-export const REPLAY_CHECK_SQL = "select pg_last_wal_replay_lsn()::text, current_setting('transaction_isolation')"
+const REPLAY_CHECK_SQL = "select pg_last_wal_replay_lsn()::text, current_setting('transaction_isolation')"
 
 /** The members of node-postgres's `Query` that a checked read uses or overrides (pg/lib/query.js). */
 export interface PgQuery {

@@ -112,15 +112,15 @@ export class Tracing {
       'db.operation.name': operation,
       'kysely_rw.role': context.role,
       'kysely_rw.session': context.session,
-      ...routingAttributes(context),
     }
+    addRouting(attributes, context)
     if (context.isStream) attributes['kysely_rw.stream'] = true
     if (this.#queryText) attributes['db.query.text'] = context.query.sql
     const span = tracer.startSpan(operation, { kind: api.SpanKind.CLIENT, attributes }, api.context.active())
     return {
       moved(now: QueryContext) {
         // Overwrites every attribute set at the start from the unconfirmed replica, which had no wait nor fallback.
-        for (const [key, value] of Object.entries(routingAttributes(now))) span.setAttribute(key, value)
+        for (const [key, value] of Object.entries(addRouting({}, now))) span.setAttribute(key, value)
       },
       end(error?: unknown) {
         if (error !== undefined) {
@@ -143,13 +143,17 @@ function errorType(error: unknown): string {
   return error instanceof Error ? error.name : 'Error'
 }
 
-/** The attributes that say where a query ran; they change if its read is routed again (SpanHandle.moved). */
-function routingAttributes(context: QueryContext): Record<string, string | number | boolean> {
-  const attributes: Record<string, string | number | boolean> = {
-    'kysely_rw.node': context.node,
-    'kysely_rw.fallback': context.fallback,
-    'kysely_rw.acquire_ms': Math.round(context.acquireMs * 1000) / 1000,
-  }
+/**
+ * Adds the attributes that say where a query ran to `attributes`, which it returns; they change if its read is
+ * routed again (SpanHandle.moved). Written into the span's own record, so that a traced query makes no other.
+ */
+function addRouting(
+  attributes: Record<string, string | number | boolean>,
+  context: QueryContext,
+): Record<string, string | number | boolean> {
+  attributes['kysely_rw.node'] = context.node
+  attributes['kysely_rw.fallback'] = context.fallback
+  attributes['kysely_rw.acquire_ms'] = Math.round(context.acquireMs * 1000) / 1000
   if (context.fallbackReason !== undefined) attributes['kysely_rw.fallback_reason'] = context.fallbackReason
   if (context.waitMs !== undefined) attributes['kysely_rw.wait_ms'] = Math.round(context.waitMs * 1000) / 1000
   const { server } = context
