@@ -13,6 +13,7 @@ import { CommitPositionReads } from './consistency/commit-positions.js'
 import { laterOf, parsePosition } from './consistency/position.js'
 import { SchemaFloor } from './consistency/schema-floor.js'
 import { decodeToken, encodeToken } from './consistency/token.js'
+import { replayedForm } from './consistency/wal-layout.js'
 import { type DialectName, type DialectSupport, type NodeTarget, readPosition } from './dialects/dialect.js'
 import { createMysqlSupport } from './dialects/mysql.js'
 import type { NodeConfig } from './dialects/node-config.js'
@@ -186,7 +187,12 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   }
   const backend = (driverOptions: Omit<BackendDriverOptions, 'isConnectionError' | 'telemetry' | 'destroyAll'>) =>
     kyselyOn(new BackendDriver({ ...driverOptions, isConnectionError, telemetry, destroyAll, observer }), shared)
-  const floor = new SchemaFloor()
+  // A primary reports positions where its next record goes; a replica, where its last replayed one ends.
+  const targetOf = (text: string | null | undefined) => {
+    const position = parsePosition(text)
+    return position && replayedForm(position, live.walLayout)
+  }
+  const floor = new SchemaFloor(targetOf)
   const replicaRouter = pool.router(isConnectionError)
   const monitors = new Map(replicas.map((replica) => [replica.node, replica.monitor]))
   const waits = new ReplayWaits(pool, support, telemetry, (node) => monitors.get(node) ?? node)
@@ -196,7 +202,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     ({
       role: 'read',
       router: positionalRouter(state, floor, pool, waits, maxWaitMs, replicaRouter, () =>
-        writtenPosition((live.primary ?? first).write, support),
+        writtenPosition((live.primary ?? first).write, support).then(targetOf),
       ),
       guard,
       session,
@@ -227,14 +233,14 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     read: backend(readOptions({ position: undefined, foreign: false }, false)) as unknown as ReadBackend<DB>,
     session(token?: string): Session<DB> {
       const state = sessionState(token, live, options.tokenSecret)
-      const writes = new SessionWrites(state, commitPositionsOf)
+      const writes = new SessionWrites(state, commitPositionsOf, targetOf)
       return {
         write: backend({
           ...writeOptions,
           session: true,
           recorder: {
             record(text) {
-              const position = parsePosition(text)
+              const position = targetOf(text)
               if (position) state.position = laterOf(state.position, position)
             },
             started: () => writes.started(),

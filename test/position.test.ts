@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { formatPosition, hasReached, laterOf, type Position, parsePosition } from '../src/consistency/position.js'
 import { decodeToken, encodeToken } from '../src/consistency/token.js'
+import { replayedForm, walLayout } from '../src/consistency/wal-layout.js'
 
 const p = (text: string): Position => {
   const position = parsePosition(text)
@@ -45,5 +46,33 @@ describe('positions', () => {
     expect(formatPosition(decoded!.position!)).toBe(`${A}:1-42`)
     expect(decodeToken(`${token.slice(0, -3)}@@@`)).toBeUndefined()
     expect(decodeToken('rw1.')).toBeUndefined()
+  })
+})
+
+describe('replayedForm: a primary insert position as a replica reports it', () => {
+  const layout = walLayout(8192, 16 * 1024 * 1024, 8)
+  const lsn = (n: bigint): Position => ({ kind: 'lsn', lsn: n })
+
+  it('reads the layout from pg_control_init(): headers padded to the server alignment', () => {
+    expect(layout).toEqual({ pageBytes: 8192n, segmentBytes: 16_777_216n, shortHeader: 24n, longHeader: 40n })
+    expect(walLayout('8192', '16777216', '4')).toMatchObject({ shortHeader: 20n, longHeader: 36n })
+    expect(walLayout(undefined, 16_777_216, 8)).toBeUndefined()
+    expect(walLayout(8192, 16_777_216, 'eight')).toBeUndefined()
+  })
+
+  it('moves a position just past a page header back to the page boundary, where the last record ended', () => {
+    // 0/4262018, seen from pg_current_wal_insert_lsn() after a commit whose record ended at 0/4262000.
+    expect(replayedForm(lsn(0x4262018n), layout)).toEqual(lsn(0x4262000n))
+    // The first page of a segment has the long header.
+    expect(replayedForm(lsn(0x5000028n), layout)).toEqual(lsn(0x5000000n))
+  })
+
+  it('leaves every other position as it is: a record can end anywhere past a header', () => {
+    for (const n of [0x4262000n, 0x4262020n, 0x4262010n, 0x5000018n, 0x4261ff8n, 0x5000030n]) {
+      expect(replayedForm(lsn(n), layout)).toEqual(lsn(n))
+    }
+    expect(replayedForm(lsn(0x4262018n), undefined)).toEqual(lsn(0x4262018n))
+    const gtid = parsePosition('0-1-42') as Position
+    expect(replayedForm(gtid, layout)).toBe(gtid)
   })
 })

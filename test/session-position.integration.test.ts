@@ -7,6 +7,7 @@ import { PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Backends, createBackends } from '../src/index.js'
+import { replication } from './harness/control.js'
 import { type Family, postgresFamily, type TestDB } from './support/databases.js'
 import { pipelinedBehind } from './support/round-trips.js'
 
@@ -317,5 +318,94 @@ describe('PostgreSQL session positions, on a pool handed in: a query of their ow
     expect(await readName(db.read, 'run-9')).toBeUndefined()
     // Each write hands its position read to the next one still in flight: one read for the run.
     expect(gate.held - held).toBe(1)
+  })
+})
+
+describe('PostgreSQL session positions at a WAL page boundary', () => {
+  let db: Backends<TestDB>
+  let admin: pg.Client
+
+  beforeAll(async () => {
+    db = await openBackends(family.primaryUrl)
+    admin = new pg.Client(replication().postgres.adminPrimaryUrl)
+    await admin.connect()
+  })
+
+  afterAll(async () => {
+    await admin?.end()
+    await db?.destroy()
+  })
+
+  const insertPosition = async () =>
+    BigInt(
+      (await admin.query<{ n: string }>(`select (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text as n`)).rows[0]
+        ?.n ?? '0',
+    )
+  /** WAL the primary inserts for a non-transactional message of `bytes` (its record, aligned). */
+  const pad = (bytes: number) =>
+    admin.query(`select pg_logical_emit_message(false, 'kysely-rw-pad', repeat('x', $1))`, [bytes])
+  const write = (session: ReturnType<Backends<TestDB>['session']>, name: string) =>
+    session.write
+      .insertInto('position_items' as 'items')
+      .values({ name, qty: 1 })
+      .execute()
+
+  it("a write whose commit ends a page is read back on the replica at once: the primary's position past the next page's header is where the replica stops", async () => {
+    const { rows } = await admin.query<{ page: number; segment: string }>(
+      'select wal_block_size as page, bytes_per_wal_segment::text as segment from pg_control_init()',
+    )
+    const page = BigInt(rows[0]?.page ?? 0)
+    const segment = BigInt(rows[0]?.segment ?? 0)
+    const session = db.session()
+    // The size of one session write's WAL: the second of two, once its heap page needs no full-page image. Names
+    // of one length, so that every row, and every write's WAL, has the same size.
+    const name = (kind: string, i: number) => `${kind}-${String(i).padStart(3, '0')}`
+    let size = 0n
+    for (let i = 0; i < 20 && size === 0n; i++) {
+      await write(session, name('a', i))
+      const before = await insertPosition()
+      await write(session, name('b', i))
+      const after = await insertPosition()
+      if (before / page === after / page) size = after - before
+    }
+    expect(size).toBeGreaterThan(0n)
+    const minPad = await (async () => {
+      for (;;) {
+        const before = await insertPosition()
+        await pad(1)
+        const after = await insertPosition()
+        if (before / page === after / page) return after - before
+      }
+    })()
+    // Pads the WAL until a write of that size ends exactly at a page's end, then writes; other WAL (a checkpoint,
+    // autovacuum) can move the position between the steps, hence the attempts.
+    let landed: bigint | undefined
+    for (let attempt = 0; attempt < 50 && landed === undefined; attempt++) {
+      const at = await insertPosition()
+      const toEnd = page - (at % page)
+      if (toEnd - size < minPad || (at + toEnd) % segment === 0n) {
+        // Too close to the end for a pad, or a segment's end (its next page has the longer header): to the next page.
+        await pad(Number(toEnd))
+        continue
+      }
+      await pad(Number(1n + (toEnd - size - minPad)))
+      if ((await insertPosition()) !== at + toEnd - size) continue
+      await write(session, name('c', attempt))
+      const after = await insertPosition()
+      // The write's record ends the page: the primary's insert position is past the next page's header.
+      if (after === at + toEnd + 24n) landed = BigInt(attempt)
+    }
+    expect(landed).toBeDefined()
+    const before = db.stats()
+    expect(await readName(session.read, name('c', Number(landed)))).toEqual({ qty: 1 })
+    const after = db.stats()
+    // Served by the replica within its replay's time, not by the primary once the wait budget ran out.
+    expect(after.fallbacks - before.fallbacks).toBe(0)
+    expect(after.waitMs - before.waitMs).toBeLessThan(100)
+    const onReplica = (stats: typeof before) =>
+      Object.entries(stats.readsByNode)
+        .filter(([node]) => node.startsWith('replica'))
+        .reduce((n, [, count]) => n + count, 0)
+    expect(onReplica(after) - onReplica(before)).toBe(1)
   })
 })

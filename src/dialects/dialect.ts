@@ -1,4 +1,5 @@
 import { CompiledQuery, type DatabaseConnection, type Dialect, type PostgresCursorConstructor } from 'kysely'
+import type { WalLayout } from '../consistency/wal-layout.js'
 import type { SocketRegistry } from './sockets.js'
 
 /** Which database family the backends speak. `'mysql'` covers MySQL 8 and MariaDB (mysql2). */
@@ -48,6 +49,8 @@ export interface Probe {
   readonly cluster: string | null
   /** Facts compared by `notAReplicaOf`, opaque to everything else. */
   readonly identity: Readonly<Record<string, string | null>>
+  /** How the server lays out its WAL (PostgreSQL): what turns its insert positions into replay positions. */
+  readonly walLayout?: WalLayout
 }
 
 /** What kysely-rw must know about a database family; one implementation per family. */

@@ -2,6 +2,7 @@ import { PostgresDialect } from 'kysely'
 import { currentSink } from '../consistency/capture.js'
 import { hasReached, parsePosition } from '../consistency/position.js'
 import { currentCheck } from '../consistency/replay-check.js'
+import { walLayout } from '../consistency/wal-layout.js'
 import { explainStartupRefusal } from '../guard/session-rules.js'
 import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
@@ -186,7 +187,8 @@ const PROBE =
   '(select system_identifier::text from pg_control_system()) as system, ' +
   'case when pg_is_in_recovery() then pg_last_wal_replay_lsn()::text ' +
   'else pg_current_wal_flush_lsn()::text end as pos, ' +
-  'case when pg_is_in_recovery() then null else substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) end as timeline'
+  'case when pg_is_in_recovery() then null else substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) end as timeline, ' +
+  'l.wal_block_size, l.bytes_per_wal_segment, l.max_data_alignment from pg_control_init() l'
 
 const REPLICATION: ReplicationStatements = {
   cluster:
@@ -207,6 +209,7 @@ const REPLICATION: ReplicationStatements = {
       position: typeof row.pos === 'string' ? row.pos : null,
       cluster: system !== null && timeline !== null ? `${system}:${timeline}` : null,
       identity: { system, timeline: timeline === null ? null : String(timeline) },
+      walLayout: walLayout(row.wal_block_size, row.bytes_per_wal_segment, row.max_data_alignment),
     }
   },
   notAReplicaOf(replica, primary, primaryIsLater) {

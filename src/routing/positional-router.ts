@@ -30,10 +30,9 @@ export interface SessionState {
  * A session write returned before its position was known; `settled` reads it. Until it settles, the
  * session's reads wait for it (one round trip at most), so no read runs without it.
  */
-export function recordPending(state: SessionState, settled: Promise<string | undefined>): void {
+export function recordPending(state: SessionState, settled: Promise<Position | undefined>): void {
   const done = settled.then(
-    (text) => {
-      const position = parsePosition(text)
+    (position) => {
       if (position) state.position = laterOf(state.position, position)
     },
     () => {
@@ -70,16 +69,15 @@ export function positionalRouter(
   waits: ReplayWaits,
   maxWaitMs: number,
   replicaRouter: Router,
-  /** Asks the primary for a position past every write it acknowledged (`writtenPosition`). */
-  writtenPosition: () => Promise<string | undefined>,
+  /** Asks the primary for a position past every write it acknowledged (`writtenPosition`), as a target. */
+  writtenPosition: () => Promise<Position | undefined>,
 ): Router {
   const timedOut = (trace: RouteTrace | undefined) =>
     pool.fallback('wait-timeout', `no replica replayed the required position within ${maxWaitMs} ms`, trace)
   const learn = () =>
     writtenPosition()
       .then(
-        (text) => {
-          const position = parsePosition(text)
+        (position) => {
           if (position) {
             state.position = laterOf(state.position, position)
             state.unknown = false

@@ -1,4 +1,5 @@
 import type { CommitPositionReads } from '../consistency/commit-positions.js'
+import type { Position } from '../consistency/position.js'
 import type { Node } from '../driver/node.js'
 import { recordPending, type SessionState } from './positional-router.js'
 
@@ -6,8 +7,8 @@ interface Batch {
   readonly node: Node
   /** The number of the batch's last write on its node (CommitPositionReads). */
   tag: number
-  readonly settled: Promise<string | undefined>
-  resolve(position: string | undefined): void
+  readonly settled: Promise<Position | undefined>
+  resolve(position: Position | undefined): void
   reject(error: unknown): void
 }
 
@@ -40,6 +41,8 @@ export class SessionWrites {
     private readonly state: SessionState,
     /** The position reads of each primary node, shared by every session. */
     private readonly reads: (node: Node) => CommitPositionReads,
+    /** Reads a primary's position as the target replicas must replay (replayedForm). */
+    private readonly targetOf: (text: string | undefined) => Position | undefined,
   ) {
     state.flush = () => this.flush()
   }
@@ -74,13 +77,15 @@ export class SessionWrites {
     const batch = this.#batch
     if (!batch) return
     this.#batch = undefined
-    this.reads(batch.node).covering(batch.tag).then(batch.resolve, batch.reject)
+    this.reads(batch.node)
+      .covering(batch.tag)
+      .then((text) => batch.resolve(this.targetOf(text)), batch.reject)
   }
 
   #newBatch(node: Node): Batch {
     let resolve!: Batch['resolve']
     let reject!: Batch['reject']
-    const settled = new Promise<string | undefined>((res, rej) => {
+    const settled = new Promise<Position | undefined>((res, rej) => {
       resolve = res
       reject = rej
     })

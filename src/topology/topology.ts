@@ -1,5 +1,6 @@
 import { CompiledQuery, type DatabaseConnection } from 'kysely'
 import { parsePosition } from '../consistency/position.js'
+import type { WalLayout } from '../consistency/wal-layout.js'
 import type { DialectSupport, Probe, ReplicationStatements } from '../dialects/dialect.js'
 import { cutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
@@ -83,6 +84,7 @@ export class Topology {
   #primaryProbe: Probe | undefined
   #latestMigration: string | undefined
   #cluster: string | undefined
+  #walLayout: WalLayout | undefined
   #primaryDown = false
   #started = false
   #statements: ReplicationStatements | undefined
@@ -145,6 +147,11 @@ export class Topology {
   /** The current primary's identity (system id and timeline, or server and domain), once known. */
   get cluster(): string | undefined {
     return this.#cluster
+  }
+
+  /** How the current primary lays out its WAL (PostgreSQL), once known. */
+  get walLayout(): WalLayout | undefined {
+    return this.#walLayout
   }
 
   /** Checks matter where there is something to decide: replicas to measure, or a primary to choose. */
@@ -297,6 +304,7 @@ export class Topology {
     this.#primaryProbe = check.probe
     this.#latestMigration = check.migration
     this.#cluster = check.probe.cluster ?? this.#cluster
+    this.#walLayout = check.probe.walLayout ?? this.#walLayout
     const position = parsePosition(check.probe.position)
     if (position) this.#clock.sample(position, Date.now())
     this.#compareReplicas(check)

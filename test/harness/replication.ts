@@ -11,6 +11,8 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
+import { formatPosition, parsePosition } from '../../src/consistency/position.js'
+import { replayedForm, walLayout } from '../../src/consistency/wal-layout.js'
 
 export interface ReplicaControl {
   pauseReplay(): Promise<void>
@@ -291,12 +293,19 @@ async function stopPostgres(env: PostgresEnv, primaryDataDir: string): Promise<v
 }
 
 async function waitForPgReplay(env: PostgresEnv, adminReplicaUrl: string, timeoutMs: number): Promise<void> {
-  const { lsn } = firstRow(
+  const row = firstRow(
     'primary WAL position',
     // The insert position, as sessions record it: WAL inserted but not written yet (another backend's, such as
-    // autovacuum's) may lie past the write position, and a session's read waits for it too.
-    await pgQuery<{ lsn: string }>(env.adminPrimaryUrl, 'select pg_current_wal_insert_lsn()::text as lsn'),
+    // autovacuum's) may lie past the write position, and a session's read waits for it too. Past a page header,
+    // it is where the replica stops at the page's boundary (replayedForm), as sessions see it.
+    await pgQuery<{ lsn: string; page: number; segment: string; align: number }>(
+      env.adminPrimaryUrl,
+      'select pg_current_wal_insert_lsn()::text as lsn, wal_block_size as page, ' +
+        'bytes_per_wal_segment::text as segment, max_data_alignment as align from pg_control_init()',
+    ),
   )
+  const insert = parsePosition(row.lsn)
+  const lsn = insert ? formatPosition(replayedForm(insert, walLayout(row.page, row.segment, row.align))) : row.lsn
   await waitUntil(`PostgreSQL replica (${adminReplicaUrl}) to replay up to ${lsn}`, timeoutMs, async () => {
     const { replayed } = firstRow(
       'replica replay position',
