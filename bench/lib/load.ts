@@ -20,6 +20,7 @@ import type { PostgresPair } from '../../test/harness/replication.js'
 import { type BenchDB, countRoundTrips, type Family } from './db.js'
 import { createBackends } from './kysely-rw.js'
 import { QUERIES, type QuerySpec } from './queries.js'
+import { measureSessionSteps, renderSessionSteps, type SessionSteps } from './session-steps.js'
 import {
   errorMessage,
   fmt,
@@ -245,6 +246,7 @@ export interface LoadResult {
   readonly rows: LoadRow[]
   readonly profile?: LoadProfile
   readonly profileError?: string
+  readonly steps?: SessionSteps
 }
 
 /**
@@ -379,6 +381,7 @@ export async function runLoad(family: Family): Promise<LoadResult> {
         cpuUsPerOp: median(list.map(usPerOp)),
       }
     })
+    const steps = process.env.LOAD_STEPS === '0' ? undefined : await measureSessionSteps(family, replicaUrls)
     let profile: LoadProfile | undefined
     let profileError: string | undefined
     try {
@@ -394,6 +397,7 @@ export async function runLoad(family: Family): Promise<LoadResult> {
       family: `${family.label} ${family.version}`,
       placement,
       rows,
+      ...(steps ? { steps } : {}),
       ...(profile ? { profile } : {}),
       ...(profileError ? { profileError } : {}),
     }
@@ -682,6 +686,7 @@ export function renderLoad(results: readonly LoadResult[]): string {
         `kysely-replication ${ratio(paired(result, 'rwNoSessions', 'replication'))}; kysely-replication ÷ plain ` +
         `Kysely ${ratio(paired(result, 'replication', 'plain'))}.\n`,
     )
+    if (result.steps) out.push(renderSessionSteps(result.steps))
     if (result.profile) out.push(renderProfile(result.profile))
     if (result.profileError) out.push(`The profiled run failed: ${result.profileError}\n`)
   }
