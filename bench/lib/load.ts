@@ -20,7 +20,13 @@ import type { PostgresPair } from '../../test/harness/replication.js'
 import { type BenchDB, countRoundTrips, type Family } from './db.js'
 import { createBackends } from './kysely-rw.js'
 import { QUERIES, type QuerySpec } from './queries.js'
-import { measureSessionSteps, renderSessionSteps, type SessionSteps } from './session-steps.js'
+import {
+  measureSessionSteps,
+  type RwStats,
+  renderSessionSteps,
+  type SessionSteps,
+  statsBetween,
+} from './session-steps.js'
 import {
   errorMessage,
   fmt,
@@ -75,14 +81,6 @@ interface LoadClient {
   /** kysely-rw only: its counters so far. */
   stats?(): RwStats
   destroy(): Promise<void>
-}
-
-export interface RwStats {
-  readonly waits: number
-  readonly waitMs: number
-  readonly fallbacks: number
-  readonly replayChecks: number
-  readonly replayCheckMisses: number
 }
 
 interface ClientSpec {
@@ -331,16 +329,7 @@ async function oneRound(spec: ClientSpec, family: Family, replicaUrls: string[])
     const run = await drive(client, LOAD.opsPerRound, LOAD.maxRoundMs)
     const after = client.stats?.()
     if (!before || !after) return run
-    return {
-      ...run,
-      stats: {
-        waits: after.waits - before.waits,
-        waitMs: after.waitMs - before.waitMs,
-        fallbacks: after.fallbacks - before.fallbacks,
-        replayChecks: after.replayChecks - before.replayChecks,
-        replayCheckMisses: after.replayCheckMisses - before.replayCheckMisses,
-      },
-    }
+    return { ...run, stats: statsBetween(before, after) }
   } finally {
     await client.destroy()
   }

@@ -16,18 +16,35 @@ export const STEPS = {
   batches: 14,
 }
 
+/** What kysely-rw's `stats()` counts of session reads: checks, waits and fallbacks. */
+export interface RwStats {
+  readonly waits: number
+  readonly waitMs: number
+  readonly fallbacks: number
+  readonly replayChecks: number
+  readonly replayCheckMisses: number
+}
+
+/** The counts from `before` to `after`, two readings of `stats()`. */
+export function statsBetween(before: RwStats, after: RwStats): RwStats {
+  return {
+    waits: after.waits - before.waits,
+    waitMs: after.waitMs - before.waitMs,
+    fallbacks: after.fallbacks - before.fallbacks,
+    replayChecks: after.replayChecks - before.replayChecks,
+    replayCheckMisses: after.replayCheckMisses - before.replayCheckMisses,
+  }
+}
+
 export interface SessionSteps {
   /** Median over batches of client CPU µs per step. */
   readonly plainWriteUs: number
   readonly sessionWriteUs: number
   readonly plainReadUs: number
   readonly sessionReadUs: number
-  /** Session reads after a write, in all counted batches: checked on a replica, of which missed; waits. */
+  /** Session reads after a write, in all counted batches, and what they did (checks, misses, waits). */
   readonly reads: number
-  readonly checks: number
-  readonly misses: number
-  readonly waits: number
-  readonly fallbacks: number
+  readonly stats: RwStats
 }
 
 const [pk, , insert] = QUERIES as [QuerySpec, QuerySpec, QuerySpec]
@@ -68,17 +85,13 @@ export async function measureSessionSteps(family: Family, replicaUrls: string[])
         if (b >= 2) (useSession ? sessioned : plain).push(result)
       }
     }
-    const after = db.stats()
     return {
       plainWriteUs: median(plain.map((r) => r.writeUs)),
       sessionWriteUs: median(sessioned.map((r) => r.writeUs)),
       plainReadUs: median(plain.map((r) => r.readUs)),
       sessionReadUs: median(sessioned.map((r) => r.readUs)),
       reads: (STEPS.batches - 2) * STEPS.pairs,
-      checks: after.replayChecks - before.replayChecks,
-      misses: after.replayCheckMisses - before.replayCheckMisses,
-      waits: after.waits - before.waits,
-      fallbacks: after.fallbacks - before.fallbacks,
+      stats: statsBetween(before, db.stats()),
     }
   } finally {
     await db.destroy()
@@ -107,7 +120,8 @@ export function renderSessionSteps(s: SessionSteps): string {
         row('pk select right after it', s.plainReadUs, s.sessionReadUs),
       ],
     ),
-    `Session reads after a write: ${s.reads}; checked in their round trip ${s.checks}, of which the replica had not ` +
-      `replayed the write yet ${s.misses}; waits ${s.waits}; fallbacks to the primary ${s.fallbacks}.\n`,
+    `Session reads after a write: ${s.reads}; checked in their round trip ${s.stats.replayChecks}, of which the ` +
+      `replica had not replayed the write yet ${s.stats.replayCheckMisses}; waits ${s.stats.waits}; fallbacks to ` +
+      `the primary ${s.stats.fallbacks}.\n`,
   ].join('\n')
 }
