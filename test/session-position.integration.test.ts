@@ -84,6 +84,12 @@ const readName = (backend: Backends<TestDB>['read'], name: string) =>
     .where('name', '=', name)
     .executeTakeFirst()
 
+/** Reads served by replicas so far, from `db.stats()`. */
+const onReplicas = (stats: ReturnType<Backends<TestDB>['stats']>) =>
+  Object.entries(stats.readsByNode)
+    .filter(([node]) => node.startsWith('replica'))
+    .reduce((n, [, count]) => n + count, 0)
+
 /** Backends on `primary` and the replica, with the test table, once the replica has it and a check saw it. */
 async function openBackends(primary: string | PostgresDialect): Promise<Backends<TestDB>> {
   const db = createBackends<TestDB>({
@@ -278,10 +284,6 @@ describe('PostgreSQL session positions, on a pool handed in: a query of their ow
     expect(await readName(session.read, 'settled')).toEqual({ qty: 9 })
     const after = db.stats()
     expect(after.fallbacks).toBe(before.fallbacks)
-    const onReplicas = (stats: typeof before) =>
-      Object.entries(stats.readsByNode)
-        .filter(([node]) => node.startsWith('replica'))
-        .reduce((n, [, count]) => n + count, 0)
     expect(onReplicas(after) - onReplicas(before)).toBe(1)
   })
 
@@ -402,10 +404,6 @@ describe('PostgreSQL session positions at a WAL page boundary', () => {
     // Served by the replica within its replay's time, not by the primary once the wait budget ran out.
     expect(after.fallbacks - before.fallbacks).toBe(0)
     expect(after.waitMs - before.waitMs).toBeLessThan(100)
-    const onReplica = (stats: typeof before) =>
-      Object.entries(stats.readsByNode)
-        .filter(([node]) => node.startsWith('replica'))
-        .reduce((n, [, count]) => n + count, 0)
-    expect(onReplica(after) - onReplica(before)).toBe(1)
+    expect(onReplicas(after) - onReplicas(before)).toBe(1)
   })
 })

@@ -84,7 +84,6 @@ export class Topology {
   #primaryProbe: Probe | undefined
   #latestMigration: string | undefined
   #cluster: string | undefined
-  #walLayout: WalLayout | undefined
   #primaryDown = false
   #started = false
   #statements: ReplicationStatements | undefined
@@ -151,7 +150,7 @@ export class Topology {
 
   /** How the current primary lays out its WAL (PostgreSQL), once known. */
   get walLayout(): WalLayout | undefined {
-    return this.#walLayout
+    return this.#primaryProbe?.walLayout
   }
 
   /** Checks matter where there is something to decide: replicas to measure, or a primary to choose. */
@@ -304,7 +303,6 @@ export class Topology {
     this.#primaryProbe = check.probe
     this.#latestMigration = check.migration
     this.#cluster = check.probe.cluster ?? this.#cluster
-    this.#walLayout = check.probe.walLayout ?? this.#walLayout
     const position = parsePosition(check.probe.position)
     if (position) this.#clock.sample(position, Date.now())
     this.#compareReplicas(check)
