@@ -15,6 +15,9 @@ const POSITION_SQL = 'select pg_current_wal_insert_lsn()::text as pos'
 
 type Query = (this: unknown, ...args: unknown[]) => unknown
 
+// A query's text, sent as a string or as a query object (kysely-rw's position statements are objects).
+const textOf = (first: unknown) => (typeof first === 'string' ? first : (first as { text?: unknown } | null)?.text)
+
 /**
  * Holds every position query sent on its own while closed, until opened: a slow answer, made on purpose.
  * Counts the ones pipelined behind a write (in the write's round trip), which it lets through.
@@ -31,7 +34,7 @@ class PositionGate {
     const gate = this
     const original = this.#original
     this.#proto.query = function (this: unknown, ...args: unknown[]) {
-      if (args[0] !== POSITION_SQL) return original.apply(this, args)
+      if (textOf(args[0]) !== POSITION_SQL) return original.apply(this, args)
       if (pipelinedBehind(this)) {
         gate.pipelined++
         return original.apply(this, args)

@@ -22,7 +22,8 @@ export interface PgConnection {
   stream: { cork?(): void; uncork?(): void }
 }
 
-export type PgQueryClass = new (config: { text: string; values?: unknown; queryMode: 'extended' }) => PgQuery
+// Text and values as arguments: a config object would cost every query a copy of it (pg's normalizeQueryConfig).
+export type PgQueryClass = new (text: string, values?: unknown) => PgQuery
 
 /** A read with the replica's replay check in front of it, in one message exchange. */
 export interface CheckedRead extends PgQuery {
@@ -51,12 +52,8 @@ export function checkedReadClass(Query: PgQueryClass): new (text: string, values
     isolation: string | undefined = undefined
     #checking = true
 
-    constructor(text: string, values: unknown) {
-      super({ text, values, queryMode: 'extended' })
-    }
-
-    // The extended protocol for every read, with or without parameters (and on a pg that predates
-    // `queryMode`): a simple-protocol message would be an exchange of its own.
+    // The extended protocol for every read, with or without parameters (pg's `queryMode: 'extended'`, which
+    // only a config object can carry): a simple-protocol message would be an exchange of its own.
     override requiresPreparation(): boolean {
       return true
     }

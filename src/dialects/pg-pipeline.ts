@@ -32,20 +32,19 @@ export function canPipeline(client: unknown): boolean {
  * the first does not touch the second. The client is in pipeline mode until both are answered; nothing
  * else can use it meanwhile, as it is checked out to the caller. Returns both outcomes.
  */
-export function pipelined(
+export function pipelined<A, B>(
   client: unknown,
-  query: QueryFn,
-  first: readonly unknown[],
-  second: readonly unknown[],
-): Promise<[PromiseSettledResult<unknown>, PromiseSettledResult<unknown>]> {
+  first: () => Promise<A>,
+  second: () => Promise<B>,
+): Promise<[PromiseSettledResult<A>, PromiseSettledResult<B>]> {
   const c = client as PipeliningClient
   const stream = c.connection?.stream
   c.pipeline = true
   // One write for both statements' messages, where the socket allows it.
   stream?.cork?.()
-  let pair: Promise<[PromiseSettledResult<unknown>, PromiseSettledResult<unknown>]>
+  let pair: Promise<[PromiseSettledResult<A>, PromiseSettledResult<B>]>
   try {
-    pair = Promise.allSettled([query(...first), query(...second)]) as typeof pair
+    pair = Promise.allSettled([first(), second()])
   } catch (error) {
     c.pipeline = false
     throw error
@@ -54,5 +53,16 @@ export function pipelined(
   }
   return pair.finally(() => {
     c.pipeline = false
+  })
+}
+
+/** Runs a query object (pg's `Query` or a subclass) on `query`, settling with the object once it is answered. */
+export function submitted<Q extends { callback?: ((error: unknown, result: unknown) => void) | undefined }>(
+  query: QueryFn,
+  object: Q,
+): Promise<Q> {
+  return new Promise<Q>((resolve, reject) => {
+    object.callback = (error) => (error ? reject(error) : resolve(object))
+    void query(object)
   })
 }

@@ -8,7 +8,8 @@ import { describeNode } from './describe.js'
 import { type DialectSupport, isSocketError, type ReplicationStatements } from './dialect.js'
 import { checkedReadClass, type PgQueryClass } from './pg-checked-read.js'
 import { cursorFor } from './pg-cursor.js'
-import { canPipeline, pipelined, type QueryFn } from './pg-pipeline.js'
+import { canPipeline, pipelined, type QueryFn, submitted } from './pg-pipeline.js'
+import { positionQueryClass } from './pg-position-query.js'
 
 // A startup parameter: every transaction of the session is read-only, at no extra round trip.
 const READ_ONLY_OPTION = '-c default_transaction_read_only=on'
@@ -42,8 +43,9 @@ interface PgClientInternals {
  * where pg cannot pipeline, or the write is one of a run (`inline` false), the session reads the position
  * with a query of its own (SessionWrites).
  */
-function trackCommits(client: { query: QueryFn }): void {
+function trackCommits(client: { query: QueryFn }, Query: PgQueryClass): void {
   const query = ownQuery(client)
+  const Position = positionQueryClass(Query)
   intercept(client, currentSink, (sink, args) => {
     if (args[0] === 'commit') {
       return query(COMMIT_WITH_POSITION).then((results) => {
@@ -53,10 +55,14 @@ function trackCommits(client: { query: QueryFn }): void {
       })
     }
     if (typeof args[0] !== 'string' || !sink.inline || !canPipeline(client)) return query(...args)
-    return pipelined(client, query, args, [SESSION_POSITION]).then(([write, position]) => {
+    return pipelined(
+      client,
+      () => query(...args),
+      () => submitted(query, new Position(SESSION_POSITION)),
+    ).then(([write, position]) => {
       if (write.status === 'rejected') throw write.reason
       // Without the position (its statement failed), the session reads it with a query of its own.
-      if (position.status === 'fulfilled') sink.position = positionOf(position.value)
+      if (position.status === 'fulfilled') sink.position = position.value.position
       return write.value
     })
   })
@@ -98,7 +104,11 @@ function checkReplayInline(client: { query: QueryFn }, Query: PgQueryClass): voi
       )
       return query(...args)
     }
-    return pipelined(client, query, [REPLAY_POSITION], args).then(([position, read]) => {
+    return pipelined(
+      client,
+      () => query(REPLAY_POSITION),
+      () => query(...args),
+    ).then(([position, read]) => {
       if (position.status === 'fulfilled') check.replayed = positionOf(position.value)
       if (read.status === 'rejected') throw read.reason
       return read.value
@@ -278,9 +288,9 @@ export const postgres: DialectSupport = {
         pool.on('connect', (client) => {
           client.on('error', () => {})
           sockets.add(client, () => (client as unknown as PgClientInternals).connection?.stream?.destroy())
-          if (trackPositions) trackCommits(client as unknown as { query: QueryFn })
-          if (checkReplay)
-            checkReplayInline(client as unknown as { query: QueryFn }, pg.default.Query as unknown as PgQueryClass)
+          const Query = pg.default.Query as unknown as PgQueryClass
+          if (trackPositions) trackCommits(client as unknown as { query: QueryFn }, Query)
+          if (checkReplay) checkReplayInline(client as unknown as { query: QueryFn }, Query)
           if (readOnly) keepReadOnly(client)
         })
         pool.on('remove', (client) => sockets.delete(client))
