@@ -7,6 +7,7 @@
 // processes) per completed operation; wall-clock figures are context on two shared cores.
 // After the rounds, one more kysely-rw run is profiled (node:inspector, the profiler of --cpu-prof), for
 // where its CPU goes.
+import { createHook } from 'node:async_hooks'
 import { execFile } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -279,6 +280,24 @@ function logCounters(before: Map<string, number>, ops: number): void {
   log(`per op: ${parts.filter((part) => !/ 0\.0$/.test(part)).join(', ')}`)
 }
 
+/**
+ * LOAD_PROMISES=1 logs the promises created per operation (an async hook's count, which itself slows the run:
+ * a diagnostic, not a result). Every promise is a microtask or more and an allocation, which a profile
+ * shows only as V8's builtins and runMicrotasks.
+ */
+function countPromises(): () => number {
+  let created = 0
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') created++
+    },
+  }).enable()
+  return () => {
+    hook.disable()
+    return created
+  }
+}
+
 /** `ops` operations (or until `maxMs`) by LOAD.workers workers; this process's CPU time over the whole run. */
 async function drive(client: LoadClient, ops: number, maxMs: number): Promise<LoadRun> {
   let issued = 0
@@ -287,6 +306,7 @@ async function drive(client: LoadClient, ops: number, maxMs: number): Promise<Lo
   const latencies: number[] = []
   const handles = Array.from({ length: LOAD.workers }, (_, w) => client.worker(w % 2 === 0))
   const counters = process.env.LOAD_THREADS === '1' ? processCounters() : undefined
+  const promises = process.env.LOAD_PROMISES === '1' ? countPromises() : undefined
   const cpuStart = process.cpuUsage()
   const started = performance.now()
   const deadline = started + maxMs
@@ -309,6 +329,7 @@ async function drive(client: LoadClient, ops: number, maxMs: number): Promise<Lo
   const wallMs = performance.now() - started
   const cpu = process.cpuUsage(cpuStart)
   if (counters) logCounters(counters, latencies.length)
+  if (promises) log(`promises created per op: ${(promises() / latencies.length).toFixed(2)}`)
   latencies.sort((a, b) => a - b)
   return {
     ops: latencies.length,
