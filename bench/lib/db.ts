@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 // The real database pairs the runtime benchmarks use, their schema and seed, plain Kysely clients,
 // replica lag control, and a client-side count of round trips.
 import { type Generated, Kysely, MysqlDialect, PostgresDialect, type RawBuilder, sql } from 'kysely'
@@ -283,6 +284,46 @@ export async function countRoundTrips<T>(run: () => Promise<T>): Promise<Map<num
   } finally {
     counting = undefined
     if (--patched === 0) for (const undo of restore.splice(0)) undo()
+  }
+  return counts
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements the PostgreSQL servers parse, counted where pg writes them: a Parse message (the extended
+// protocol, one statement) or a Query message (the simple protocol, as many statements as its text has).
+// Unlike round trips, this counts what rides in another's round trip: a session write's position statement,
+// a replica read's replay check. Health checks sent during the run count too (a few per second per node).
+
+type PgWire = { parse: AnyFn; query: AnyFn; stream?: { remotePort?: number } }
+
+export async function countStatements<T>(run: () => Promise<T>): Promise<Map<number, number>> {
+  const Connection = createRequire(import.meta.url)('pg/lib/connection.js') as { prototype: PgWire }
+  const proto = Connection.prototype
+  const [parse, query] = [proto.parse, proto.query]
+  const counts = new Map<number, number>()
+  const add = (self: unknown, n: number) => {
+    const port = (self as PgWire).stream?.remotePort ?? 0
+    counts.set(port, (counts.get(port) ?? 0) + n)
+  }
+  proto.parse = function (this: unknown, ...args: unknown[]) {
+    add(this, 1)
+    return parse.apply(this, args)
+  }
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    // Statements in one text: kysely-rw's own multi-statement texts have no semicolon inside a literal.
+    add(
+      this,
+      String(args[0])
+        .split(';')
+        .filter((part) => part.trim() !== '').length,
+    )
+    return query.apply(this, args)
+  }
+  try {
+    await run()
+  } finally {
+    proto.parse = parse
+    proto.query = query
   }
   return counts
 }

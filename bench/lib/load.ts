@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { Kysely } from 'kysely'
 import type { PostgresPair } from '../../test/harness/replication.js'
-import { type BenchDB, countRoundTrips, type Family } from './db.js'
+import { type BenchDB, countRoundTrips, countStatements, type Family } from './db.js'
 import { createBackends } from './kysely-rw.js'
 import { QUERIES, type QuerySpec } from './queries.js'
 import {
@@ -223,6 +223,10 @@ export interface LoadProfile {
   readonly totalMs: number
   /** Round trips per operation by node (the operations' own, and the few health checks sent meanwhile). */
   readonly roundTrips: { readonly node: string; readonly perOp: number }[]
+  /** Statements the servers parsed per operation by node, those that ride in another's round trip included. */
+  readonly statements: { readonly node: string; readonly perOp: number }[]
+  /** The same, in all, on plain Kysely's profiled run. */
+  readonly plainStatements: number
   /** Self time by where the code lives: src/, kysely, pg, node internals, GC, … */
   readonly byArea: ProfileLine[]
   /** The same run profiled on plain Kysely (same operations), self time by area, for the difference. */
@@ -398,7 +402,13 @@ export async function runLoad(family: Family): Promise<LoadResult> {
       if (process.env.LOAD_PROFILE === '0') throw new Error('not profiled (LOAD_PROFILE=0)')
       const plain = await profileClient('plain', family, replicaUrls)
       const rw = await profileClient('rw', family, replicaUrls)
-      profile = { ...rw, plainByArea: plain.byArea, plainOps: plain.ops, plainFunctions: plain.allFunctions }
+      profile = {
+        ...rw,
+        plainByArea: plain.byArea,
+        plainOps: plain.ops,
+        plainFunctions: plain.allFunctions,
+        plainStatements: sumPerOp(plain.statements),
+      }
     } catch (error) {
       profileError = errorMessage(error)
       log(`load profile failed: ${profileError}`)
@@ -462,7 +472,9 @@ async function profileClient(
   name: ClientSpec['name'],
   family: Family,
   replicaUrls: string[],
-): Promise<Omit<LoadProfile, 'plainByArea' | 'plainOps' | 'plainFunctions'> & { allFunctions: ProfileLine[] }> {
+): Promise<
+  Omit<LoadProfile, 'plainByArea' | 'plainOps' | 'plainFunctions' | 'plainStatements'> & { allFunctions: ProfileLine[] }
+> {
   const spec = ALL_CLIENTS.find((c) => c.name === name) as ClientSpec
   const client = await spec.create(family, replicaUrls)
   const session = new Session()
@@ -473,9 +485,12 @@ async function profileClient(
     await session.post('Profiler.setSamplingInterval', { interval: LOAD.profileIntervalUs })
     await session.post('Profiler.start')
     let ops = 0
-    // Counting wraps pg's Client.prototype.query: only in this run, never in the timed ones.
-    const counts = await countRoundTrips(async () => {
-      ops = (await drive(client, LOAD.opsPerRound, LOAD.maxRoundMs)).ops
+    // Counting wraps pg's Client.prototype.query and its protocol writer: only in this run, never in the timed ones.
+    let counts = new Map<number, number>()
+    const parsed = await countStatements(async () => {
+      counts = await countRoundTrips(async () => {
+        ops = (await drive(client, LOAD.opsPerRound, LOAD.maxRoundMs)).ops
+      })
     })
     const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile }
     // LOAD_PROFILE_DUMP=<dir>: the profiles as files, for Chrome DevTools or a diff of two clients.
@@ -487,8 +502,9 @@ async function profileClient(
       [family.replicaPort, 'replica 1'],
       [Number(new URL(family.pair.replica2Url).port), 'replica 2'],
     ])
-    const roundTrips = [...counts].map(([port, n]) => ({ node: names.get(port) ?? `port ${port}`, perOp: n / ops }))
-    return { ...summarize(profile, ops), roundTrips }
+    const perOp = (byPort: Map<number, number>) =>
+      [...byPort].map(([port, n]) => ({ node: names.get(port) ?? `port ${port}`, perOp: n / ops }))
+    return { ...summarize(profile, ops), roundTrips: perOp(counts), statements: perOp(parsed) }
   } finally {
     session.disconnect()
     await client.destroy()
@@ -550,7 +566,12 @@ function sourceLine(url: string, line: number, column: number): string {
 function summarize(
   profile: CpuProfile,
   ops: number,
-): Omit<LoadProfile, 'roundTrips' | 'plainByArea' | 'plainOps' | 'plainFunctions'> & { allFunctions: ProfileLine[] } {
+): Omit<
+  LoadProfile,
+  'roundTrips' | 'statements' | 'plainByArea' | 'plainOps' | 'plainFunctions' | 'plainStatements'
+> & {
+  allFunctions: ProfileLine[]
+} {
   const hits = profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0)
   const totalMs = (profile.endTime - profile.startTime) / 1000
   const msPerHit = hits > 0 ? totalMs / hits : 0
@@ -703,6 +724,8 @@ export function renderLoad(results: readonly LoadResult[]): string {
   return out.join('\n')
 }
 
+const sumPerOp = (rows: readonly { readonly perOp: number }[]) => rows.reduce((n, r) => n + r.perOp, 0)
+
 function renderProfile(p: LoadProfile): string {
   const lines = (rows: ProfileLine[]) => rows.map((x) => [x.what, fmt(x.ms, 0), pct(x.share)])
   return [
@@ -711,10 +734,10 @@ function renderProfile(p: LoadProfile): string {
       `run on plain Kysely (${p.plainOps} operations) for comparison; kysely-rw's run: ` +
       `${fmt(p.totalMs, 0)} ms profiled. Its round trips per operation (counted in pg's \`Client.query\`; ` +
       `all queries sent during the run, the few health checks among them): ${p.roundTrips.map((r) => `${r.node} ${fmt(r.perOp, 2)}`).join(', ')}, ` +
-      `${fmt(
-        p.roundTrips.reduce((n, r) => n + r.perOp, 0),
-        2,
-      )} in all (plain Kysely and kysely-replication: 1). Self time, by where the code lives:\n`,
+      `${fmt(sumPerOp(p.roundTrips), 2)} in all (plain Kysely and kysely-replication: 1). Statements the servers ` +
+      "parsed per operation (pg's Parse and Query messages, those that ride in another's round trip included: a " +
+      `session write's position, a replica read's replay check): ${p.statements.map((r) => `${r.node} ${fmt(r.perOp, 2)}`).join(', ')}, ` +
+      `${fmt(sumPerOp(p.statements), 2)} in all; plain Kysely's run: ${fmt(p.plainStatements, 2)}. Self time, by where the code lives:\n`,
     table(
       ['code', 'kysely-rw µs/op', 'share', 'plain Kysely µs/op', 'difference µs/op'],
       [...new Set([...p.byArea, ...p.plainByArea].map((x) => x.what))].map((what) => {
