@@ -17,7 +17,7 @@ import { replayedForm } from './consistency/wal-layout.js'
 import { type DialectName, type DialectSupport, type NodeTarget, readPosition } from './dialects/dialect.js'
 import { createMysqlSupport } from './dialects/mysql.js'
 import type { NodeConfig } from './dialects/node-config.js'
-import { poolDialect, poolFamily } from './dialects/pools.js'
+import { describePool, poolDialect, poolFamily } from './dialects/pools.js'
 import { postgres } from './dialects/postgres.js'
 import { BackendDriver, type BackendDriverOptions } from './driver/backend-driver.js'
 import type { Node } from './driver/node.js'
@@ -110,16 +110,19 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
   const options = resolveOptions(config)
   const support = SUPPORT[config.dialect]()
   const { whenNoReplica, selection, maxReplicaLagMs, maxWaitMs } = options
-  const nodes = new NodeFactory(support, options)
-
   // A pool handed in is wrapped once, also when it is both a candidate and a replica: its dialect ends it once.
+  // Its server is described from the options it keeps, as a connection string or pool config is.
   const wrapped = new Map<object, NodeTarget>()
+  const servers = new Map<NodeTarget, string>()
+  const nodes = new NodeFactory(support, options, (dialect) => servers.get(dialect))
   const target = (node: NodeConfig | undefined): NodeTarget => {
     const checked = node as NodeTarget
     if (poolFamily(checked) === undefined) return checked
     const pool = checked as object
     const dialect = wrapped.get(pool) ?? poolDialect(pool, config.dialect, options.cursor)
     wrapped.set(pool, dialect)
+    const server = describePool(pool, config.dialect)
+    if (server !== undefined) servers.set(dialect, server)
     return dialect
   }
   const primaries: readonly (NodeConfig | undefined)[] = Array.isArray(config.primary)

@@ -1,4 +1,4 @@
-import { MysqlDialect, PostgresDialect } from 'kysely'
+import { type Dialect, MysqlDialect, PostgresDialect } from 'kysely'
 import type { ResolvedOptions } from './config.js'
 import { type DialectSupport, isDialect, type NodeTarget } from './dialects/dialect.js'
 import { SocketRegistry } from './dialects/sockets.js'
@@ -16,6 +16,8 @@ export class NodeFactory {
   constructor(
     private readonly support: DialectSupport,
     private readonly options: ResolvedOptions,
+    /** The server of a pool handed in (wrapped in a dialect): host, port and database, where the pool says. */
+    private readonly serverOfDialect: (dialect: Dialect) => string | undefined = () => undefined,
   ) {
     this.#deadlines = { acquireTimeoutMs: options.acquireTimeoutMs, destroyTimeoutMs: options.destroyTimeoutMs }
   }
@@ -25,7 +27,7 @@ export class NodeFactory {
     const write = this.#node(config, role, undefined)
     const read = this.#primaryForReads(config, write, `${role} (read-only)`)
     return {
-      server: isDialect(config) ? undefined : this.support.describe(config),
+      server: this.#server(config),
       write,
       read,
       monitor: isDialect(config) ? read : this.#node(config, role, this.#readOnly(config, this.options.enforcement), 1),
@@ -39,7 +41,7 @@ export class NodeFactory {
     const checkReplay = this.support.checksReplayInline && session.enforcement === 'connection'
     const node = this.#node(config, role, session, undefined, checkReplay)
     return {
-      server: isDialect(config) ? undefined : this.support.describe(config),
+      server: this.#server(config),
       node,
       // Checks on a pool of their own never queue behind the reads of a saturated pool. They connect as
       // the reads do: behind a pooler that refuses the read-only startup parameter ('transaction' mode),
@@ -55,7 +57,7 @@ export class NodeFactory {
     poolSize?: number,
     checkReplay = false,
   ): Node {
-    if (isDialect(config)) return new Node(role, config, readOnly, this.#deadlines)
+    if (isDialect(config)) return new Node(this.#name(config, role), config, readOnly, this.#deadlines)
     const sockets = new SocketRegistry()
     const dialect = this.support.createDialect(config, {
       readOnly: readOnly?.enforcement === 'connection',
@@ -66,8 +68,17 @@ export class NodeFactory {
       poolSize,
       cursor: this.options.cursor,
     })
-    const name = `${role} ${this.support.describe(config)}`
-    return new Node(name, dialect, readOnly, this.#deadlines, sockets, undefined, checkReplay)
+    return new Node(this.#name(config, role), dialect, readOnly, this.#deadlines, sockets, undefined, checkReplay)
+  }
+
+  /** Host, port and database; undefined for a ready-made dialect, which does not say. */
+  #server(config: NodeTarget): string | undefined {
+    return isDialect(config) ? this.serverOfDialect(config) : this.support.describe(config)
+  }
+
+  #name(config: NodeTarget, role: string): string {
+    const server = this.#server(config)
+    return server === undefined ? role : `${role} ${server}`
   }
 
   #readOnly(config: NodeTarget, enforcement: ReadOnlyEnforcement, replica = false): ReadOnlySession {
@@ -93,7 +104,8 @@ export class NodeFactory {
     if (isDialect(config)) {
       // One ready-made dialect may be a single connection (PGlite): share its driver, and never change
       // the session the write backend also uses.
-      return new Node(role, config, this.#readOnly(config, 'transaction'), this.#deadlines, undefined, primary)
+      const name = this.#name(config, role)
+      return new Node(name, config, this.#readOnly(config, 'transaction'), this.#deadlines, undefined, primary)
     }
     return this.#node(config, role, this.#readOnly(config, this.options.enforcement))
   }

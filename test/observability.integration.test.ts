@@ -12,6 +12,8 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base'
 import { sql } from 'kysely'
+import mysql2 from 'mysql2'
+import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   type BackendLogEvent,
@@ -322,6 +324,29 @@ describe.each(families)('%s: OpenTelemetry in process', (_name, familyOf) => {
     expect(spans((span) => span.attributes['kysely_rw.role'] === 'read')).toHaveLength(1)
     const { replayChecks, replayCheckMisses } = db.stats()
     expect([replayChecks, replayCheckMisses]).toEqual(family.dialect === 'postgres' ? [1, 1] : [0, 0])
+  })
+
+  it('pools handed in: spans, stats and node names say which server, never the password', async () => {
+    // A pool of the application's, as the docs show it: pg's Pool or mysql2's createPool, from a URL.
+    const poolOf = (url: string) =>
+      family.dialect === 'postgres' ? new pg.Pool({ connectionString: url }) : mysql2.createPool({ uri: url })
+    const db = open({ primary: poolOf(family.primaryUrl), replicas: [poolOf(family.replicaUrl)] })
+    await db.read.selectFrom('items').select('qty').execute()
+    await sql`update items set qty = qty where 1 = 0`.execute(db.write)
+    const [read] = spans((span) => span.attributes['kysely_rw.role'] === 'read')
+    const [write] = spans((span) => span.attributes['kysely_rw.role'] === 'write')
+    expect(read?.attributes).toMatchObject({
+      'server.address': '127.0.0.1',
+      'server.port': portOf(family.replicaUrl),
+      'db.namespace': 'app',
+    })
+    expect(write?.attributes).toMatchObject({ 'server.port': portOf(family.primaryUrl), 'db.namespace': 'app' })
+    // pg's Pool keeps the connection string, which the name shows without credentials; mysql2's its parts.
+    const replicaName = new RegExp(`^replica 1 (mysql://|postgres://)?127\\.0\\.0\\.1:${portOf(family.replicaUrl)}/app$`)
+    expect(String(read?.attributes['kysely_rw.node'])).toMatch(replicaName)
+    expect(Object.keys(db.stats().readsByNode).filter((name) => replicaName.test(name))).toHaveLength(1)
+    const everything = JSON.stringify([spans().map((span) => span.attributes), db.stats(), db.replicas()])
+    expect(everything).not.toMatch(/apppw/)
   })
 
   it('a plain read on the replica, a stream, readSql and a write: one CLIENT span each, children of the active span', async () => {

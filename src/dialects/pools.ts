@@ -6,6 +6,7 @@ import {
   PostgresDialect,
   type PostgresPool,
 } from 'kysely'
+import { describeNode } from './describe.js'
 import type { DialectName } from './dialect.js'
 import { cursorFor } from './pg-cursor.js'
 
@@ -27,6 +28,20 @@ export function singleConnectionOf(config: unknown): string | undefined {
   const connection = config as Record<string, unknown>
   if (typeof connection.connect !== 'function' || typeof connection.end !== 'function') return undefined
   return typeof connection.execute === 'function' || typeof connection.changeUser === 'function' ? 'mysql2' : 'pg'
+}
+
+/**
+ * Host, port and database of a pool made by the application, from the options it keeps (pg's `options`,
+ * mysql2's `config.connectionConfig`); never user or password. Undefined where the pool keeps none.
+ */
+export function describePool(pool: object, dialect: DialectName): string | undefined {
+  const p = pool as {
+    options?: Record<string, unknown>
+    config?: { connectionConfig?: Record<string, unknown> }
+    pool?: { config?: { connectionConfig?: Record<string, unknown> } }
+  }
+  const options = dialect === 'postgres' ? p.options : (p.config ?? p.pool?.config)?.connectionConfig
+  return typeof options === 'object' && options !== null ? describeNode(options) : undefined
 }
 
 /**
