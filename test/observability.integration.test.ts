@@ -342,7 +342,9 @@ describe.each(families)('%s: OpenTelemetry in process', (_name, familyOf) => {
     })
     expect(write?.attributes).toMatchObject({ 'server.port': portOf(family.primaryUrl), 'db.namespace': 'app' })
     // pg's Pool keeps the connection string, which the name shows without credentials; mysql2's its parts.
-    const replicaName = new RegExp(`^replica 1 (mysql://|postgres://)?127\\.0\\.0\\.1:${portOf(family.replicaUrl)}/app$`)
+    const replicaName = new RegExp(
+      `^replica 1 (mysql://|postgres://)?127\\.0\\.0\\.1:${portOf(family.replicaUrl)}/app$`,
+    )
     expect(String(read?.attributes['kysely_rw.node'])).toMatch(replicaName)
     expect(Object.keys(db.stats().readsByNode).filter((name) => replicaName.test(name))).toHaveLength(1)
     const everything = JSON.stringify([spans().map((span) => span.attributes), db.stats(), db.replicas()])
