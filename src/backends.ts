@@ -119,7 +119,9 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     const checked = node as NodeTarget
     if (poolFamily(checked) === undefined) return checked
     const pool = checked as object
-    const dialect = wrapped.get(pool) ?? poolDialect(pool, config.dialect, options.cursor)
+    const known = wrapped.get(pool)
+    if (known) return known
+    const dialect = poolDialect(pool, config.dialect, options.cursor)
     wrapped.set(pool, dialect)
     const server = describePool(pool, config.dialect)
     if (server !== undefined) servers.set(dialect, server)

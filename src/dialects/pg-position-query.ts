@@ -11,7 +11,7 @@ const classes = new WeakMap<PgQueryClass, new (text: string) => PositionQuery>()
 /**
  * The class of position statements for one copy of node-postgres (its `Query`). Such a statement rides behind
  * every session write: it takes the row's one value as it comes, where pg would describe the columns, look up
- * their parsers and build a row object for it (a tenth of the client's cost of the write's round trip).
+ * their parsers and build a row object for it (about 6 µs of client CPU per session write, one at a time).
  */
 export function positionQueryClass(Query: PgQueryClass): new (text: string) => PositionQuery {
   let Position = classes.get(Query)
