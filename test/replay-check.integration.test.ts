@@ -7,6 +7,7 @@ import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Backends, createBackends, readSql } from '../src/index.js'
 import { type Family, postgresFamily, type TestDB } from './support/databases.js'
+import { queryText } from './support/round-trips.js'
 
 type Query = (this: unknown, ...args: unknown[]) => unknown
 
@@ -337,7 +338,7 @@ function recordReplica(family: Family) {
     const client = this as { port?: number; connection?: { on(event: string, listener: () => void): void } }
     if (client.port === port) {
       const [first] = args
-      calls.push(String(typeof first === 'string' ? first : (first as { text?: unknown }).text))
+      calls.push(queryText(first))
       if (client.connection && !heard.has(client)) {
         heard.add(client)
         client.connection.on('readyForQuery', () => {

@@ -9,14 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Backends, createBackends } from '../src/index.js'
 import { replication } from './harness/control.js'
 import { type Family, postgresFamily, type TestDB } from './support/databases.js'
-import { pipelinedBehind } from './support/round-trips.js'
+import { pipelinedBehind, queryText } from './support/round-trips.js'
 
 const POSITION_SQL = 'select pg_current_wal_insert_lsn()::text as pos'
 
 type Query = (this: unknown, ...args: unknown[]) => unknown
-
-// A query's text, sent as a string or as a query object (kysely-rw's position statements are objects).
-const textOf = (first: unknown) => (typeof first === 'string' ? first : (first as { text?: unknown } | null)?.text)
 
 /**
  * Holds every position query sent on its own while closed, until opened: a slow answer, made on purpose.
@@ -34,7 +31,7 @@ class PositionGate {
     const gate = this
     const original = this.#original
     this.#proto.query = function (this: unknown, ...args: unknown[]) {
-      if (textOf(args[0]) !== POSITION_SQL) return original.apply(this, args)
+      if (queryText(args[0]) !== POSITION_SQL) return original.apply(this, args)
       if (pipelinedBehind(this)) {
         gate.pipelined++
         return original.apply(this, args)

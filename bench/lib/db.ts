@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module'
 // The real database pairs the runtime benchmarks use, their schema and seed, plain Kysely clients,
 // replica lag control, and a client-side count of round trips.
 import { type Generated, Kysely, MysqlDialect, PostgresDialect, type RawBuilder, sql } from 'kysely'
@@ -297,8 +296,7 @@ export async function countRoundTrips<T>(run: () => Promise<T>): Promise<Map<num
 type PgWire = { parse: AnyFn; query: AnyFn; stream?: { remotePort?: number } }
 
 export async function countStatements<T>(run: () => Promise<T>): Promise<Map<number, number>> {
-  const Connection = createRequire(import.meta.url)('pg/lib/connection.js') as { prototype: PgWire }
-  const proto = Connection.prototype
+  const proto = (pg as unknown as { Connection: { prototype: PgWire } }).Connection.prototype
   const [parse, query] = [proto.parse, proto.query]
   const counts = new Map<number, number>()
   const add = (self: unknown, n: number) => {

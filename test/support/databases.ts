@@ -6,6 +6,7 @@ import pg from 'pg'
 import type { WriteBackend } from '../../src/index.js'
 import { controlMariaDb, controlPostgres, type ReplicaControl, replication } from '../harness/control.js'
 import type { ScenarioTarget } from './fault-scenarios.js'
+import { queryText } from './round-trips.js'
 
 export interface Item {
   id: Generated<number>
@@ -69,8 +70,7 @@ export function postgresFamily(): Family {
       pool.on('connect', (client) => {
         const query = client.query.bind(client) as (...args: unknown[]) => unknown
         ;(client as { query: unknown }).query = (...args: unknown[]) => {
-          const text = args[0]
-          sent.push(typeof text === 'string' ? text : String((text as { text?: unknown }).text))
+          sent.push(queryText(args[0]))
           return query(...args)
         }
       })
