@@ -17,7 +17,6 @@ export interface PgQuery {
 export interface PgConnection {
   parse(message: { text: string; name: string; types: unknown[] }): void
   bind(message: { portal: string; statement: string; values: unknown[] }): void
-  describe(message: { type: 'P'; name: string }): void
   execute(message: { portal: string; rows: number }): void
   stream: { cork?(): void; uncork?(): void }
 }
@@ -63,7 +62,7 @@ export function checkedReadClass(Query: PgQueryClass): new (text: string, values
       try {
         connection.parse({ text: REPLAY_CHECK_SQL, name: '', types: [] })
         connection.bind({ portal: '', statement: '', values: [] })
-        connection.describe({ type: 'P', name: '' })
+        // No Describe: the two columns are known, and their values come as text without one.
         connection.execute({ portal: '', rows: 0 })
         // The read's own messages, ending with the one Sync. pg refuses a query here (returns an error) only
         // for text that is not a string or values that are not an array, which callers rule out: a refusal
