@@ -91,8 +91,17 @@ export class Topology {
   readonly #replicaProbes = new Map<MonitoredReplica, TimedProbe>()
   /** Per monitor connection: whether its user bypasses read_only (asked once per connection). */
   readonly #bypass = new WeakMap<DatabaseConnection, Promise<string | undefined>>()
-  /** Replicas a later probe of the primary showed to be no replica of it, and why. */
+  /**
+   * Replicas a later probe of the primary showed to follow another history, and why. Once the primary has
+   * written past them, positions no longer show it, and nothing a replica exposes without privileges says
+   * that it was pointed back at this primary (after a restart it may even report less than it had replayed):
+   * the verdict stands for the life of these backends.
+   */
   readonly #foreign = new Map<MonitoredReplica, string>()
+  /** Replicas a probe of the current primary sent after theirs found to follow it. */
+  readonly #confirmed = new Set<MonitoredReplica>()
+  /** Each replica's checks, counted: a check reported late never overwrites a later one. */
+  readonly #checkCounts = new Map<MonitoredReplica, number>()
 
   constructor(
     private readonly support: DialectSupport,
@@ -298,6 +307,8 @@ export class Topology {
       }
       this.#replaced.delete(next)
       this.#lastPrimary = next
+      // Followed the old primary: whether each follows this one is for its probes to show again.
+      this.#confirmed.clear()
     }
     const check = this.#checks.get(next) as CandidateCheck
     this.#primaryProbe = check.probe
@@ -375,18 +386,49 @@ export class Topology {
       if (replica.server !== undefined && replica.server === this.#current?.server) continue
       const verdict = this.#statements?.notAReplicaOf(last.probe, primary.probe, true)
       if (verdict === undefined) {
-        this.#foreign.delete(replica)
+        if (!this.#foreign.has(replica)) this.#confirmed.add(replica)
         continue
       }
       const detail = `not a replica of this primary: ${verdict}`
+      this.#confirmed.delete(replica)
       this.#foreign.set(replica, detail)
       this.pool.update(replica.node, { ok: 'misconfigured', state: 'not-a-replica', detail }, now)
     }
   }
 
   #replicaChecked(replica: MonitoredReplica, outcome: CheckOutcome<ReplicaCheck>): void {
+    const count = (this.#checkCounts.get(replica) ?? 0) + 1
+    this.#checkCounts.set(replica, count)
+    if (outcome.ok && this.#unconfirmedAhead(replica, outcome.value.probe)) {
+      // Ahead of the primary's last probe, which was sent before this one: a replica that replicated quickly,
+      // or one of another history. Probes of the primary sent after this one tell, before it is reported
+      // (the first one this check joins may have been sent before).
+      this.#replicaProbes.set(replica, outcome.value)
+      void this.checkNow()
+        .then(() => (this.#decided(replica) ? undefined : this.checkNow()))
+        .catch(() => {})
+        .then(() => {
+          if (this.#checkCounts.get(replica) === count) this.#report(replica, outcome)
+        })
+      return
+    }
+    this.#report(replica, outcome)
+  }
+
+  #report(replica: MonitoredReplica, outcome: CheckOutcome<ReplicaCheck>): void {
     const now = new Date()
     this.pool.update(replica.node, this.#replicaResult(replica, outcome, now.getTime()), now)
+  }
+
+  /** Not yet shown to follow the current primary, and past the position of its last probe. */
+  #unconfirmedAhead(replica: MonitoredReplica, probe: Probe): boolean {
+    const primary = this.#primaryProbe
+    if (!primary || probe.writable || this.#confirmed.has(replica) || this.#foreign.has(replica)) return false
+    return this.#statements?.notAReplicaOf(probe, primary, true) !== undefined
+  }
+
+  #decided(replica: MonitoredReplica): boolean {
+    return this.#confirmed.has(replica) || this.#foreign.has(replica)
   }
 
   #replicaResult(replica: MonitoredReplica, outcome: CheckOutcome<ReplicaCheck>, now: number): CheckResult {
