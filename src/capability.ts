@@ -116,14 +116,15 @@ interface ReadQueries<DB>
     Pick<Kysely<DB>, 'fn' | 'dynamic' | 'case' | 'introspection' | 'isTransaction'> {
   // `this`-typed so that the schema is read off the receiver: Kysely's read-only CTE types are
   // invariant in DB, which would stop a backend of a larger schema from passing as a smaller one.
+  // The body's query creator carries the read tag, as `selectFrom` does: no locking read in a CTE.
   /** A common table expression; on a read handle its body must be a SELECT. */
-  with<D, N extends string, E extends ReadonlyCommonTableExpression<D, N>>(
+  with<D, N extends string, E extends ReadonlyCommonTableExpression<D & ReadTagged, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
   ): ReadonlyQueryCreatorWithCommonTableExpression<D & ReadTagged, N, E>
   /** A recursive common table expression; on a read handle its body must be a SELECT. */
-  withRecursive<D, N extends string, E extends ReadonlyRecursiveCommonTableExpression<D, N>>(
+  withRecursive<D, N extends string, E extends ReadonlyRecursiveCommonTableExpression<D & ReadTagged, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
@@ -243,11 +244,11 @@ export interface WriteBackend<DB>
     expression: E,
   ): QueryCreatorWithCommonTableExpression<D, N, E>
   /** A common table expression; on a read handle its body must be a SELECT. */
-  with<D, N extends string, E extends ReadonlyCommonTableExpression<D, N>>(
+  with<D, N extends string, E extends ReadonlyCommonTableExpression<D & ReadTagged, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
+  ): ReadonlyQueryCreatorWithCommonTableExpression<D & ReadTagged, N, E>
   /** A recursive common table expression; on a read handle its body must be a SELECT. */
   withRecursive<D, N extends string, E extends RecursiveCommonTableExpression<D, N>>(
     this: Carries<D, 'write'>,
@@ -255,11 +256,11 @@ export interface WriteBackend<DB>
     expression: E,
   ): QueryCreatorWithCommonTableExpression<D, N, E>
   /** A recursive common table expression; on a read handle its body must be a SELECT. */
-  withRecursive<D, N extends string, E extends ReadonlyRecursiveCommonTableExpression<D, N>>(
+  withRecursive<D, N extends string, E extends ReadonlyRecursiveCommonTableExpression<D & ReadTagged, N>>(
     this: Carries<D>,
     nameOrBuilder: N | CTEBuilderCallback<N>,
     expression: E,
-  ): ReadonlyQueryCreatorWithCommonTableExpression<D, N, E>
+  ): ReadonlyQueryCreatorWithCommonTableExpression<D & ReadTagged, N, E>
   // `this`-typed for the same reason as `with`: Kysely 0.29's MergeQueryBuilder is invariant in DB.
   /** Starts a MERGE into `targetTable`, as Kysely's `mergeInto`. */
   mergeInto<D, TR extends SimpleTableReference<D>>(this: Carries<D, 'write'>, targetTable: TR): MergeInto<D, TR>

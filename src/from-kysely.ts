@@ -1,12 +1,16 @@
 import {
   type DatabaseConnection,
   type Dialect,
+  type DialectAdapter,
   type Driver,
   type Kysely,
   MysqlAdapter,
   MysqlDriver,
   MysqlIntrospector,
   type MysqlPool,
+  PGliteAdapter,
+  type PGliteDialectConfig,
+  PGliteDriver,
   PostgresAdapter,
   PostgresDriver,
   PostgresIntrospector,
@@ -99,7 +103,7 @@ class KyselyInstanceDialect implements Dialect {
   }
 
   createDriver(): Driver {
-    return lendingDriver(this.#bare, this.#family)
+    return lendingDriver(this.#bare, driverOfKind(this.#bare.adapter, this.#family))
   }
 
   createQueryCompiler(): QueryCompiler {
@@ -117,15 +121,20 @@ class KyselyInstanceDialect implements Dialect {
 }
 
 /**
- * Kysely's driver of the family, lending the wrapped instance's connections from acquire to release
- * instead of making a pool. Its own BEGIN / COMMIT / SAVEPOINT statements apply; being Kysely's class
- * is what tells kysely-rw how to send one statement per read on it.
+ * A driver of the class Kysely gives the wrapped instance's dialect, told by its adapter: its BEGIN, COMMIT
+ * and SAVEPOINT are those the instance's connections take, and its class tells kysely-rw how to send one
+ * statement per read. PGlite's adapter is a PostgreSQL one, but its connection takes no pg query config and
+ * runs transactions through PGlite's own. No pool: {@link lendingDriver} replaces the connection methods.
  */
-function lendingDriver(executor: QueryExecutor, family: DialectName): Driver {
-  const driver: Driver =
-    family === 'postgres'
-      ? new PostgresDriver({ pool: {} as PostgresPool })
-      : new MysqlDriver({ pool: {} as MysqlPool })
+function driverOfKind(adapter: DialectAdapter, family: DialectName): Driver {
+  if (adapter instanceof PGliteAdapter) return new PGliteDriver({} as PGliteDialectConfig)
+  return family === 'postgres'
+    ? new PostgresDriver({ pool: {} as PostgresPool })
+    : new MysqlDriver({ pool: {} as MysqlPool })
+}
+
+/** `driver`, lending the wrapped instance's connections from acquire to release instead of making a pool. */
+function lendingDriver(executor: QueryExecutor, driver: Driver): Driver {
   const lent = new Map<DatabaseConnection, () => void>()
   driver.init = async () => {}
   driver.acquireConnection = () =>

@@ -27,6 +27,7 @@ describe('the package entry point', () => {
       'TransactionEscapeError',
       'WriteOnReadBackendError',
       'WriteOutcomeUnknownError',
+      'asReadonlyKysely',
       'createBackends',
       'fromKysely',
       'readSql',
