@@ -608,6 +608,18 @@ describe('locking reads', () => {
           .modifyEnd(sql`${sql.raw('for update')}`),
       detail: 'FOR UPDATE',
     },
+    // The servers end a number where its digits end: the lock clause right after one is still a lock.
+    {
+      name: 'modifyEnd(sql`order by 1.0for update`)',
+      build: (db) => db.selectFrom('person').selectAll().modifyEnd(sql`order by 1.0for update`),
+      detail: 'FOR UPDATE',
+    },
+    {
+      name: 'modifyEnd(sql`order by 1e0lock in share mode`)',
+      build: (db) => db.selectFrom('person').selectAll().modifyEnd(sql`order by 1e0lock in share mode`),
+      detail: 'LOCK IN SHARE MODE',
+      only: 'mysql',
+    },
   ]
 
   it.each(bothDialects(cases))('%s', (_, { dialect, build, detail }) => {

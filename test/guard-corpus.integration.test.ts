@@ -272,6 +272,49 @@ const postgres: Attempt[] = [
     outcome: 'may succeed',
     run: (r) => r.selectNoFrom(sql<string>`guard_set_path()`.as('p')).execute(),
   },
+  // Keywords right after a number, calls the lexer did not record, SQL run from a string (adversarial review).
+  {
+    // PostgreSQL 15 refuses `1.0for` itself; earlier versions lock the row.
+    name: 'FOR UPDATE right after a number, through a fragment',
+    outcome: 'refused',
+    run: (r) =>
+      r.selectFrom('guard_t').select('id').where('id', '=', 1).modifyEnd(sql.raw('and 1 = 1.0for update')).execute(),
+  },
+  {
+    name: 'crosstab running a query given as a string (a session advisory lock)',
+    outcome: 'refused',
+    run: (r) =>
+      readSql`select * from crosstab('select 1::text, 1::text, pg_advisory_lock(4243)::text') as t(a text, b text)`.execute(
+        r,
+      ),
+  },
+  {
+    name: 'crosstab with categories, both queries given as strings',
+    outcome: 'refused',
+    run: (r) =>
+      readSql`select * from crosstab('select 1::text, 1::text, 1::text', 'select pg_advisory_lock(4243)::text') as t(a text, b text)`.execute(
+        r,
+      ),
+  },
+  {
+    name: 'connectby with a relation name that carries a query',
+    outcome: 'refused',
+    run: (r) =>
+      readSql`select * from connectby('guard_t, lateral (select pg_advisory_lock(4244)) x', 'id', 'id', '1', 0) as t(k int, p int, l int)`.execute(
+        r,
+      ),
+  },
+  {
+    // public.md5 is the app's, named like a built-in: its read ends with ROLLBACK, which reverts search_path.
+    name: 'a function of the app named like a pure built-in, qualified, from the typed builder',
+    outcome: 'may succeed',
+    run: (r) => r.selectNoFrom(sql<string>`public.md5(${'x'})`.as('h')).execute(),
+  },
+  {
+    name: 'a function of the app named like a pure built-in, qualified, in readSql',
+    outcome: 'may succeed',
+    run: (r) => readSql`select public.md5('x') as h`.execute(r),
+  },
 ]
 
 const mariadb: Attempt[] = [
@@ -417,6 +460,81 @@ const mariadb: Attempt[] = [
     },
   },
   { name: 'last_insert_id(expr)', outcome: 'refused', run: (r) => readSql`select last_insert_id(5)`.execute(r) },
+  // Keywords right after a number, calls the lexer did not record (adversarial review).
+  {
+    name: 'INTO a user variable right after a number',
+    outcome: 'refused',
+    run: (r) => readSql`select 41.0into @guard_v`.execute(r),
+  },
+  {
+    name: 'INTO a user variable right after a number in exponent form',
+    outcome: 'refused',
+    run: (r) => readSql`select 1e0into @guard_v`.execute(r),
+  },
+  {
+    name: 'INTO a user variable right after a number, through a fragment',
+    outcome: 'refused',
+    run: (r) =>
+      r.selectFrom('guard_t').select('v').where('id', '=', 2).modifyEnd(sql.raw('order by 1.0into @guard_v')).execute(),
+  },
+  {
+    name: 'LOCK IN SHARE MODE right after a number',
+    outcome: 'refused',
+    run: (r) => readSql`select v from guard_t where id = 1.0lock in share mode`.execute(r),
+  },
+  {
+    name: 'LOCK IN SHARE MODE right after a number in a read transaction',
+    outcome: 'refused',
+    run: (r) =>
+      r.transaction().execute((tx: any) => readSql`select v from guard_t where id = 1e0lock in share mode`.execute(tx)),
+  },
+  {
+    name: 'GET_LOCK behind an empty executable comment',
+    outcome: 'refused',
+    run: (r) => readSql`select get_lock/*!*/('guard_k', 0) as l`.execute(r),
+  },
+  {
+    name: 'GET_LOCK behind an empty executable comment, from the typed builder',
+    outcome: 'refused',
+    run: (r) => r.selectNoFrom(sql<number>`get_lock/*!*/('guard_k', 0)`.as('l')).execute(),
+  },
+  {
+    name: 'GET_LOCK behind versioned executable comments',
+    outcome: 'refused',
+    run: (r) => readSql`select get_lock/*!50000 */('guard_k', 0), get_lock/*M!100000 */('guard_k', 0)`.execute(r),
+  },
+  {
+    // MariaDB skips a comment for a later version: the name before it is called.
+    name: 'GET_LOCK behind a versioned comment the server skips, a name inside',
+    outcome: 'refused',
+    run: (r) => readSql`select get_lock/*!999999 x*/('guard_k', 0) as l`.execute(r),
+  },
+  {
+    name: 'last_insert_id(expr) behind an empty executable comment',
+    outcome: 'refused',
+    run: (r) => readSql`select last_insert_id/*!*/(4242) as x`.execute(r),
+  },
+  {
+    name: 'a stored function that runs SET SESSION TRANSACTION READ WRITE behind an executable comment',
+    outcome: 'may succeed',
+    run: (r) => readSql`select guard_read_write/*!*/() as x`.execute(r),
+  },
+  {
+    name: 'GET_LOCK quoted in upper case',
+    outcome: 'refused',
+    run: (r) => readSql`select \`GET_LOCK\`('guard_k', 0) as l`.execute(r),
+  },
+  {
+    name: 'GET_LOCK quoted in upper case, qualified',
+    outcome: 'refused',
+    run: (r) => r.selectNoFrom(sql<number>`app.\`Get_Lock\`('guard_k', 0)`.as('l')).execute(),
+  },
+  {
+    // app.md5 is the app's, named like a built-in: the connection is reset after the read.
+    name: 'a stored function named like a pure built-in, qualified, that runs SET SESSION TRANSACTION READ WRITE',
+    outcome: 'may succeed',
+    run: (r) => r.selectNoFrom(sql<number>`app.md5(${1})`.as('x')).execute(),
+  },
   {
     name: 'a stored function that runs SET SESSION TRANSACTION READ WRITE',
     outcome: 'may succeed',
@@ -459,7 +577,7 @@ const PATHS = [
 ] as const
 type Path = (typeof PATHS)[number]
 
-describe.each(families)('%s', (_name, familyOf) => {
+describe.each(families)('%s', (name, familyOf) => {
   let family: Family
   let admin: ServerProbe
   let adminReplica: ServerProbe
@@ -484,16 +602,26 @@ describe.each(families)('%s', (_name, familyOf) => {
       await sql`create or replace view guard_rw_view as select set_config('default_transaction_read_only', 'off', false) as x`.execute(
         setUp.write,
       )
-    } else {
-      await admin.exec(
-        'create or replace function guard_read_write() returns int deterministic no sql sql security invoker ' +
-          'begin set session transaction read write; return 1; end',
+      // A trusted extension: the database's owner installs it.
+      await sql`create extension if not exists tablefunc`.execute(setUp.write)
+      await sql`create or replace function public.md5(x text) returns text language sql as $$ select set_config('search_path', 'pg_catalog', false) $$`.execute(
+        setUp.write,
       )
+    } else {
+      for (const signature of ['guard_read_write()', 'app.md5(x int)']) {
+        await admin.exec(
+          `create or replace function ${signature} returns int deterministic no sql sql security invoker ` +
+            'begin set session transaction read write; return 1; end',
+        )
+      }
     }
     await family.control.waitForReplicaCatchUp()
   })
 
   afterAll(async () => {
+    await admin?.exec(
+      family.dialect === 'postgres' ? 'drop function if exists public.md5(text)' : 'drop function if exists app.md5',
+    )
     await setUp?.destroy()
     await admin?.end()
     await adminReplica?.end()
@@ -545,11 +673,89 @@ describe.each(families)('%s', (_name, familyOf) => {
         if (session.path !== undefined && !/public/.test(session.path)) {
           failures.push(`${attempt.name}: the pooled session's search_path is now ${session.path}`)
         }
+        if (session.variables !== undefined && session.variables !== 'null,0') {
+          failures.push(`${attempt.name}: the pooled session kept @guard_v, @@last_insert_id = ${session.variables}`)
+        }
       }
       expect(failures).toEqual([])
     })
   })
+
+  // PostgreSQL: pg sends values as parameters, apart from the text, whatever the servers' string settings.
+  const stringSettings = {
+    PostgreSQL: 'standard_conforming_strings off in the servers: an untrusted value stays a value',
+    MariaDB: "NO_BACKSLASH_ESCAPES in the servers' sql_mode: no read runs, with an untrusted value or without",
+  }
+  const pgStrings = async () => {
+    const servers = [admin, adminReplica]
+    for (const server of servers) {
+      await server.exec('alter system set standard_conforming_strings = off')
+      await server.exec('select pg_reload_conf()')
+    }
+    try {
+      for (const path of ['replica', 'no replicas', 'replica down', 'transaction mode'] as const) {
+        const { db, read } = await openPath(family, path)
+        try {
+          const untrusted = "x\\' or pg_advisory_lock(4321) is null -- "
+          const rows = await read.selectFrom('guard_t').select('id').where('v', '=', untrusted).execute()
+          expect(rows, path).toEqual([])
+          expect((await admin.state()).locks, path).toBe(0)
+          expect((await adminReplica.state()).locks, path).toBe(0)
+        } finally {
+          await db.destroy()
+        }
+      }
+    } finally {
+      for (const server of servers) {
+        await server.exec('alter system reset standard_conforming_strings')
+        await server.exec('select pg_reload_conf()')
+      }
+    }
+  }
+
+  // mysql2 escapes a quote in a value as \', which NO_BACKSLASH_ESCAPES reads as a backslash and the end of
+  // the literal: the rest of an untrusted value would run as code, in the typed builder's reads too.
+  const mariadbStrings = async () => {
+    const servers = [admin, adminReplica]
+    for (const server of servers) {
+      await server.exec('set @guard_mode = @@global.sql_mode')
+      await server.exec("set global sql_mode = concat(@@global.sql_mode, ',NO_BACKSLASH_ESCAPES')")
+    }
+    try {
+      for (const path of ['replica', 'no replicas', 'replica down', 'transaction mode'] as const) {
+        const { db, read } = await openPath(family, path)
+        try {
+          const untrusted = "x' or get_lock(0x67756172645f6b, 0) -- "
+          for (const attempt of [
+            () => read.selectFrom('guard_t').select('id').where('v', '=', untrusted).execute(),
+            () => read.selectFrom('guard_t').select('id').execute(),
+          ]) {
+            const error = await attempt().then(
+              () => undefined,
+              (e: unknown) => e,
+            )
+            expect(messages(error), path).toMatch(/NO_BACKSLASH_ESCAPES.*remove NO_BACKSLASH_ESCAPES from sql_mode/is)
+          }
+          expect((await admin.state()).locks, path).toBe(0)
+          expect((await adminReplica.state()).locks, path).toBe(0)
+        } finally {
+          await db.destroy()
+        }
+      }
+    } finally {
+      for (const server of servers) await server.exec('set global sql_mode = @guard_mode')
+    }
+  }
+  it(stringSettings[name as keyof typeof stringSettings], () =>
+    family.dialect === 'postgres' ? pgStrings() : mariadbStrings(),
+  )
 })
+
+function messages(error: unknown): string {
+  let text = ''
+  for (let e = error; e instanceof Error; e = e.cause) text += `${e.message}\n`
+  return text
+}
 
 function judge(outcome: Outcome, error: unknown): string | undefined {
   if (outcome === 'may succeed') return undefined
@@ -608,7 +814,7 @@ async function openPath(family: Family, path: Path): Promise<{ db: Backends<DB>;
 async function sessionOf(
   read: CanRead<DB>,
   family: Family,
-): Promise<{ readOnly: boolean; path?: string; rows: number }> {
+): Promise<{ readOnly: boolean; path?: string; rows: number; variables?: string }> {
   const { rows } = await readSql<{ ro: unknown }>`${sql.raw(family.readOnlySql)}`.execute(read)
   const ro = rows[0]?.ro
   // A temporary table named like a real one would shadow it: the real rows must show.
@@ -617,7 +823,14 @@ async function sessionOf(
     family.dialect === 'postgres'
       ? (await readSql<{ p: string }>`select current_setting('search_path') as p`.execute(read)).rows[0]?.p
       : undefined
-  return { readOnly: ro === true || Number(ro) === 1, path, rows: Number(count.rows[0]?.n) }
+  // What SELECT … INTO and last_insert_id(expr) leave on a MariaDB session.
+  const variables =
+    family.dialect === 'mysql'
+      ? await readSql<{ v: unknown; id: unknown }>`select @guard_v as v, @@last_insert_id as id`
+          .execute(read)
+          .then(({ rows }) => `${rows[0]?.v ?? null},${rows[0]?.id}`)
+      : undefined
+  return { readOnly: ro === true || Number(ro) === 1, path, rows: Number(count.rows[0]?.n), variables }
 }
 
 interface ServerState {

@@ -291,8 +291,10 @@ export class BackendConnection implements DatabaseConnection {
       const detail = 'A call of a function that may change the session (not a known built-in)'
       throw new WriteOnReadBackendError('side-effect function', detail, {
         message:
-          `${detail}, on a MySQL read pool that kysely-rw cannot reset afterwards (a Dialect handed in). ` +
-          'Configure the node with a connection string or pool config, or run the query on db.write.',
+          `${detail}, on a MySQL read pool that kysely-rw did not create and so cannot reset afterwards ` +
+          '(a MysqlDialect or mysql2 pool handed in, or a Kysely instance given to fromKysely). Run the query ' +
+          'on db.write, or give createBackends a connection string or mysql2 pool options for the node, so ' +
+          'that kysely-rw creates its pool.',
       })
     }
   }

@@ -42,7 +42,9 @@ const NESTED_WRITES: Partial<Record<OperationNode['kind'], StatementKind>> = {
   MergeQueryNode: 'merge',
 }
 
-const MAY_WRITE = /\b(?:insert|update|delete|merge|share)\b/i
+// Words in text that is not lexed count after a digit too: both servers end a number where its digits end
+// (`1.0for update`).
+const MAY_WRITE = /(?<![A-Za-z_$\u0080-\uffff])(?:insert|update|delete|merge|share)\b/i
 
 const LOCKS = new Set(['ForUpdate', 'ForNoKeyUpdate', 'ForShare', 'ForKeyShare'])
 
@@ -64,7 +66,8 @@ const LEAVES = new Set<string>([
   'SelectAllNode',
   'JSONPathLegNode',
 ])
-const RAW_LOCK = /\bfor\s+(?:update|no\s+key\s+update|share|key\s+share)\b|\block\s+in\s+share\s+mode\b/i
+const RAW_LOCK =
+  /(?<![A-Za-z_$\u0080-\uffff])(?:for\s+(?:update|no\s+key\s+update|share|key\s+share)|lock\s+in\s+share\s+mode)\b/i
 
 /**
  * Classifies a query by its Kysely operation tree, before it is sent. A SELECT is a read unless it

@@ -28,8 +28,13 @@ export const VARIANTS: Record<Lexing, readonly LexVariant[]> = {
 
 /** A name followed by `(` in code: a function call (or a keyword that takes parentheses). */
 export interface Call {
-  /** Lower case; a quoted name as written inside its quotes; qualified names keep their last part only. */
+  /**
+   * The name's last part, lower case. A quoted name keeps its case on PostgreSQL, where quoted names are
+   * case-sensitive, and is lower-cased on MySQL, whose function names are case-insensitive quoted or not.
+   */
   readonly name: string
+  /** The part before the last `.` of a qualified name (`pg_catalog` of `pg_catalog.md5(`), as {@link name}. */
+  readonly qualifier?: string
   /** Index of the `(` in {@link Lexed.code}. */
   readonly open: number
 }
@@ -60,8 +65,22 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
   const pg = lexing === 'postgres'
   let code = ''
   const calls: Call[] = []
-  // The name that ends right before the current position (for calls), if the last token was one.
-  let lastName: string | undefined
+  // The names that end right before the current position (for calls), if the last token was one. More
+  // than one when a comment the server may skip or run sits between (`f/*!99999 g*/(` calls f or g).
+  let names: readonly Name[] = NONE
+  // The name before a `.` just read: the next name is qualified by it.
+  let qualifier: string | undefined
+  // The names before an executable comment the server may skip: they may still be followed by its `(`.
+  let beforeSkippable: readonly Name[] | undefined
+  const named = (name: string): readonly Name[] => {
+    const found = [{ name, qualifier }]
+    qualifier = undefined
+    return found
+  }
+  const forget = () => {
+    names = NONE
+    qualifier = undefined
+  }
   let i = 0
   const n = text.length
   // Executable comments nest code inside a comment: remember where their `*/` is.
@@ -73,6 +92,8 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
       executableEnds--
       i += 2
       code += ' '
+      if (beforeSkippable) names = [...names, ...beforeSkippable]
+      beforeSkippable = undefined
       continue
     }
     // Comments.
@@ -103,10 +124,11 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
         if (mariaOnly || i > digits) {
           const end = text.indexOf('*/', i)
           if (end < 0 || /['"`#]|--|\/\*/.test(text.slice(i, end))) return undefined
+          beforeSkippable = names
         }
+        // Like any comment, it ends no name: `get_lock/*!*/(` is a call of get_lock.
         executableEnds++
         code += ' '
-        lastName = undefined
         continue
       }
       let depth = 1
@@ -129,7 +151,8 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
     if (identifierQuote) {
       const end = closing(text, i + 1, c, false)
       if (end < 0) return undefined
-      lastName = text.slice(i + 1, end).replaceAll(c + c, c)
+      const quoted = text.slice(i + 1, end).replaceAll(c + c, c)
+      names = named(pg ? quoted : quoted.toLowerCase())
       code += '""'
       i = end + 1
       continue
@@ -141,17 +164,17 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
         : closing(text, i + 1, c, variant.backslashInSingle)
       if (end < 0) return undefined
       code += "''"
-      lastName = undefined
+      forget()
       i = end + 1
       continue
     }
     if (pg && c === '$') {
       if (isDigit(next)) {
-        // A parameter, $1.
+        // A parameter, $1 (followed by a space, as a number is).
         let end = i + 1
         while (end < n && isDigit(text[end]!)) end++
-        code += text.slice(i, end)
-        lastName = undefined
+        code += `${text.slice(i, end)} `
+        forget()
         i = end
         continue
       }
@@ -160,7 +183,7 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
         const end = text.indexOf(tag[0], i + tag[0].length)
         if (end < 0) return undefined
         code += "''"
-        lastName = undefined
+        forget()
         i = end + tag[0].length
         continue
       }
@@ -179,38 +202,56 @@ export function lex(text: string, lexing: Lexing, variant: LexVariant): Lexed | 
         const close = pgClosing(text, end + (unicode ? 2 : 1), /^[eE]$/.test(word))
         if (close < 0) return undefined
         code += "''"
-        lastName = undefined
+        forget()
         i = close + 1
         continue
       }
       if (pg && /^[uU]$/.test(word) && text[end] === '&' && text[end + 1] === '"') return undefined
       code += word
-      lastName = word.toLowerCase()
+      names = named(word.toLowerCase())
       i = end
       continue
     }
-    if (isDigit(c)) {
-      let end = i + 1
-      while (end < n && /[0-9.eE]/.test(text[end]!)) end++
-      code += text.slice(i, end)
-      lastName = undefined
-      i = end
+    // A `.` then digits starts a number (`.5into`), but MySQL reads a name after `name.` (`t.5a`).
+    if (isDigit(c) || (c === '.' && isDigit(next) && (pg || names.length === 0 || /\s$/.test(code)))) {
+      // Both servers end a number where its digits end, also before a letter (`1.0into`, `1e0lock`):
+      // a space after it keeps the word that follows a word to the keyword checks on the code.
+      NUMBER.lastIndex = i
+      NUMBER.test(text)
+      code += `${text.slice(i, NUMBER.lastIndex)} `
+      forget()
+      i = NUMBER.lastIndex
       continue
     }
-    if (c === '(' && lastName !== undefined) calls.push({ name: lastName, open: code.length })
+    if (c === '(') for (const { name, qualifier } of names) calls.push({ name, qualifier, open: code.length })
     if (c === '.') {
-      // A qualified name: `pg_catalog.set_config(` is a call of `set_config`.
+      // A qualified name: `pg_catalog.set_config(` is a call of `set_config`, qualified by `pg_catalog`.
+      qualifier = names[0]?.name ?? ''
+      names = NONE
       code += c
       i++
       continue
     }
-    if (!/\s/.test(c)) lastName = undefined
+    if (!/\s/.test(c)) {
+      forget()
+    }
     code += c
     i++
   }
   if (executableEnds > 0) return undefined
   return { code, calls }
 }
+
+interface Name {
+  readonly name: string
+  readonly qualifier: string | undefined
+}
+const NONE: readonly Name[] = []
+
+// A numeric literal as the servers read it: digits, a fraction, an exponent only with its digits. (MySQL's
+// `0x41`, `0b1` and names that start with digits, `1into`, are read as words before this; PostgreSQL 15
+// refuses a number followed by a letter, and earlier versions end it before the letter, as here.)
+const NUMBER = /[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?/y
 
 // PostgreSQL's `quotecontinue`: after a closing quote, blanks and `--` comments holding a newline, then a
 // quote, continue the same literal, escaped as it began (`E'a'\n'\''` is one escaped literal).

@@ -2,13 +2,18 @@ import type { Lexing } from './lexer.js'
 import { KEYWORDS_BEFORE_PAREN, PURE } from './side-effects.js'
 
 // What could make a text more than a plain SELECT: a statement separator, a literal or comment (where
-// lexers can disagree), an escape, a dollar quote, a write, lock or INTO word, an assignment.
+// lexers can disagree), an escape, a dollar quote, a write, lock or INTO word, an assignment. The text is
+// not lexed: a word counts after a digit too, since both servers end a number where its digits end
+// (`1.0into`); a name that merely holds a digit before such a word (`c1into`) only costs the lexed check.
 const LOUD: Record<Lexing, RegExp> = {
-  postgres: /[;'\\]|--|\/\*|\$[^0-9]|\b(?:insert|update|delete|merge|into|share|lock)\b/i,
-  mysql: /[;'"\\#]|--|\/\*|:=|\b(?:insert|update|delete|merge|replace|into|share|lock|next|previous|handler)\b/i,
+  postgres: /[;'\\]|--|\/\*|\$[^0-9]|(?<![A-Za-z_$\u0080-\uffff])(?:insert|update|delete|merge|into|share|lock)\b/i,
+  mysql:
+    /[;'"\\#]|--|\/\*|:=|(?<![A-Za-z_$\u0080-\uffff])(?:insert|update|delete|merge|replace|into|share|lock|next|previous|handler)\b/i,
 }
 const START = /^\s*(?:select|with|\()/i
-const CALL = /([A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*|["`])\s*\(/g
+// A call, and the `.` of a qualified one: `app.md5(` is a function of the app, whatever its name. A whole
+// name, digits first included (MySQL's `1md5(` is no call of md5).
+const CALL = /(\.\s*)?((?<![\w$\u0080-\uffff])[\w$\u0080-\uffff]+|["`])\s*\(/g
 
 /**
  * True when `text` is made of names, parameters, keywords and calls of built-ins that change nothing:
@@ -20,8 +25,8 @@ export function isQuiet(text: string, lexing: Lexing): boolean {
   const pure = PURE[lexing]
   CALL.lastIndex = 0
   for (let match = CALL.exec(text); match !== null; match = CALL.exec(text)) {
-    const name = match[1]!
-    if (name === '"' || name === '`') return false
+    const name = match[2]!
+    if (match[1] !== undefined || name === '"' || name === '`') return false
     const lower = name.toLowerCase()
     if (!KEYWORDS_BEFORE_PAREN.has(lower) && !pure.has(lower)) return false
   }

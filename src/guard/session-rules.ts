@@ -55,8 +55,8 @@ const READ_ONLY_HINT =
 
 /**
  * Verifies a new (or reset) read connection before any read uses it: it runs one statement per query,
- * it is read-only when it should be, and on a MySQL replica its user cannot bypass `read_only`.
- * Throws ConfigurationError otherwise; the connection then serves nothing.
+ * it is read-only when it should be, on MySQL its sql_mode lets mysql2's escaping of values hold, and on
+ * a MySQL replica its user cannot bypass `read_only`. Throws ConfigurationError otherwise; the connection then serves nothing.
  */
 export async function verifySession(send: Send, lexing: Lexing, expect: SessionExpectations): Promise<void> {
   let refused = false
@@ -75,8 +75,17 @@ export async function verifySession(send: Send, lexing: Lexing, expect: SessionE
             'Turn multipleStatements off for read pools.',
     )
   }
-  if (expect.readOnly && !(await isReadOnly(send, lexing))) {
+  const session = await sessionState(send, lexing, expect.readOnly)
+  if (expect.readOnly && !session.readOnly) {
     throw new ConfigurationError(`A read connection is not read-only after its set-up. ${READ_ONLY_HINT}`)
+  }
+  if (/\bNO_BACKSLASH_ESCAPES\b/i.test(session.sqlMode ?? '')) {
+    throw new ConfigurationError(
+      "A read connection's sql_mode has NO_BACKSLASH_ESCAPES. mysql2 escapes a quote in a value as \\', " +
+        'which this mode reads as a backslash and the end of the literal: the rest of the value would run as ' +
+        'SQL. Remove NO_BACKSLASH_ESCAPES from sql_mode for this user and server (the global sql_mode, ' +
+        'init_connect, the server configuration).',
+    )
   }
   if (expect.replica && lexing === 'mysql') {
     const bypass = await readOnlyBypass(send)
@@ -95,22 +104,39 @@ function isMultiStatementRefusal(error: unknown, lexing: Lexing): boolean {
   return lexing === 'postgres' ? e?.code === '42601' : e?.errno === 1064
 }
 
-async function isReadOnly(send: Send, lexing: Lexing): Promise<boolean> {
+interface SessionState {
+  readonly readOnly: boolean
+  /** MySQL: the session's sql_mode, which decides whether mysql2's escaping of values holds. */
+  readonly sqlMode?: string
+}
+
+/**
+ * What the session is, in one round trip: read-only or not and, on MySQL, its sql_mode (asked of every
+ * read connection, the primary's read view's too: a value mysql2 escapes for a session in
+ * NO_BACKSLASH_ESCAPES ends its literal early, in the typed builder's reads as in any other).
+ */
+async function sessionState(send: Send, lexing: Lexing, readOnly: boolean): Promise<SessionState> {
   if (lexing === 'postgres') {
+    if (!readOnly) return { readOnly: false }
     const { rows } = await send<{ ro: string }>(
       CompiledQuery.raw("select current_setting('transaction_read_only') as ro"),
     )
-    return rows[0]?.ro === 'on'
+    return { readOnly: rows[0]?.ro === 'on' }
   }
-  let result: QueryResult<{ ro: unknown }>
+  const ask = (variable: string) =>
+    send<{ ro: unknown; mode: unknown }>(
+      CompiledQuery.raw(`select @@session.sql_mode as mode${readOnly ? `, @@session.${variable} as ro` : ''}`),
+    )
+  let result: QueryResult<{ ro: unknown; mode: unknown }>
   try {
-    result = await send(CompiledQuery.raw('select @@session.transaction_read_only as ro'))
+    result = await ask('transaction_read_only')
   } catch (error) {
     // ER_UNKNOWN_SYSTEM_VARIABLE: MariaDB before 11.1 names it tx_read_only.
     if ((error as { errno?: unknown } | null)?.errno !== 1193) throw error
-    result = await send(CompiledQuery.raw('select @@session.tx_read_only as ro'))
+    result = await ask('tx_read_only')
   }
-  return Number(result.rows[0]?.ro) === 1
+  const row = result.rows[0]
+  return { readOnly: Number(row?.ro) === 1, sqlMode: String(row?.mode ?? '') }
 }
 
 /** The global privilege that lets the current MySQL user write on a read_only server, if it has one. */
