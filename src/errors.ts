@@ -124,26 +124,58 @@ export function redactDriverError(error: unknown): unknown {
   return error
 }
 
-/** `whenNoReplica: 'error'` and no replica is up and caught up enough to serve a read. */
+/**
+ * No replica can serve a read: `whenNoReplica: 'error'` and none is up and caught up enough, or the replica
+ * a read transaction or a stream ran on was lost under it (such a read cannot move to another node).
+ */
 export class NoReplicaAvailableError extends Error {
   override readonly name = 'NoReplicaAvailableError'
-  constructor(detail: string) {
+  constructor(detail: string, options?: { cause?: unknown; advice?: string }) {
     super(
-      `No replica can serve this read (${detail}). Retry later, or set whenNoReplica: 'primary' to let reads ` +
-        'fall back to the primary.',
+      `No replica can serve this read (${redactSecrets(detail)}). ` +
+        (options?.advice ?? "Retry later, or set whenNoReplica: 'primary' to let reads fall back to the primary."),
+      options?.cause === undefined ? undefined : { cause: options.cause },
     )
   }
 }
 
-/** The primary could not be reached. Writes are never retried: whether one was applied is unknown. */
+/**
+ * The primary could not be reached, or did not answer in time. Writes are never retried: whether one was
+ * applied is unknown. Reads that only the primary can serve fail with it too, with `advice` for them.
+ */
 export class PrimaryUnavailableError extends Error {
   override readonly name = 'PrimaryUnavailableError'
-  constructor(node: string, options: { cause: unknown }) {
+  constructor(node: string, options: { cause: unknown; advice?: string }) {
     super(
-      `The primary (${node}) is unreachable: ${redactSecrets(messageOf(options.cause))}. Writes are not retried.`,
-      options,
+      `The primary (${node}) is unreachable: ${redactSecrets(messageOf(options.cause))}. ` +
+        (options.advice ?? 'Writes are not retried.'),
+      { cause: options.cause },
     )
   }
+}
+
+/**
+ * A read that could not move to another node lost its connection (`what`: a read transaction, a stream, or a
+ * read already tried elsewhere): the error that says so, naming the node, with the driver's error as `cause`.
+ * It changed nothing, so running it again is always safe.
+ */
+export function readLostError(node: string, onPrimary: boolean, what: string, cause: unknown): Error {
+  const why = redactSecrets(messageOf(cause))
+  const again =
+    what === 'read'
+      ? 'It had been tried on another node first; it changed nothing: run it again once a node answers.'
+      : `A ${what} cannot move to another node once under way; it changed nothing: run it again, and it goes ` +
+        'to a node that answers.'
+  if (onPrimary) {
+    return new PrimaryUnavailableError(node, {
+      cause,
+      advice: `The connection was lost during this ${what}. ${again}`,
+    })
+  }
+  return new NoReplicaAvailableError(`the connection to ${node} was lost during this ${what}: ${why}`, {
+    cause,
+    advice: again,
+  })
 }
 
 /** `db.session(token)` was given something that is not a token string. */

@@ -13,6 +13,7 @@ import { SESSION_END, SESSION_RESET } from '../guard/session-rules.js'
 import type { BackendDriver } from './backend-driver.js'
 import type { Node } from './node.js'
 import type { Unconfirmed } from './router.js'
+import { untilCut } from './until-cut.js'
 
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
@@ -146,11 +147,13 @@ export class BackendConnection implements DatabaseConnection {
   }
 
   #readFailed<R>(error: unknown, guarded: GuardedQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
-    if (!this.inTransaction && !this.#aborted && this.driver.router.failed(this.node, error)) {
+    if (this.#aborted) throw redactDriverError(error)
+    if (!this.inTransaction && this.driver.router.failed(this.node, error)) {
       // The query may have run, but a read has no effect: run it once more elsewhere.
       return this.driver.readElsewhere<R>(guarded, this.node, options)
     }
-    throw redactDriverError((this.driver.guard as NonNullable<BackendDriver['guard']>).translate(error))
+    // A read transaction stays on its connection: a lost one ends it.
+    throw this.driver.readFailure(this.node, error, 'read transaction')
   }
 
   /** Sends a read the guard approved, in a read-only transaction where the node or the read needs one. */
@@ -179,14 +182,22 @@ export class BackendConnection implements DatabaseConnection {
     this.#refuseUnresettable(guarded)
     const wrapped = this.#needsTransaction(guarded)
     await this.driver.verify(this)
+    let failed = false
     try {
       if (wrapped) await this.beginReadOnly(undefined)
-      yield* inner.streamQuery<R>(guarded.query, chunkSize, options)
+      yield* untilCut(inner.streamQuery<R>(guarded.query, chunkSize, options), this.node)
     } catch (error) {
-      throw redactDriverError(guard.translate(error))
+      failed = true
+      throw this.#aborted ? redactDriverError(error) : this.driver.readFailure(this.node, error, 'stream')
     } finally {
-      if (wrapped) await this.#endRead(guarded)
-      else if (this.#resetsAfter(guarded)) await this.driver.resetSession(this)
+      const ending = wrapped
+        ? this.#endRead(guarded)
+        : this.#resetsAfter(guarded)
+          ? this.driver.resetSession(this)
+          : undefined
+      // After a failure, the connection may be gone: ending it would fail too, and hide why.
+      if (failed) await ending?.catch(() => {})
+      else await ending
     }
   }
 

@@ -9,7 +9,7 @@ import {
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import { type ReplicationStatements, readPosition } from '../dialects/dialect.js'
-import { PrimaryUnavailableError, redactDriverError, WriteOutcomeUnknownError } from '../errors.js'
+import { PrimaryUnavailableError, readLostError, redactDriverError, WriteOutcomeUnknownError } from '../errors.js'
 import type { Telemetry } from '../events.js'
 import { classify, isSchemaChange } from '../guard/classify.js'
 import { oneStatementQuery } from '../guard/one-statement.js'
@@ -189,9 +189,13 @@ export class BackendDriver implements Driver {
       exclude.add(node)
       return this.#acquire(exclude)
     }
-    throw this.role === 'write' && this.#isConnectionError(error)
-      ? new PrimaryUnavailableError(node.name, { cause: error })
-      : redactDriverError(error)
+    if (!this.#isConnectionError(error)) throw redactDriverError(error)
+    if (this.role === 'write') throw new PrimaryUnavailableError(node.name, { cause: error })
+    // A read with nowhere else to go: only the primary is never left for another node.
+    throw new PrimaryUnavailableError(node.name, {
+      cause: redactDriverError(error),
+      advice: 'This read had nowhere else to go (no replica could serve it); it changed nothing: retry it later.',
+    })
   }
 
   /** `first`: the router's choice already made for this acquisition, if any, traced in `firstTrace`. */
@@ -309,10 +313,25 @@ export class BackendDriver implements Driver {
       this.telemetry?.read(connection.node)
       return await connection.executeRead<R>(query, options)
     } catch (error) {
-      throw redactDriverError(this.guard ? this.guard.translate(error) : error)
+      throw this.readFailure(connection.node, error, 'read')
     } finally {
       await this.releaseConnection(connection)
     }
+  }
+
+  /**
+   * The error a read on `node` that is not run again elsewhere fails with. A lost connection, whose driver
+   * error names no node and says nothing of what to do (pg: "Client has encountered a connection error and is
+   * not queryable"), becomes kysely-rw's, naming the node, with the driver's error as its cause; the node is
+   * reported failed, so that the read run again goes elsewhere.
+   */
+  readFailure(node: Node, error: unknown, what: 'read' | 'read transaction' | 'stream'): unknown {
+    const translated = this.guard ? this.guard.translate(error) : error
+    if (translated !== error || !this.#isConnectionError(error)) return redactDriverError(translated)
+    this.router.failed(node, error)
+    // With no replica, every read runs on the primary.
+    const onPrimary = this.#fallbackBudget ? this.#fallbackBudget.isFallback(node) : true
+    return readLostError(node.name, onPrimary, what, redactDriverError(error))
   }
 
   /**
@@ -407,7 +426,9 @@ export class BackendDriver implements Driver {
     if (this.role === 'read') {
       await conn.confirmElsewhere()
       // A read transaction is a consistent snapshot: repeatable read unless asked for another level.
-      await conn.beginReadOnly(settings.isolationLevel ?? 'repeatable read')
+      await conn.beginReadOnly(settings.isolationLevel ?? 'repeatable read').catch((error: unknown) => {
+        throw conn.killed ? error : this.readFailure(conn.node, error, 'read transaction')
+      })
     } else {
       // Before the first await: the scope must be entered while Kysely's consumer runs synchronously.
       enterWriteTransaction(conn)
@@ -503,8 +524,9 @@ export class BackendDriver implements Driver {
     try {
       await conn.endReadOnly()
     } catch (error) {
-      // A session an abort killed took its transaction with it: the error worth reporting is the abort's.
-      if (!conn.killed) throw error
+      // A session an abort killed, or a connection lost, took its read-only transaction with it: nothing was
+      // left to undo, and the error worth reporting (if any) is the one that ended it.
+      if (!conn.killed && !this.#isConnectionError(error)) throw error
     } finally {
       this.#ended(conn)
     }

@@ -86,6 +86,8 @@ export class Node {
   #sweptAt = 0
   /** Reads run on this node, for `stats().readsByNode` (events.ts counts them here). */
   reads = 0
+  /** Told of the node's next cut: work that holds a connection and would not otherwise see it go (streams). */
+  readonly #cutListeners = new Set<(reason: Error) => void>()
 
   constructor(
     /** Host, port and database, or a role name; never credentials. */
@@ -282,7 +284,19 @@ export class Node {
   cut(reason: Error): number {
     const owner = this.#owner ?? this
     owner.#failPending(reason)
-    return owner.sockets?.cutAll() ?? 0
+    const cut = owner.sockets?.cutAll() ?? 0
+    for (const listener of [...owner.#cutListeners]) listener(reason)
+    return cut
+  }
+
+  /**
+   * Calls `listener` with the reason when the node is cut off; returns what stops that. A driver may leave a
+   * read waiting on a cut socket forever (mysql2's row stream, pg-cursor's close): its holder ends it then.
+   */
+  onCut(listener: (reason: Error) => void): () => void {
+    const owner = this.#owner ?? this
+    owner.#cutListeners.add(listener)
+    return () => owner.#cutListeners.delete(listener)
   }
 
   /**

@@ -1,7 +1,9 @@
 import { hasReached, laterOf, type Position, parsePosition } from '../consistency/position.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
+import { isCutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
 import { type Route, type Router, type RouteTrace, Unconfirmed } from '../driver/router.js'
+import { messageOf, PrimaryUnavailableError, redactDriverError } from '../errors.js'
 import type { ReplayWaits } from './replay-waits.js'
 import type { ReplicaPool } from './replica-pool.js'
 
@@ -20,6 +22,14 @@ export interface SessionState {
   unknown?: boolean
   /** That question, while it is asked. */
   learning?: Promise<void> | undefined
+  /** Why the position is unknown: the error its read (or that question) failed with. */
+  unknownCause?: unknown
+  /**
+   * Set while the primary is known not to answer (a read of the position was cut off, or the session's question
+   * went unanswered past a read's `maxWaitMs`), until the question then sent is answered or fails: the session's
+   * reads fail at once meanwhile, instead of each waiting on the primary again.
+   */
+  unanswered?: Error | undefined
   /** Sends the read of a position `pending` waits for, where it is held back (see SessionWrites). */
   flush?: (() => void) | undefined
   /** False from a session write until the session's next read (SessionWrites: a run of writes). */
@@ -35,8 +45,9 @@ export function recordPending(state: SessionState, settled: Promise<Position | u
     (position) => {
       if (position) state.position = laterOf(state.position, position)
     },
-    () => {
+    (error: unknown) => {
       state.unknown = true
+      state.unknownCause = error
     },
   )
   const all: Promise<void> = state.pending ? Promise.all([state.pending, done]).then(() => {}) : done
@@ -81,37 +92,97 @@ export function positionalRouter(
           if (position) {
             state.position = laterOf(state.position, position)
             state.unknown = false
+            state.unknownCause = undefined
           }
         },
-        // Still unknown: this read runs on the primary, the next one asks again.
-        () => {},
+        // Still unknown: the next read asks again.
+        (error: unknown) => {
+          state.unknownCause = error
+        },
       )
       .finally(() => {
         state.learning = undefined
       })
+  /**
+   * Only the primary can say how far a session read must see, and it does not answer: the read fails rather
+   * than run where the session's write may be missing, or wait on the primary again.
+   */
+  const unavailable = (cause: unknown) =>
+    new PrimaryUnavailableError(pool.primary.name, {
+      cause: redactDriverError(cause),
+      advice:
+        "This session read needs the position of the session's last write, which only the primary can give; " +
+        'it was not sent anywhere. Retry it once the primary answers, or read with db.read where the read ' +
+        "need not see the session's writes.",
+    })
+  /**
+   * The read fails now. A question to the primary stays in flight (one per session), and until it is answered
+   * or fails, the session's reads fail at once instead of each waiting on the primary again.
+   */
+  const refuse = (cause: unknown): Promise<never> => {
+    state.learning ??= learn()
+    const marker = new Error(messageOf(cause))
+    state.unanswered = marker
+    void state.learning.finally(() => {
+      if (state.unanswered === marker) state.unanswered = undefined
+    })
+    return Promise.reject(unavailable(cause))
+  }
+  /** The session's question to the primary, answered within the read's deadline, or the read's failure. */
+  const answered = (question: Promise<void>, deadline: number): Promise<boolean> =>
+    new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), deadline - performance.now())
+      void question.then(() => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
   const route = (
     exclude: ReadonlySet<Node>,
     trace: RouteTrace | undefined,
     checkInline: boolean,
     /** The replica the read went to unconfirmed: the one to wait on if the check could not confirm it. */
     checked?: Node,
+    /**
+     * When the read's question to the primary must have been answered: `maxWaitMs` after it started. Read off
+     * the clock only on the paths that wait for the primary, not on every read.
+     */
+    deadline?: number,
   ): Route | Promise<Route> => {
     state.readSinceWrite = true
     if (state.foreign) {
       return pool.fallback('foreign-token', 'the session token is from another server or history', trace)
     }
+    if (pool.hasReplicas && state.unanswered) return Promise.reject(unavailable(state.unanswered))
     if (pool.hasReplicas && state.pending) {
       state.flush?.()
-      return state.pending.then(() => route(exclude, trace, checkInline, checked))
+      const by = deadline ?? performance.now() + maxWaitMs
+      // One round trip, however long it takes a primary that answers; one that hangs is cut off (below).
+      return state.pending.then(() => route(exclude, trace, checkInline, checked, by))
     }
     if (pool.hasReplicas && state.unknown) {
+      // Told once, by the read after the failure; the read after it asks the primary again.
+      const cause = state.unknownCause
+      state.unknownCause = undefined
+      // No connection of the primary's pool was free in time: the primary answers, and serves the read.
+      if (isAcquireTimeout(cause)) {
+        return pool.fallback('unknown-position', "the position of the session's last write could not be read", trace)
+      }
+      // The primary was cut off for missing its health checks (it hangs): asking it again would wait as long.
+      if (isCutError(cause)) return refuse(cause)
       state.learning ??= learn()
-      // One question per read: still unknown after it, the read runs on the primary.
-      return state.learning.then(() =>
-        state.unknown
-          ? pool.fallback('unknown-position', "the position of the session's last write could not be read", trace)
-          : route(exclude, trace, checkInline, checked),
-      )
+      const by = deadline ?? performance.now() + maxWaitMs
+      // One question per read, within the read's wait budget.
+      return answered(state.learning, by).then((inTime) => {
+        if (!inTime) return refuse(new Error(`it did not give the session's position within ${maxWaitMs} ms`))
+        if (!state.unknown) return route(exclude, trace, checkInline, checked, by)
+        const failure = state.unknownCause
+        if (isAcquireTimeout(failure)) {
+          state.unknownCause = undefined
+          return pool.fallback('unknown-position', "the position of the session's last write could not be read", trace)
+        }
+        return refuse(failure ?? new Error('it did not give the position of the session'))
+      })
     }
     const target = targetOf(state, floor)
     if (!target || !pool.hasReplicas) return replicaRouter.choose(exclude, trace)
@@ -157,6 +228,8 @@ export function positionalRouter(
   }
   return router
 }
+
+const isAcquireTimeout = (error: unknown) => (error as { name?: unknown } | null)?.name === 'AcquireTimeoutError'
 
 function targetOf(state: SessionState, floor: SchemaFloor): Position | undefined {
   const { position } = floor
