@@ -148,6 +148,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
       whenNoReplica,
       staleReadsMaxLagMs: options.staleReadsMaxLagMs,
       budget: new FallbackBudget(options.fallbackMaxConcurrent, options.fallbackMaxQueueMs),
+      primaryHangs: () => topology?.primaryUnanswered === true,
     },
     telemetry,
   )

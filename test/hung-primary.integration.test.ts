@@ -4,10 +4,13 @@
 // WriteOutcomeUnknownError for those in flight), never waiting for TCP to give up; once the primary
 // answers again, writes succeed with no restart; destroy() returns within its bound meanwhile.
 import path from 'node:path'
+import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
+import { createBackends, PrimaryUnavailableError, readSql } from '../src/index.js'
 import { replication } from './harness/control.js'
-import { families, scenarioTarget } from './support/databases.js'
+import { families, scenarioTarget, type TestDB } from './support/databases.js'
 import { hungPrimary, mariaDbProcess, postgresProcesses } from './support/fault-scenarios.js'
+import { until } from './support/load.js'
 
 // Default timeouts.destroyMs is 5000.
 const DESTROY_BOUND_MS = 5_000 + 1_500
@@ -37,5 +40,64 @@ describe.each(families)('%s', (_name, familyOf) => {
     expect(result.destroyMs).toBeLessThan(DESTROY_BOUND_MS)
     // Once the primary is known to hang, writes are refused at once: a worker that also reads is not held.
     expect(result.mixedReadThroughputDuring).toBeGreaterThanOrEqual(0.3 * result.mixedReadThroughputBefore)
+  })
+
+  // Default health checks: every 1000 ms, each within 1000 ms; two missed ones cut the primary off.
+  it('ends reads that fell back to the frozen primary once it misses its checks, and refuses later ones at once', async () => {
+    const family = familyOf()
+    const env = replication()
+    const primary =
+      family.dialect === 'postgres'
+        ? postgresProcesses(path.join(env.postgres.dir, 'primary'))
+        : mariaDbProcess(path.join(env.mariadb.dir, 'primary.pid'))
+    const db = createBackends<TestDB>({
+      dialect: family.dialect,
+      primary: family.primaryUrl,
+      replicas: [family.replicaUrl],
+      maxReplicaLagMs: 300,
+    })
+    try {
+      await family.createItems(db.write, 'hung_fallback_items')
+      await until(() => db.replicas()[0]?.state === 'up', 'the replica up')
+      // The replica drained for lag: reads fall back to the primary.
+      await family.control.pauseReplay()
+      await sql`insert into hung_fallback_items (name, qty) values ('lag', 1)`.execute(db.write)
+      await until(() => db.replicas()[0]?.state === 'lagging', 'the replica drained for lag', 5_000)
+      const sleep = family.dialect === 'postgres' ? 'select pg_sleep(0.5) as s' : 'select sleep(0.5) as s'
+      const started = performance.now()
+      const inFlight = readSql`${sql.raw(sleep)}`.execute(db.read).then(
+        () => undefined,
+        (error: unknown) => ({ error, ms: performance.now() - started }),
+      )
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      await primary.freeze()
+      try {
+        // Bounded, so that a read that never ends fails the test and still thaws the primary.
+        const ended = await Promise.race([
+          inFlight,
+          new Promise<{ error: unknown; ms: number }>((resolve) =>
+            setTimeout(() => resolve({ error: 'still pending after 10 s', ms: 10_000 }), 10_000),
+          ),
+        ])
+        expect(ended?.error).toBeInstanceOf(PrimaryUnavailableError)
+        expect(ended?.ms).toBeLessThan(5_000)
+        const next = performance.now()
+        const refused = await readSql`select 1 as one`.execute(db.read).catch((error: unknown) => error)
+        expect(refused).toBeInstanceOf(PrimaryUnavailableError)
+        expect((refused as Error).message).toMatch(/health checks/)
+        expect(performance.now() - next).toBeLessThan(100)
+        console.info(`${family.dialect}: fallback read in flight ended after ${Math.round(ended?.ms ?? 0)} ms`)
+      } finally {
+        await primary.thaw()
+      }
+      await family.control.resumeReplay()
+      await until(() => db.replicas()[0]?.state === 'up', 'the replica back', 10_000)
+      const { rows } = await readSql<{ one: number }>`select 1 as one`.execute(db.read)
+      expect(Number(rows[0]?.one)).toBe(1)
+    } finally {
+      await primary.thaw()
+      await family.control.resumeReplay()
+      await db.destroy()
+    }
   })
 })

@@ -2,7 +2,7 @@ import { hasReached, laterOf, type Position } from '../consistency/position.js'
 import { cutError, isCutError } from '../dialects/sockets.js'
 import type { Node } from '../driver/node.js'
 import type { Router, RouteTrace } from '../driver/router.js'
-import { messageOf, NoReplicaAvailableError, redactSecrets } from '../errors.js'
+import { messageOf, NoReplicaAvailableError, PrimaryUnavailableError, redactSecrets } from '../errors.js'
 import type { DrainReason, FallbackReason, ReplicaState, ReplicaStatus, Telemetry } from '../events.js'
 import type { FallbackBudget } from './fallback-budget.js'
 import { type ReplicaSelection, selector } from './strategies.js'
@@ -54,6 +54,8 @@ export interface ReplicaPoolOptions {
   readonly staleReadsMaxLagMs: number | undefined
   /** Bounds the reads that fall back to the primary. */
   readonly budget: FallbackBudget
+  /** True while the primary is known to hang (it missed its last health checks): no read waits on it. */
+  readonly primaryHangs?: () => boolean
 }
 
 /**
@@ -206,6 +208,13 @@ export class ReplicaPool {
    * client controls never moves a read onto the primary against `whenNoReplica: 'error'`.
    */
   fallback(reason: FallbackReason, detail: string, trace?: RouteTrace): Node {
+    if (this.options.primaryHangs?.()) {
+      // As a write is refused then: the read would wait on the primary for a connection, and hold its caller.
+      throw new PrimaryUnavailableError(this.primary.name, {
+        cause: new Error('it did not answer its last health checks in time'),
+        advice: `No replica can serve this read (${detail}); it was sent nowhere: run it again once a node answers.`,
+      })
+    }
     if (this.#replicas.length === 0) return this.primary
     if (this.options.whenNoReplica === 'error') throw new NoReplicaAvailableError(detail)
     this.telemetry.fallback(reason, this.primary.name)

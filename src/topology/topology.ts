@@ -258,7 +258,10 @@ export class Topology {
     if (missed >= PRIMARY_MISSES && this.#current === candidate) {
       // Writes in flight on a primary that hangs would wait until TCP gives up: they fail now, as
       // outcome unknown, instead. Not on one missed check: a write cut is a write whose outcome is lost.
-      candidate.write.cut(cutError(`${candidate.write.name} did not answer ${missed} health checks in time`))
+      // Reads that fell back to it (on its read-only view) would wait as long: they fail too.
+      const reason = cutError(`${candidate.write.name} did not answer ${missed} health checks in time`)
+      candidate.write.cut(reason)
+      candidate.read.cut(reason)
     }
     this.#decide(outcome.ok ? undefined : outcome.error)
   }
