@@ -8,7 +8,7 @@ import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { createBackends, PrimaryUnavailableError, readSql } from '../src/index.js'
 import { replication } from './harness/control.js'
-import { families, scenarioTarget, type TestDB } from './support/databases.js'
+import { families, type Item, scenarioTarget, type TestDB } from './support/databases.js'
 import { hungPrimary, mariaDbProcess, postgresProcesses } from './support/fault-scenarios.js'
 import { until } from './support/load.js'
 
@@ -97,6 +97,57 @@ describe.each(families)('%s', (_name, familyOf) => {
     } finally {
       await primary.thaw()
       await family.control.resumeReplay()
+      await db.destroy()
+    }
+  })
+
+  // With several candidates, one that misses a check is no longer chosen at once: it must be cut all the same.
+  it('fails a write in flight on the frozen primary within the check deadlines when several candidates are listed', async () => {
+    const family = familyOf()
+    const env = replication()
+    const primary =
+      family.dialect === 'postgres'
+        ? postgresProcesses(path.join(env.postgres.dir, 'primary'))
+        : mariaDbProcess(path.join(env.mariadb.dir, 'primary.pid'))
+    const db = createBackends<{ hung_candidates_items: Item }>({
+      dialect: family.dialect,
+      primary: [family.primaryUrl, family.replicaUrl],
+      replicas: [family.replicaUrl],
+    })
+    try {
+      await family.createItems(db.write, 'hung_candidates_items')
+      await until(() => db.replicas()[0]?.state === 'up', 'the replica up')
+      const sleep = family.dialect === 'postgres' ? 'select pg_sleep(0.5)' : 'select sleep(0.5)'
+      const started = performance.now()
+      const inFlight = db.write
+        .transaction()
+        .execute(async (tx) => {
+          await tx.insertInto('hung_candidates_items').values({ name: 'in flight', qty: 1 }).execute()
+          await sql.raw(sleep).execute(tx)
+        })
+        .then(
+          () => undefined,
+          (error: unknown) => ({ error, ms: performance.now() - started }),
+        )
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      await primary.freeze()
+      try {
+        // Bounded, so that a write that never ends fails the test and still thaws the primary.
+        const ended = await Promise.race([
+          inFlight,
+          new Promise<{ error: unknown; ms: number }>((resolve) =>
+            setTimeout(() => resolve({ error: 'still pending after 10 s', ms: 10_000 }), 10_000),
+          ),
+        ])
+        expect((ended?.error as Error | undefined)?.name).toBe('WriteOutcomeUnknownError')
+        expect(ended?.ms).toBeLessThan(5_000)
+        console.info(`${family.dialect}: write in flight ended after ${Math.round(ended?.ms ?? 0)} ms`)
+      } finally {
+        await primary.thaw()
+      }
+      await until(() => db.replicas()[0]?.state === 'up', 'the replica up again', 10_000)
+    } finally {
+      await primary.thaw()
       await db.destroy()
     }
   })

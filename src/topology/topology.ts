@@ -255,10 +255,11 @@ export class Topology {
     if (outcome.ok && !outcome.value.probe.writable) this.#replaced.delete(candidate)
     const missed = !outcome.ok && isTimeout(outcome.error) ? (this.#missed.get(candidate) ?? 0) + 1 : 0
     this.#missed.set(candidate, missed)
-    if (missed >= PRIMARY_MISSES && this.#current === candidate) {
+    if (missed >= PRIMARY_MISSES) {
       // Writes in flight on a primary that hangs would wait until TCP gives up: they fail now, as
       // outcome unknown, instead. Not on one missed check: a write cut is a write whose outcome is lost.
-      // Reads that fell back to it (on its read-only view) would wait as long: they fail too.
+      // Reads that fell back to it (on its read-only view) would wait as long: they fail too. Any candidate:
+      // of several, one that missed a check is no longer the primary, but what it was sent still hangs.
       const reason = cutError(`${candidate.write.name} did not answer ${missed} health checks in time`)
       candidate.write.cut(reason)
       candidate.read.cut(reason)
