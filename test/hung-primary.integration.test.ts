@@ -8,21 +8,52 @@ import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { createBackends, PrimaryUnavailableError, readSql } from '../src/index.js'
 import { replication } from './harness/control.js'
-import { families, type Item, scenarioTarget, type TestDB } from './support/databases.js'
-import { hungPrimary, mariaDbProcess, postgresProcesses } from './support/fault-scenarios.js'
+import { type Family, families, type Item, scenarioTarget, type TestDB } from './support/databases.js'
+import { hungPrimary, mariaDbProcess, type ProcessControl, postgresProcesses } from './support/fault-scenarios.js'
 import { until } from './support/load.js'
 
 // Default timeouts.destroyMs is 5000.
 const DESTROY_BOUND_MS = 5_000 + 1_500
 
+/** The shared pair's primary, as processes to freeze (SIGSTOP) and thaw. */
+function primaryOf(family: Family): ProcessControl {
+  const env = replication()
+  return family.dialect === 'postgres'
+    ? postgresProcesses(path.join(env.postgres.dir, 'primary'))
+    : mariaDbProcess(path.join(env.mariadb.dir, 'primary.pid'))
+}
+
+/** A statement that runs for half a second on the family's server. */
+const halfSecond = (family: Family) =>
+  sql.raw(family.dialect === 'postgres' ? 'select pg_sleep(0.5) as s' : 'select sleep(0.5) as s')
+
+/**
+ * Starts `run` on the primary, freezes it 100 ms later, and says how `run` ended: its error and when. Bounded at
+ * 10 s, so that a call that never ends fails the test, and the caller still thaws the primary.
+ */
+async function frozenUnder(
+  primary: ProcessControl,
+  run: () => Promise<unknown>,
+): Promise<{ error: unknown; ms: number }> {
+  const started = performance.now()
+  const ended = run().then(
+    () => ({ error: undefined, ms: performance.now() - started }),
+    (error: unknown) => ({ error, ms: performance.now() - started }),
+  )
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await primary.freeze()
+  return Promise.race([
+    ended,
+    new Promise<{ error: unknown; ms: number }>((resolve) =>
+      setTimeout(() => resolve({ error: 'still pending after 10 s', ms: 10_000 }), 10_000),
+    ),
+  ])
+}
+
 describe.each(families)('%s', (_name, familyOf) => {
   it('keeps reads going and fails writes in bounded time with the primary frozen for 6 s', async () => {
     const family = familyOf()
-    const env = replication()
-    const primary =
-      family.dialect === 'postgres'
-        ? postgresProcesses(path.join(env.postgres.dir, 'primary'))
-        : mariaDbProcess(path.join(env.mariadb.dir, 'primary.pid'))
+    const primary = primaryOf(family)
     const result = await hungPrimary(scenarioTarget(family), primary)
     console.info(`${family.dialect}: ${JSON.stringify(result)}`)
     expect(result.firstReadErrors).toEqual([])
@@ -45,11 +76,7 @@ describe.each(families)('%s', (_name, familyOf) => {
   // Default health checks: every 1000 ms, each within 1000 ms; two missed ones cut the primary off.
   it('ends reads that fell back to the frozen primary once it misses its checks, and refuses later ones at once', async () => {
     const family = familyOf()
-    const env = replication()
-    const primary =
-      family.dialect === 'postgres'
-        ? postgresProcesses(path.join(env.postgres.dir, 'primary'))
-        : mariaDbProcess(path.join(env.mariadb.dir, 'primary.pid'))
+    const primary = primaryOf(family)
     const db = createBackends<TestDB>({
       dialect: family.dialect,
       primary: family.primaryUrl,
@@ -63,33 +90,16 @@ describe.each(families)('%s', (_name, familyOf) => {
       await family.control.pauseReplay()
       await sql`insert into hung_fallback_items (name, qty) values ('lag', 1)`.execute(db.write)
       await until(() => db.replicas()[0]?.state === 'lagging', 'the replica drained for lag', 5_000)
-      const sleep = family.dialect === 'postgres' ? 'select pg_sleep(0.5) as s' : 'select sleep(0.5) as s'
-      const started = performance.now()
-      const inFlight = readSql`${sql.raw(sleep)}`.execute(db.read).then(
-        () => undefined,
-        (error: unknown) => ({ error, ms: performance.now() - started }),
-      )
-      await new Promise((resolve) => setTimeout(resolve, 100))
-      await primary.freeze()
-      try {
-        // Bounded, so that a read that never ends fails the test and still thaws the primary.
-        const ended = await Promise.race([
-          inFlight,
-          new Promise<{ error: unknown; ms: number }>((resolve) =>
-            setTimeout(() => resolve({ error: 'still pending after 10 s', ms: 10_000 }), 10_000),
-          ),
-        ])
-        expect(ended?.error).toBeInstanceOf(PrimaryUnavailableError)
-        expect(ended?.ms).toBeLessThan(5_000)
-        const next = performance.now()
-        const refused = await readSql`select 1 as one`.execute(db.read).catch((error: unknown) => error)
-        expect(refused).toBeInstanceOf(PrimaryUnavailableError)
-        expect((refused as Error).message).toMatch(/health checks/)
-        expect(performance.now() - next).toBeLessThan(100)
-        console.info(`${family.dialect}: fallback read in flight ended after ${Math.round(ended?.ms ?? 0)} ms`)
-      } finally {
-        await primary.thaw()
-      }
+      const ended = await frozenUnder(primary, () => readSql`${halfSecond(family)}`.execute(db.read))
+      expect(ended.error).toBeInstanceOf(PrimaryUnavailableError)
+      expect(ended.ms).toBeLessThan(5_000)
+      const next = performance.now()
+      const refused = await readSql`select 1 as one`.execute(db.read).catch((error: unknown) => error)
+      expect(refused).toBeInstanceOf(PrimaryUnavailableError)
+      expect((refused as Error).message).toMatch(/health checks/)
+      expect(performance.now() - next).toBeLessThan(100)
+      console.info(`${family.dialect}: fallback read in flight ended after ${Math.round(ended.ms)} ms`)
+      await primary.thaw()
       await family.control.resumeReplay()
       await until(() => db.replicas()[0]?.state === 'up', 'the replica back', 10_000)
       const { rows } = await readSql<{ one: number }>`select 1 as one`.execute(db.read)
@@ -104,11 +114,7 @@ describe.each(families)('%s', (_name, familyOf) => {
   // With several candidates, one that misses a check is no longer chosen at once: it must be cut all the same.
   it('fails a write in flight on the frozen primary within the check deadlines when several candidates are listed', async () => {
     const family = familyOf()
-    const env = replication()
-    const primary =
-      family.dialect === 'postgres'
-        ? postgresProcesses(path.join(env.postgres.dir, 'primary'))
-        : mariaDbProcess(path.join(env.mariadb.dir, 'primary.pid'))
+    const primary = primaryOf(family)
     const db = createBackends<{ hung_candidates_items: Item }>({
       dialect: family.dialect,
       primary: [family.primaryUrl, family.replicaUrl],
@@ -117,34 +123,16 @@ describe.each(families)('%s', (_name, familyOf) => {
     try {
       await family.createItems(db.write, 'hung_candidates_items')
       await until(() => db.replicas()[0]?.state === 'up', 'the replica up')
-      const sleep = family.dialect === 'postgres' ? 'select pg_sleep(0.5)' : 'select sleep(0.5)'
-      const started = performance.now()
-      const inFlight = db.write
-        .transaction()
-        .execute(async (tx) => {
+      const ended = await frozenUnder(primary, () =>
+        db.write.transaction().execute(async (tx) => {
           await tx.insertInto('hung_candidates_items').values({ name: 'in flight', qty: 1 }).execute()
-          await sql.raw(sleep).execute(tx)
-        })
-        .then(
-          () => undefined,
-          (error: unknown) => ({ error, ms: performance.now() - started }),
-        )
-      await new Promise((resolve) => setTimeout(resolve, 100))
-      await primary.freeze()
-      try {
-        // Bounded, so that a write that never ends fails the test and still thaws the primary.
-        const ended = await Promise.race([
-          inFlight,
-          new Promise<{ error: unknown; ms: number }>((resolve) =>
-            setTimeout(() => resolve({ error: 'still pending after 10 s', ms: 10_000 }), 10_000),
-          ),
-        ])
-        expect((ended?.error as Error | undefined)?.name).toBe('WriteOutcomeUnknownError')
-        expect(ended?.ms).toBeLessThan(5_000)
-        console.info(`${family.dialect}: write in flight ended after ${Math.round(ended?.ms ?? 0)} ms`)
-      } finally {
-        await primary.thaw()
-      }
+          await halfSecond(family).execute(tx)
+        }),
+      )
+      expect((ended.error as Error | undefined)?.name).toBe('WriteOutcomeUnknownError')
+      expect(ended.ms).toBeLessThan(5_000)
+      console.info(`${family.dialect}: write in flight ended after ${Math.round(ended.ms)} ms`)
+      await primary.thaw()
       await until(() => db.replicas()[0]?.state === 'up', 'the replica up again', 10_000)
     } finally {
       await primary.thaw()
