@@ -1,5 +1,6 @@
 import type { OperationNode, RootOperationNode } from 'kysely'
 import type { StatementKind } from '../errors.js'
+import { KEYWORD_START } from './lexer.js'
 import { isReadStatement, type Lexing } from './read-text.js'
 
 /** What a query would do to the database, as far as its operation tree tells. */
@@ -42,9 +43,8 @@ const NESTED_WRITES: Partial<Record<OperationNode['kind'], StatementKind>> = {
   MergeQueryNode: 'merge',
 }
 
-// Words in text that is not lexed count after a digit too: both servers end a number where its digits end
-// (`1.0for update`).
-const MAY_WRITE = /(?<![A-Za-z_$\u0080-\uffff])(?:insert|update|delete|merge|share)\b/i
+// In text that is not lexed (KEYWORD_START).
+const MAY_WRITE = new RegExp(`${KEYWORD_START}(?:insert|update|delete|merge|share)\\b`, 'i')
 
 const LOCKS = new Set(['ForUpdate', 'ForNoKeyUpdate', 'ForShare', 'ForKeyShare'])
 
@@ -66,8 +66,10 @@ const LEAVES = new Set<string>([
   'SelectAllNode',
   'JSONPathLegNode',
 ])
-const RAW_LOCK =
-  /(?<![A-Za-z_$\u0080-\uffff])(?:for\s+(?:update|no\s+key\s+update|share|key\s+share)|lock\s+in\s+share\s+mode)\b/i
+const RAW_LOCK = new RegExp(
+  String.raw`${KEYWORD_START}(?:for\s+(?:update|no\s+key\s+update|share|key\s+share)|lock\s+in\s+share\s+mode)\b`,
+  'i',
+)
 
 /**
  * Classifies a query by its Kysely operation tree, before it is sent. A SELECT is a read unless it

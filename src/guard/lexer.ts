@@ -13,6 +13,13 @@ export interface LexVariant {
   readonly doubleQuotedString: boolean
 }
 
+/**
+ * Where a keyword may start in SQL text that is not lexed, as a regular expression's source: not right after a
+ * letter, `_`, `$` or a non-ASCII character (it would be inside a name), but after a digit too, since both
+ * servers end a number where its digits end (`1.0into`, `1.0for update`).
+ */
+export const KEYWORD_START = '(?<![A-Za-z_$\\u0080-\\uffff])'
+
 /** The variants each server family may be configured with. */
 export const VARIANTS: Record<Lexing, readonly LexVariant[]> = {
   postgres: [

@@ -1,14 +1,18 @@
-import type { Lexing } from './lexer.js'
+import { KEYWORD_START, type Lexing } from './lexer.js'
 import { KEYWORDS_BEFORE_PAREN, PURE } from './side-effects.js'
 
 // What could make a text more than a plain SELECT: a statement separator, a literal or comment (where
-// lexers can disagree), an escape, a dollar quote, a write, lock or INTO word, an assignment. The text is
-// not lexed: a word counts after a digit too, since both servers end a number where its digits end
-// (`1.0into`); a name that merely holds a digit before such a word (`c1into`) only costs the lexed check.
+// lexers can disagree), an escape, a dollar quote, a write, lock or INTO word, an assignment. A name that
+// merely holds a digit before such a word (`c1into`) only costs the lexed check.
 const LOUD: Record<Lexing, RegExp> = {
-  postgres: /[;'\\]|--|\/\*|\$[^0-9]|(?<![A-Za-z_$\u0080-\uffff])(?:insert|update|delete|merge|into|share|lock)\b/i,
-  mysql:
-    /[;'"\\#]|--|\/\*|:=|(?<![A-Za-z_$\u0080-\uffff])(?:insert|update|delete|merge|replace|into|share|lock|next|previous|handler)\b/i,
+  postgres: new RegExp(
+    String.raw`[;'\\]|--|\/\*|\$[^0-9]|${KEYWORD_START}(?:insert|update|delete|merge|into|share|lock)\b`,
+    'i',
+  ),
+  mysql: new RegExp(
+    String.raw`[;'"\\#]|--|\/\*|:=|${KEYWORD_START}(?:insert|update|delete|merge|replace|into|share|lock|next|previous|handler)\b`,
+    'i',
+  ),
 }
 const START = /^\s*(?:select|with|\()/i
 // A call, and the `.` of a qualified one: `app.md5(` is a function of the app, whatever its name. A whole
