@@ -20,6 +20,7 @@ import type { NodeConfig } from './dialects/node-config.js'
 import { describePool, poolDialect, poolFamily } from './dialects/pools.js'
 import { postgres } from './dialects/postgres.js'
 import { BackendDriver, type BackendDriverOptions } from './driver/backend-driver.js'
+import { LaneExecutor } from './driver/lane-executor.js'
 import type { Node } from './driver/node.js'
 import { InvalidSessionTokenError } from './errors.js'
 import { type BackendStats, type ReplicaStatus, Telemetry } from './events.js'
@@ -172,6 +173,8 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     })())
 
   const group = config.detectTransactionEscapes === false ? undefined : newGroup()
+  // Read backends offer their reads to the replicas' lanes, where pg can pipeline (PgReadLane).
+  const lanes = replicas.some((replica) => replica.node.laneSlot !== undefined)
   const guard = new ReadGuard(support.isReadOnlyRefusal, config.dialect)
   const isConnectionError = support.isConnectionError
   const plugins = config.plugins ?? []
@@ -192,7 +195,7 @@ export function createBackends<DB>(config: BackendsConfig): Backends<DB> {
     group,
   }
   const backend = (driverOptions: Omit<BackendDriverOptions, 'isConnectionError' | 'telemetry' | 'destroyAll'>) =>
-    kyselyOn(new BackendDriver({ ...driverOptions, isConnectionError, telemetry, destroyAll, observer }), shared)
+    kyselyOn(new BackendDriver({ ...driverOptions, isConnectionError, telemetry, destroyAll, observer, lanes }), shared)
   // A primary reports positions where its next record goes; a replica, where its last replayed one ends.
   const targetOf = (text: string | null | undefined) => {
     const position = parsePosition(text)
@@ -316,11 +319,10 @@ interface SharedParts {
 
 function kyselyOn(driver: BackendDriver, shared: SharedParts): Kysely<unknown> {
   const { dialect, plugins } = shared
-  const executor = new DefaultQueryExecutor(
-    driver.guard ? shared.readCompiler : shared.writeCompiler,
-    shared.adapter,
-    new ScopedConnectionProvider(driver, shared.group, driver.role === 'write'),
-    plugins,
-  )
+  const compiler = driver.guard ? shared.readCompiler : shared.writeCompiler
+  const provider = new ScopedConnectionProvider(driver, shared.group, driver.role === 'write')
+  const executor = driver.lanes
+    ? new LaneExecutor(compiler, shared.adapter, provider, plugins, driver)
+    : new DefaultQueryExecutor(compiler, shared.adapter, provider, plugins)
   return new Kysely({ config: { dialect, plugins }, driver, dialect, executor })
 }

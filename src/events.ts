@@ -84,6 +84,11 @@ export interface BackendStats {
    */
   readonly replayChecks: number
   readonly replayCheckMisses: number
+  /**
+   * Reads sent on a replica connection behind another read still in flight there (`pipelineReads`), where
+   * they would otherwise have waited for a connection of their own.
+   */
+  readonly pipelinedReads: number
 }
 
 /**
@@ -112,6 +117,7 @@ export class Telemetry {
   #waitMs = 0
   #replayChecks = 0
   #replayCheckMisses = 0
+  #pipelinedReads = 0
 
   constructor(private readonly listener: ((event: BackendEvent) => void) | undefined) {}
 
@@ -164,6 +170,10 @@ export class Telemetry {
     this.emit({ type: 'wait', replica, ms, reached })
   }
 
+  pipelined(): void {
+    this.#pipelinedReads++
+  }
+
   replayChecked(confirmed: boolean): void {
     this.#replayChecks++
     if (!confirmed) this.#replayCheckMisses++
@@ -181,6 +191,7 @@ export class Telemetry {
       waitMs: this.#waitMs,
       replayChecks: this.#replayChecks,
       replayCheckMisses: this.#replayCheckMisses,
+      pipelinedReads: this.#pipelinedReads,
     }
   }
 }

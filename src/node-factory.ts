@@ -1,6 +1,7 @@
 import { type Dialect, MysqlDialect, PostgresDialect } from 'kysely'
 import type { ResolvedOptions } from './config.js'
 import { type DialectSupport, isDialect, type NodeTarget } from './dialects/dialect.js'
+import type { LaneSlot } from './dialects/pg-read-lane.js'
 import { SocketRegistry } from './dialects/sockets.js'
 import { Node, type NodeDeadlines, type ReadOnlyEnforcement, type ReadOnlySession } from './driver/node.js'
 import { SESSION_END } from './guard/session-rules.js'
@@ -59,6 +60,8 @@ export class NodeFactory {
   ): Node {
     if (isDialect(config)) return new Node(this.#name(config, role), config, readOnly, this.#deadlines)
     const sockets = new SocketRegistry()
+    // Replica pools whose reads are one statement on a read-only session: where pg can, reads pipeline there.
+    const lane: LaneSlot | undefined = checkReplay && this.options.pipelineReads ? { lane: undefined } : undefined
     const dialect = this.support.createDialect(config, {
       readOnly: readOnly?.enforcement === 'connection',
       trackPositions: readOnly === undefined,
@@ -67,8 +70,9 @@ export class NodeFactory {
       deadlines: { connectTimeoutMs: this.options.connectTimeoutMs, keepAliveDelayMs: KEEPALIVE_DELAY_MS },
       poolSize,
       cursor: this.options.cursor,
+      lane,
     })
-    return new Node(this.#name(config, role), dialect, readOnly, this.#deadlines, sockets, undefined, checkReplay)
+    return new Node(this.#name(config, role), dialect, readOnly, this.#deadlines, sockets, undefined, checkReplay, lane)
   }
 
   /** Host, port and database; undefined for a ready-made dialect, which does not say. */

@@ -16,7 +16,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import type { Kysely } from 'kysely'
+import { type Kysely, Kysely as KyselyClass, PostgresDialect, type PostgresPool } from 'kysely'
+import pg from 'pg'
 import type { PostgresPair } from '../../test/harness/replication.js'
 import { type BenchDB, countRoundTrips, countStatements, type Family } from './db.js'
 import { createBackends } from './kysely-rw.js'
@@ -85,7 +86,15 @@ interface LoadClient {
 }
 
 interface ClientSpec {
-  readonly name: 'plain' | 'spread' | 'replication' | 'rw' | 'rwNoSessions' | 'rwBase'
+  readonly name:
+    | 'plain'
+    | 'plainPipelined'
+    | 'spread'
+    | 'replication'
+    | 'rw'
+    | 'rwNoSessions'
+    | 'rwNoPipeline'
+    | 'rwBase'
   readonly label: string
   create(family: Family, replicaUrls: string[]): Promise<LoadClient>
 }
@@ -99,6 +108,17 @@ const ALL_CLIENTS: ClientSpec[] = [
     label: 'plain Kysely 0.29, everything on the primary',
     async create(family) {
       const db = family.plain(family.primaryUrl)
+      const handle = on(db)
+      return { worker: () => handle, destroy: () => db.destroy() }
+    },
+  },
+  {
+    // What pipelining alone is worth: plain Kysely on the primary over pg clients in pipeline mode, each query
+    // sent on the next of 10 clients whatever is in flight there. No library does this for plain Kysely.
+    name: 'plainPipelined',
+    label: 'plain Kysely 0.29, everything on the primary, over 10 pg clients in pipeline mode (no library; context)',
+    async create(family) {
+      const db = pipelinedKysely(family.primaryUrl)
       const handle = on(db)
       return { worker: () => handle, destroy: () => db.destroy() }
     },
@@ -146,7 +166,34 @@ const ALL_CLIENTS: ClientSpec[] = [
     label: 'kysely-rw defaults, 2 replicas, no sessions: `db.read` / `db.write` for every worker (context)',
     create: (family, replicaUrls) => createRw(family, replicaUrls, false),
   },
+  {
+    // Every read on a connection of its own: what pipelined reads (docs/pipelined-reads.md) are worth.
+    name: 'rwNoPipeline',
+    label: 'kysely-rw, 2 replicas, sessions for half the workers, `pipelineReads: false` (context)',
+    create: (family, replicaUrls) => createRw(family, replicaUrls, true, createBackends, { pipelineReads: false }),
+  },
 ]
+
+/** Plain Kysely over `n` pg clients in pipeline mode, handed out in turn (for the 'plainPipelined' row). */
+function pipelinedKysely(url: string, n = 10): Kysely<BenchDB> {
+  type Client = pg.Client & { release(): void }
+  const clients: Promise<Client>[] = []
+  let turn = 0
+  const pool = {
+    connect(): Promise<Client> {
+      if (clients.length < n) {
+        const client = new pg.Client({ connectionString: url, pipeline: true } as pg.ClientConfig) as Client
+        client.release = () => {}
+        clients.push(client.connect().then(() => client))
+      }
+      return clients[turn++ % clients.length] as Promise<Client>
+    },
+    async end() {
+      await Promise.all(clients.map(async (client) => (await client).end()))
+    },
+  }
+  return new KyselyClass<BenchDB>({ dialect: new PostgresDialect({ pool: pool as unknown as PostgresPool }) })
+}
 
 /**
  * For comparing two builds round by round in one process (a change's effect is smaller than the drift between
@@ -174,8 +221,9 @@ async function createRw(
   replicaUrls: string[],
   sessions: boolean,
   create: typeof createBackends = createBackends,
+  options: { pipelineReads?: boolean } = {},
 ): Promise<LoadClient> {
-  const db = create<BenchDB>({ dialect: family.dialect, primary: family.primaryUrl, replicas: replicaUrls })
+  const db = create<BenchDB>({ dialect: family.dialect, primary: family.primaryUrl, replicas: replicaUrls, ...options })
   await until('both replicas up', 10_000, () => db.replicas().every((r) => r.state === 'up'))
   const plain: Handle = { read: () => pk.run(asKysely(db.read)), write: () => insert.run(asKysely(db.write)) }
   return {

@@ -1,5 +1,6 @@
 import { CompiledQuery, type DatabaseConnection, type Dialect, type PostgresCursorConstructor } from 'kysely'
 import type { WalLayout } from '../consistency/wal-layout.js'
+import type { LaneSlot } from './pg-read-lane.js'
 import type { SocketRegistry } from './sockets.js'
 
 /** Which database family the backends speak. `'mysql'` covers MySQL 8 and MariaDB (mysql2). */
@@ -26,6 +27,8 @@ export interface DialectOptions {
   readonly deadlines: PoolDeadlines
   /** A pool of this many connections at most (a node's monitor needs one); the user's size otherwise. */
   readonly poolSize?: number
+  /** A replica's pool: where it can, the pool sets up a lane that pipelines reads while it is exhausted. */
+  readonly lane?: LaneSlot
 }
 
 /** What a pool kysely-rw creates is told, so that no connection waits forever on a server that hangs. */

@@ -10,6 +10,7 @@ import { checkedReadClass, type PgQueryClass } from './pg-checked-read.js'
 import { cursorFor } from './pg-cursor.js'
 import { canPipeline, pipelined, type QueryFn, submitted } from './pg-pipeline.js'
 import { positionQueryClass } from './pg-position-query.js'
+import { type LanePool, PgReadLane } from './pg-read-lane.js'
 
 // A startup parameter: every transaction of the session is read-only, at no extra round trip.
 const READ_ONLY_OPTION = '-c default_transaction_read_only=on'
@@ -170,6 +171,13 @@ const RESTORE_READ_ONLY = 'set default_transaction_read_only = on'
 
 type ClientClass = new (config: Record<string, unknown>) => object
 
+// pg sets `pipeline` on each Client it constructs from 8.23 on; constructing one opens no connection.
+let pipelining: boolean | undefined
+function pipelines(Client: ClientClass): boolean {
+  pipelining ??= typeof (new Client({}) as { pipeline?: unknown }).pipeline === 'boolean'
+  return pipelining
+}
+
 /** Clients whose connection attempt ends after `ms` (pg's own timer, which also ends a hung TLS or startup). */
 function connectingWithin(Client: ClientClass, ms: number): ClientClass {
   return class extends Client {
@@ -248,7 +256,7 @@ const REPLICATION: ReplicationStatements = {
 }
 
 export const postgres: DialectSupport = {
-  createDialect(config, { readOnly, trackPositions, checkReplay, sockets, deadlines, poolSize, cursor }) {
+  createDialect(config, { readOnly, trackPositions, checkReplay, sockets, deadlines, poolSize, cursor, lane }) {
     const given: Record<string, unknown> = typeof config === 'string' ? { connectionString: config } : config
     const poolConfig: Record<string, unknown> = {
       // No process kept alive by idle connections: the user's values win.
@@ -294,6 +302,12 @@ export const postgres: DialectSupport = {
           if (readOnly) keepReadOnly(client)
         })
         pool.on('remove', (client) => sockets.delete(client))
+        // pg 8.23+ can pipeline; half the pool at most, so that the rest serves everything else. pg's
+        // query_timeout ends a pipelined connection, and every read in flight on it, when one read is slow.
+        const width = Math.floor((pool.options.max ?? 10) / 2)
+        if (lane && width > 0 && poolConfig.query_timeout === undefined && pipelines(pg.default.Client)) {
+          lane.lane = new PgReadLane(pool as unknown as LanePool, width)
+        }
         return pool
       },
     })

@@ -9,6 +9,7 @@ import {
 import { capturePositions, type PositionSink } from '../consistency/capture.js'
 import type { SchemaFloor } from '../consistency/schema-floor.js'
 import { type ReplicationStatements, readPosition } from '../dialects/dialect.js'
+import type { LaneResult, LaneVerifier, PgReadLane } from '../dialects/pg-read-lane.js'
 import { PrimaryUnavailableError, readLostError, redactDriverError, WriteOutcomeUnknownError } from '../errors.js'
 import type { Telemetry } from '../events.js'
 import { classify, isSchemaChange } from '../guard/classify.js'
@@ -26,6 +27,15 @@ import { type Route, type Router, type RouteTrace, Unconfirmed } from './router.
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
 const NO_NODES: ReadonlySet<Node> = new Set()
+const OBSERVED = Symbol('observed')
+
+/** A lane read's result, as Kysely's PostgresConnection hands a query's back. */
+function laneResult<R>(result: LaneResult): QueryResult<R> {
+  const { command, rowCount, rows } = result
+  if (command === 'ROLLBACK' || command === 'COMMIT') return { rows: [{ command }] as R[] }
+  const counted = command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE'
+  return { numAffectedRows: counted ? BigInt(rowCount ?? 0) : undefined, rows: (rows ?? []) as R[] }
+}
 
 /** A node handed in ready-made whose connections are made read-only by a statement, once each. */
 const needsSessionSql = (node: Node) => node.readOnly?.enforcement === 'connection' && !!node.readOnly.sessionSql
@@ -64,6 +74,8 @@ export interface BackendDriverOptions {
   readonly destroyAll?: () => Promise<void>
   /** The query log and tracing; connections are observed only while it is active. */
   readonly observer?: { readonly observer: QueryObserver; readonly system: 'postgresql' | 'mysql' }
+  /** On read backends: some replica's pool may pipeline reads (PgReadLane). */
+  readonly lanes?: boolean
 }
 
 /**
@@ -86,8 +98,13 @@ export class BackendDriver implements Driver {
   readonly #fallbackBudget: BackendDriverOptions['fallbackBudget']
   readonly #observer: BackendDriverOptions['observer']
   readonly #destroyAll: (() => Promise<void>) | undefined
+  /** Some replica's pool may pipeline reads: the backend's executor offers each read to readOnLane. */
+  readonly lanes: boolean
+  /** The route readOnLane chose for a read it did not send, for the acquireConnection that follows it. */
+  #chosen: Route | Promise<Route> | undefined
 
   constructor(options: BackendDriverOptions) {
+    this.lanes = options.lanes === true && options.guard !== undefined
     this.#isConnectionError = options.isConnectionError
     this.#fallbackBudget = options.fallbackBudget
     this.#observer = options.observer
@@ -107,11 +124,9 @@ export class BackendDriver implements Driver {
   }
 
   acquireConnection(): Promise<DatabaseConnection> {
-    // An observed query's routing is traced from the start (fallback reason, wait).
-    if (this.#observer?.observer.active === true) return this.#acquire(new Set())
-    // Most acquisitions: a node chosen at once, no fallback turn to take, no session statement to run,
-    // nothing observed. They take the driver's connection with no await of kysely-rw's own.
-    const chosen = this.router.choose(NO_NODES)
+    const chosen = this.#chosen ?? this.#choose()
+    this.#chosen = undefined
+    if (chosen === OBSERVED) return this.#acquire(new Set())
     if (chosen instanceof Unconfirmed) return this.#acquireUnconfirmed(chosen, new Set())
     if (!(chosen instanceof Promise) && !this.#fallbackBudget?.isFallback(chosen)) {
       return chosen.acquireAs<BackendConnection>(
@@ -124,6 +139,64 @@ export class BackendDriver implements Driver {
       )
     }
     return this.#acquire(new Set(), chosen)
+  }
+
+  #choose(): Route | Promise<Route> | typeof OBSERVED {
+    // An observed query's routing is traced from the start (fallback reason, wait).
+    if (this.#observer?.observer.active === true) return OBSERVED
+    // Most acquisitions: a node chosen at once, no fallback turn to take, no session statement to run,
+    // nothing observed. They take the driver's connection with no await of kysely-rw's own.
+    return this.router.choose(NO_NODES)
+  }
+
+  /**
+   * Sends a read on the lane of the replica routing chooses (PgReadLane), when the read is one statement
+   * that leaves nothing in the session and that replica's pool has no connection to give. Undefined
+   * otherwise, and while reads are observed: the read then takes a connection, as every read does.
+   */
+  readOnLane<R>(query: CompiledQuery): Promise<QueryResult<R>> | undefined {
+    if (this.#observer?.observer.active === true) return undefined
+    // Throws the guard's refusal, as a connection's executeQuery would reject with it.
+    const guarded = (this.guard as ReadGuard).check(query)
+    if (guarded.leavesState) return undefined
+    // Choosing has effects (a replica's turn, a fallback counted, a wait started): a read that does not take
+    // the lane takes a connection on the route chosen here, in the acquireConnection that follows at once.
+    const chosen = this.router.choose(NO_NODES)
+    const lane = chosen instanceof Promise || chosen instanceof Unconfirmed ? undefined : chosen.lane
+    const sent = lane && this.#sendOnLane(lane, chosen as Node, guarded)
+    if (!sent) {
+      this.#chosen = chosen
+      return undefined
+    }
+    const node = chosen as Node
+    this.routed(node)
+    this.telemetry?.read(node)
+    if ((lane as PgReadLane).behind) this.telemetry?.pipelined()
+    return sent.then(laneResult<R>, (error: unknown) => {
+      if (this.router.failed(node, error)) return this.readElsewhere<R>(guarded, node, undefined)
+      throw this.readFailure(node, error, 'read')
+    })
+  }
+
+  #sendOnLane(lane: PgReadLane, node: Node, guarded: GuardedQuery): Promise<LaneResult> | undefined {
+    if (this.#fallbackBudget?.isFallback(node)) return undefined
+    if (!lane.verifier) lane.verifier = this.#laneVerifier(node)
+    const wire = oneStatementQuery(guarded.query, node.driver)
+    return lane.send(wire.sql, wire.parameters)
+  }
+
+  /** The checks a new read connection passes (verify), for a connection the lane takes from the pool. */
+  #laneVerifier(node: Node): LaneVerifier {
+    const guard = this.guard as ReadGuard
+    return (run) =>
+      verifySession(
+        (query) => {
+          const wire = oneStatementQuery(query, node.driver)
+          return run(wire.sql, wire.parameters).then((result) => laneResult(result))
+        },
+        guard.lexing,
+        { readOnly: node.readOnly?.enforcement === 'connection', replica: node.readOnly?.replica === true },
+      )
   }
 
   /**

@@ -1,4 +1,5 @@
 import { type DatabaseConnection, type Dialect, type Driver, MysqlDialect, PostgresDialect } from 'kysely'
+import type { LaneSlot, PgReadLane } from '../dialects/pg-read-lane.js'
 import type { SocketRegistry } from '../dialects/sockets.js'
 import { BackendsDestroyedError } from '../errors.js'
 import { type PendingAcquire, PendingAcquisitions } from './pending-acquisitions.js'
@@ -101,6 +102,8 @@ export class Node {
     owner?: Node,
     /** A replica whose reads can check its replay position in their own round trip (ReplayCheck). */
     readonly checksReplay = false,
+    /** A replica pool's lane for pipelined reads, set once the pool exists (pg 8.23+). */
+    readonly laneSlot?: LaneSlot,
   ) {
     this.#owner = owner
     this.#driver = owner ? owner.driver : dialect.createDriver()
@@ -110,6 +113,11 @@ export class Node {
 
   get driver(): Driver {
     return this.#driver
+  }
+
+  /** The lane that pipelines reads while the pool is exhausted; undefined until the pool exists, or where none. */
+  get lane(): PgReadLane | undefined {
+    return this.#destroyed ? undefined : this.laneSlot?.lane
   }
 
   /** True when queries on this node can be abandoned by cutting sockets (a pool kysely-rw created). */
@@ -308,6 +316,7 @@ export class Node {
     if (this.#owner) return this.#owner.destroy()
     if (this.#destroyed) return this.#destroyed
     this.#failPending(new BackendsDestroyedError(this.name))
+    this.laneSlot?.lane?.close()
     if (!this.#init) {
       this.#destroyed = Promise.resolve()
       return this.#destroyed

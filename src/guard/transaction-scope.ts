@@ -96,9 +96,15 @@ export class ScopedConnectionProvider {
     private readonly opensScopes: boolean,
   ) {}
 
-  async provideConnection<T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
+  /** Throws when called from inside a write transaction's callback of this group: the query escaped it. */
+  refuseEscape(): void {
     const { group } = this
     if (group && open > 0 && insideTransactionOf(group)) throw new TransactionEscapeError()
+  }
+
+  async provideConnection<T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
+    this.refuseEscape()
+    const { group } = this
     const connection = await this.driver.acquireConnection()
     try {
       if (!group || !this.opensScopes) return await consumer(connection)
