@@ -2,6 +2,8 @@
 // concurrent reads, each still gets its own answer or its own error, a slow read holds up only the reads sent
 // right behind it, sessions still read their writes, a replica that hangs under pipelined reads is left for
 // the other, and `pipelineReads: false` sends none.
+
+import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type BackendEvent, type Backends, createBackends, readSql } from '../src/index.js'
 import { type Family, postgresFamily, type TestDB } from './support/databases.js'
@@ -205,6 +207,39 @@ describe('PostgreSQL pipelined reads', () => {
     expect(db.stats().pipelinedReads).toBeGreaterThan(0)
     // The freeze hit: replica 1 was cut and taken out of rotation.
     expect(down).toContain(db.replicas()[0]?.name)
+  })
+
+  it('leaves every connection read-only after pipelined reads of a view that turns read-only off', async () => {
+    const db = backends()
+    await upIn(db)
+    // A view the guard cannot see into: its read looks like any other, so it takes the lane.
+    await sql`create or replace view lane_ro_off as select set_config('default_transaction_read_only', 'off', false) as x`.execute(
+      db.write,
+    )
+    await family.control.waitForReplicaCatchUp()
+    const outcomes = await settled(600, (i) =>
+      i % 50 === 0
+        ? db.read
+            .selectFrom('lane_ro_off' as 'items')
+            .selectAll()
+            .execute()
+        : db.read
+            .selectFrom('items')
+            .select('qty')
+            .where('qty', '=', i % ROWS)
+            .execute(),
+    )
+    expect(outcomes.filter((outcome) => outcome.status === 'rejected')).toEqual([])
+    expect(db.stats().pipelinedReads).toBeGreaterThan(0)
+    // Each session's default was put back before its connection served another read of its own.
+    const settings = await settled(600, () =>
+      readSql<{ ro: string }>`select current_setting('default_transaction_read_only') as ro`.execute(db.read),
+    )
+    const values = settings.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value.rows[0]?.ro : 'failed'))
+    const first = values.findIndex((value) => value !== 'on')
+    // Reads sent behind the view's read on its connection, before its answer came, may see 'off' (on a
+    // replica, which refuses every write regardless); none sent after the burst does.
+    expect({ first, value: values[first] }).toEqual({ first: -1, value: undefined })
   })
 
   it('sends no read behind another with pipelineReads: false', async () => {

@@ -15,9 +15,13 @@ interface PipeliningClient {
 
 /** True when `client` can send two queries in one round trip now: it pipelines, and nothing is in flight. */
 export function canPipeline(client: unknown): boolean {
+  return (client as PipeliningClient).pipeline === false && isIdle(client)
+}
+
+/** True when nothing sent or queued on `client` (a node-postgres Client) is unanswered. */
+export function isIdle(client: unknown): boolean {
   const c = client as PipeliningClient
   return (
-    c.pipeline === false &&
     c.readyForQuery === true &&
     Array.isArray(c._sentQueryQueue) &&
     c._sentQueryQueue.length === 0 &&

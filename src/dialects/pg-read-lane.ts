@@ -1,3 +1,5 @@
+import { canPipeline, isIdle } from './pg-pipeline.js'
+
 /**
  * What the lane needs of node-postgres's Pool: its counts, its size and a way to take a client.
  * A client taken with `connect()` is the pool's until `release()`, as for any other user.
@@ -18,6 +20,9 @@ export interface LaneClient {
   _ending?: unknown
   _queryQueue?: unknown[]
   _sentQueryQueue?: unknown[]
+  on(event: 'end', listener: () => void): unknown
+  once(event: 'drain', listener: () => void): unknown
+  off(event: 'end', listener: () => void): unknown
   query(text: unknown, values?: unknown): Promise<LaneResult>
   release(error?: Error | boolean): void
 }
@@ -42,6 +47,8 @@ const DEPTH = 16
 // A lane client with reads in flight and no answer for this long takes no more: a slow read (a report, a
 // lock wait, a server that hangs) holds up only the reads sent behind it before then.
 const STALL_MS = 25
+// After a connection failed its checks, the lane takes another only this much later.
+const REGROW_MS = 1_000
 // Reads one lane client takes before it goes back to the pool, so that the pool's other users (read
 // transactions, streams, reads that check a replica's replay position) get their turn at it.
 const TURNS = 512
@@ -56,21 +63,27 @@ interface Held {
   retiring: boolean
   /** The client failed: the pool drops it on release. */
   failed: Error | undefined
+  /** Hears the client's connection end while the lane holds it. */
+  readonly ended: () => void
+  /** Waits for pg to answer a statement queued behind the lane's reads before it goes back to the pool. */
+  draining?: boolean
 }
 
 /**
- * Reads pipelined on a replica's pooled connections while its pool is exhausted.
+ * Reads pipelined on some of a replica's pooled connections.
  *
- * A pool hands a connection to one query at a time: with every connection busy, the next read waits for one,
- * and each read costs a round trip of its own, with its own socket reads and pool hand-over. Where the pool
- * has no connection to give, the lane instead sends the read at once on a connection it holds in pg's
- * pipeline mode, behind the reads already in flight there: each read still goes with its own Sync, so it runs
- * in its own implicit transaction, its failure touches no other, and answers to several reads arrive in one
- * socket read. Only single reads that leave nothing behind in the session take the lane (BackendDriver), and
- * only on replicas, whose server refuses every write whatever a session's settings say.
+ * A pool hands a connection to one query at a time, so under load each read costs a round trip of its own,
+ * with its own socket write, its own wake-up when its answer comes and its own pool hand-over. The lane holds
+ * a few of the pool's connections in pg's pipeline mode and sends each read on the one with the fewest reads
+ * in flight; once every one it holds is busy (and it holds `width`), the read goes behind those in flight:
+ * each still goes with its own Sync, so it runs in its own implicit transaction and its failure touches no
+ * other, and answers to several reads arrive in one socket read. Only single reads that leave nothing behind
+ * in the session take the lane (BackendDriver), and only on replicas, whose server refuses every write
+ * whatever a session's settings say.
  *
- * The lane holds at most `width` of the pool's connections, each while reads are in flight on it and for at
- * most TURNS reads; the rest of the pool serves everything else as before.
+ * A connection with DEPTH reads in flight, or none answered for STALL_MS, takes no more. A connection goes
+ * back to the pool when nothing is in flight on it and another user waits for one (or the lane holds another
+ * idle one), after TURNS reads, or once it failed: the rest of the pool serves everything else as before.
  */
 export class PgReadLane {
   readonly #pool: LanePool
@@ -78,6 +91,8 @@ export class PgReadLane {
   readonly #held: Held[] = []
   #joining = 0
   #closed = false
+  /** After a connection failed its checks, no other is taken before this time (performance.now()). */
+  #growAfter = 0
   #verifier: LaneVerifier | undefined
   readonly #verified = new WeakSet<LaneClient>()
 
@@ -98,16 +113,10 @@ export class PgReadLane {
   /** True when the last read `send` took went behind another in flight on its connection. */
   behind = false
 
-  /** Reads sent on the lane's clients and not answered yet. */
-  get inFlight(): number {
-    let n = 0
-    for (const held of this.#held) n += held.inFlight
-    return n
-  }
-
   /**
-   * Sends a read now on a lane client, or returns undefined where the pool has a connection to give (or
-   * can open one), or the lane has no client ready: the read then takes a pooled connection as before.
+   * Sends a read now on the lane connection with the fewest reads in flight, taking one more from the pool
+   * when every one it holds is busy. Undefined when it holds none that can take the read yet (none taken
+   * so far, all stalled, full or failed): the read then takes a pooled connection of its own.
    */
   send(text: unknown, values: readonly unknown[]): Promise<LaneResult> | undefined {
     if (this.#closed) return undefined
@@ -156,6 +165,7 @@ export class PgReadLane {
   /** Takes one more of the pool's connections for the lane, when it holds fewer than its width. */
   #grow(): void {
     if (this.#closed || this.#held.length + this.#joining >= this.#width) return
+    if (this.#growAfter !== 0 && performance.now() < this.#growAfter) return
     this.#joining++
     this.#pool.connect().then(
       async (client) => {
@@ -168,7 +178,9 @@ export class PgReadLane {
           }
         } catch {
           this.#joining--
-          // A connection that fails its checks serves no read from the lane; the pool's path reports why.
+          // A connection that fails its checks serves no read from the lane; the pool's path reports why. The
+          // next is taken a while later, not on every read.
+          this.#growAfter = performance.now() + REGROW_MS
           client.release(true)
           return
         }
@@ -178,7 +190,22 @@ export class PgReadLane {
           return
         }
         client.pipeline = true
-        this.#held.push({ client, inFlight: 0, progressAt: 0, turns: 0, retiring: false, failed: undefined })
+        const held: Held = {
+          client,
+          inFlight: 0,
+          progressAt: 0,
+          turns: 0,
+          retiring: false,
+          failed: undefined,
+          ended: () => {
+            held.failed ??= new Error('The connection ended')
+            this.#settle(held)
+          },
+        }
+        // A connection cut (its node declared down) or ended goes back to the pool to be dropped, also when
+        // no read is sent to the lane again.
+        client.on('end', held.ended)
+        this.#held.push(held)
       },
       () => {
         this.#joining--
@@ -201,9 +228,20 @@ export class PgReadLane {
     if (keep) return
     const at = this.#held.indexOf(held)
     if (at < 0) return
+    const { client } = held
+    // A statement pg queued on the connection behind the lane's reads (keeping its session read-only) must
+    // be answered before the connection leaves pipeline mode.
+    if (!held.failed && !isIdle(client)) {
+      if (!held.draining) {
+        held.draining = true
+        client.once('drain', () => this.#settle(held))
+      }
+      return
+    }
     this.#held.splice(at, 1)
-    held.client.pipeline = false
-    held.client.release(held.failed ?? undefined)
+    client.off('end', held.ended)
+    client.pipeline = false
+    client.release(held.failed ?? undefined)
   }
 
   /** Takes no more reads; clients go back to the pool as their reads are answered. */
@@ -211,15 +249,6 @@ export class PgReadLane {
     this.#closed = true
     for (const held of [...this.#held]) this.#settle(held)
   }
-}
-
-function canPipeline(client: LaneClient): boolean {
-  return (
-    client.pipeline === false &&
-    client.readyForQuery === true &&
-    client._queryQueue?.length === 0 &&
-    client._sentQueryQueue?.length === 0
-  )
 }
 
 function isLost(client: LaneClient): boolean {
