@@ -14,7 +14,7 @@ export interface ReplayCheck {
 // A read whose driver saw no check reports no position: it is run again elsewhere, never trusted.
 const checks = new CallSlot<ReplayCheck>()
 
-export function checkingReplay<T>(check: ReplayCheck, run: () => T): T {
+export function checkingReplay<T>(check: ReplayCheck, run: () => Promise<T>): Promise<T> {
   return checks.during(check, run)
 }
 
