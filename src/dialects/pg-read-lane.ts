@@ -8,7 +8,7 @@ export interface LanePool {
   readonly totalCount: number
   readonly idleCount: number
   readonly waitingCount: number
-  readonly options: { readonly max?: number }
+  readonly options: { readonly max?: number; readonly allowExitOnIdle?: boolean }
   connect(): Promise<LaneClient>
 }
 
@@ -20,6 +20,8 @@ export interface LaneClient {
   _ending?: unknown
   _queryQueue?: unknown[]
   _sentQueryQueue?: unknown[]
+  ref(): void
+  unref(): void
   on(event: 'end', listener: () => void): unknown
   once(event: 'drain', listener: () => void): unknown
   off(event: 'end', listener: () => void): unknown
@@ -67,6 +69,8 @@ interface Held {
   readonly ended: () => void
   /** Waits for pg to answer a statement queued behind the lane's reads before it goes back to the pool. */
   draining?: boolean
+  /** Idle, and unreferenced so that it keeps no process alive. */
+  unref?: boolean
 }
 
 /**
@@ -143,7 +147,13 @@ export class PgReadLane {
   #sendOn(held: Held, now: number, text: unknown, values: readonly unknown[]): Promise<LaneResult> {
     const { client } = held
     this.behind = held.inFlight > 0
-    if (held.inFlight++ === 0) held.progressAt = now
+    if (held.inFlight++ === 0) {
+      held.progressAt = now
+      if (held.unref) {
+        held.unref = false
+        client.ref()
+      }
+    }
     if (++held.turns >= TURNS) held.retiring = true
     return client.query(text, values).then(
       (result) => {
@@ -206,11 +216,21 @@ export class PgReadLane {
         // no read is sent to the lane again.
         client.on('end', held.ended)
         this.#held.push(held)
+        // No read on it yet: it keeps no process alive until one is sent.
+        this.#idle(held)
       },
       () => {
         this.#joining--
       },
     )
+  }
+
+  /** An idle connection the lane keeps does not keep the process alive, as the pool's idle ones do not. */
+  #idle(held: Held): void {
+    if (this.#pool.options.allowExitOnIdle === true && !held.unref) {
+      held.unref = true
+      held.client.unref()
+    }
   }
 
   /**
@@ -225,7 +245,10 @@ export class PgReadLane {
       !this.#closed &&
       this.#pool.waitingCount === 0 &&
       !this.#held.some((other) => other !== held && other.inFlight === 0)
-    if (keep) return
+    if (keep) {
+      this.#idle(held)
+      return
+    }
     const at = this.#held.indexOf(held)
     if (at < 0) return
     const { client } = held

@@ -9,6 +9,15 @@ import { createBackends, readSql } from '../../src/index.js'
 const [mode, dialect, primary, replica] = process.argv.slice(2) as [string, 'postgres' | 'mysql', string, string]
 const db = createBackends<Record<string, never>>({ dialect, primary, replicas: [replica] })
 await readSql`select 1 as one`.execute(db.read)
+// Reads by 50 workers at once, so that PostgreSQL replica reads pipeline and the lane holds connections: those
+// must end with destroy() and keep no idle process alive either.
+let reads = 0
+await Promise.all(
+  Array.from({ length: 50 }, async () => {
+    while (reads++ < 1_000) await readSql`select 1 as one`.execute(db.read)
+  }),
+)
+if (dialect === 'postgres' && db.stats().pipelinedReads === 0) throw new Error('no read was pipelined')
 await readSql`select 1 as one`.execute(db.write)
 await db.write.transaction().execute((tx) => readSql`select 1 as one`.execute(tx))
 if (mode === 'destroy') await db.destroy()
