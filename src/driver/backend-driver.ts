@@ -27,6 +27,9 @@ import { type Route, type Router, type RouteTrace, Unconfirmed } from './router.
 type ExecuteOptions = Parameters<DatabaseConnection['executeQuery']>[1]
 
 const NO_NODES: ReadonlySet<Node> = new Set()
+
+/** How verifySession sends its statements. */
+type SessionSend = Parameters<typeof verifySession>[0]
 const OBSERVED = Symbol('observed')
 
 /** A lane read's result, as Kysely's PostgresConnection hands a query's back. */
@@ -189,16 +192,17 @@ export class BackendDriver implements Driver {
 
   /** The checks a new read connection passes (verify), for a connection the lane takes from the pool. */
   #laneVerifier(node: Node): LaneVerifier {
-    const guard = this.guard as ReadGuard
     return (run) =>
-      verifySession(
-        (query) => {
-          const wire = oneStatementQuery(query, node.driver)
-          return run(wire.sql, wire.parameters).then((result) => laneResult(result))
-        },
-        guard.lexing,
-        { readOnly: node.readOnly?.enforcement === 'connection', replica: node.readOnly?.replica === true },
-      )
+      this.#checkSession(node, <R>(query: CompiledQuery) => run(query.sql, query.parameters).then(laneResult<R>))
+  }
+
+  /** The checks of verify, on `node`, sending each statement (one per query at the protocol level) with `send`. */
+  #checkSession(node: Node, send: SessionSend): Promise<void> {
+    const { readOnly } = node
+    return verifySession((query) => send(oneStatementQuery(query, node.driver)), (this.guard as ReadGuard).lexing, {
+      readOnly: readOnly?.enforcement === 'connection',
+      replica: readOnly?.replica === true,
+    })
   }
 
   /**
@@ -361,10 +365,7 @@ export class BackendDriver implements Driver {
     const { node } = conn
     const { readOnly } = node
     if (!readOnly || !this.guard || BackendDriver.#verified.has(inner)) return
-    await verifySession((query) => inner.executeQuery(oneStatementQuery(query, node.driver)), this.guard.lexing, {
-      readOnly: readOnly.enforcement === 'connection',
-      replica: readOnly.replica === true,
-    })
+    await this.#checkSession(node, (query) => inner.executeQuery(query))
     BackendDriver.#verified.add(inner)
   }
 
